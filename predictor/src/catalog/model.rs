@@ -1,0 +1,236 @@
+//! Transformer model descriptions: the facts of a Hugging Face `config.json` that timing depends on.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::CatalogError;
+
+/// Normalisation layer type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Norm {
+    /// RMSNorm (Llama, Mistral, Qwen).
+    RmsNorm,
+    /// LayerNorm with bias (GPT-2, Phi).
+    LayerNorm,
+}
+
+/// A dense decoder-only transformer, as described by its Hugging Face `config.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Catalog name, e.g. `meta-llama/Llama-2-7b-hf` (the Hugging Face repository id), or the path
+    /// of the `config.json` it was read from.
+    pub name: String,
+    /// The `architectures[0]` entry of `config.json`.
+    pub architecture: String,
+    /// Transformer blocks (`L`).
+    pub num_hidden_layers: u32,
+    /// Query heads (`Hq`).
+    pub num_attention_heads: u32,
+    /// Key/value heads (`Hkv`; equal to `Hq` without grouped-query attention).
+    pub num_key_value_heads: u32,
+    /// Embedding width (`E`).
+    pub hidden_size: u32,
+    /// MLP hidden width per branch (`F`).
+    pub intermediate_size: u32,
+    /// Vocabulary size.
+    pub vocab_size: u32,
+    /// Longest supported context, in tokens.
+    pub max_position_embeddings: u32,
+    /// MLP activation (`silu`, `gelu`, `gelu_new`, ...).
+    pub hidden_act: String,
+    /// Normalisation layer type.
+    pub norm: Norm,
+    /// Rotary embedding base.
+    pub rope_theta: f64,
+    /// Gated MLP (gate and up projections, SwiGLU) rather than a plain two-layer MLP.
+    pub gated_mlp: bool,
+    /// Biases on all linear layers.
+    pub attention_bias: bool,
+    /// Biases on the QKV projection only (Qwen).
+    pub qkv_bias: bool,
+    /// A second norm between attention and MLP (false for parallel-attention models such as Phi-2).
+    pub post_attn_norm: bool,
+    /// Fraction of the head dimension that gets rotary embedding.
+    pub partial_rotary_factor: f64,
+    /// Whether the LM head shares the embedding matrix.
+    pub tie_word_embeddings: bool,
+    /// Head dimension, where `config.json` gives one that differs from `hidden_size / num_attention_heads`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_dim: Option<u32>,
+    /// Where the numbers come from.
+    pub source: String,
+}
+
+/// Architectures whose `config.json` we can read: Llama-style dense decoders.
+pub const SUPPORTED_ARCHITECTURES: &[&str] =
+    &["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"];
+
+/// Bytes per parameter and per activation element: weights and KV cache are bf16/fp16.
+pub const BYTES_PER_ELEMENT: u64 = 2;
+
+impl ModelSpec {
+    /// Per-head dimension `d`.
+    pub fn head_dim(&self) -> u32 {
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads)
+    }
+
+    /// True when the model uses grouped- or multi-query attention (`Hq > Hkv`).
+    pub fn is_gqa(&self) -> bool {
+        self.num_attention_heads > self.num_key_value_heads
+    }
+
+    /// Number of weight matrices in the MLP (3 gated, 2 plain).
+    pub fn mlp_matrices(&self) -> u64 {
+        if self.gated_mlp {
+            3
+        } else {
+            2
+        }
+    }
+
+    /// Weights of one transformer block on one device at tensor-parallel degree `tp`
+    /// (QKV, output and MLP projections; norms and biases are negligible and left out).
+    pub fn params_per_layer_per_device(&self, tp: u32) -> u64 {
+        let e = self.hidden_size as u64;
+        let d = self.head_dim() as u64;
+        let tp64 = tp as u64;
+        let q = (self.num_attention_heads / tp) as u64;
+        let kv = self.num_key_value_heads.div_ceil(tp) as u64;
+        let qkv = e * d * (q + 2 * kv);
+        let out = e * d * q;
+        let mlp = self.mlp_matrices() * e * (self.intermediate_size as u64 / tp64);
+        qkv + out + mlp
+    }
+
+    /// Embedding plus LM-head weights on one device (vocabulary-parallel across `tp`; the LM head
+    /// is a separate matrix unless tied).
+    pub fn embedding_params_per_device(&self, tp: u32) -> u64 {
+        let per = (self.vocab_size as u64).div_ceil(tp as u64) * self.hidden_size as u64;
+        if self.tie_word_embeddings {
+            per
+        } else {
+            2 * per
+        }
+    }
+
+    /// KV-cache bytes per token on one device that holds `layers` layers at TP degree `tp`.
+    pub fn kv_bytes_per_token(&self, tp: u32, layers: u32) -> u64 {
+        2 * BYTES_PER_ELEMENT
+            * self.head_dim() as u64
+            * self.num_key_value_heads.div_ceil(tp) as u64
+            * layers as u64
+    }
+
+    /// Checks internal consistency (positive sizes, heads divide the width, KV heads divide query heads).
+    pub fn validate(&self) -> Result<(), CatalogError> {
+        let bad = |why: String| CatalogError::InvalidModel {
+            name: self.name.clone(),
+            why,
+        };
+        for (field, v) in [
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("num_key_value_heads", self.num_key_value_heads),
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("vocab_size", self.vocab_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+        ] {
+            if v == 0 {
+                return Err(bad(format!("`{field}` must be positive")));
+            }
+        }
+        if self.head_dim.is_none() && !self.hidden_size.is_multiple_of(self.num_attention_heads) {
+            return Err(bad(format!(
+                "hidden_size {} is not a multiple of num_attention_heads {} (give `head_dim` explicitly)",
+                self.hidden_size, self.num_attention_heads
+            )));
+        }
+        if !self.num_attention_heads.is_multiple_of(self.num_key_value_heads) {
+            return Err(bad(format!(
+                "num_attention_heads {} is not a multiple of num_key_value_heads {}",
+                self.num_attention_heads, self.num_key_value_heads
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reads a Hugging Face `config.json` of a Llama/Mistral/Qwen2-style dense decoder.
+    pub fn from_hf_config(path: &Path) -> Result<Self, CatalogError> {
+        let text = std::fs::read_to_string(path).map_err(|e| CatalogError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| CatalogError::Parse {
+                path: path.to_path_buf(),
+                why: format!("not valid JSON: {e}"),
+            })?;
+        let arch = json
+            .get("architectures")
+            .and_then(|a| a.get(0))
+            .and_then(|a| a.as_str())
+            .unwrap_or("<none>")
+            .to_string();
+        if !SUPPORTED_ARCHITECTURES.contains(&arch.as_str()) {
+            return Err(CatalogError::UnsupportedArchitecture {
+                path: path.to_path_buf(),
+                architecture: arch,
+            });
+        }
+        let field = |name: &str| -> Result<u32, CatalogError> {
+            json.get(name)
+                .and_then(|v| v.as_u64())
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| CatalogError::Parse {
+                    path: path.to_path_buf(),
+                    why: format!("field `{name}` is missing or not a positive integer"),
+                })
+        };
+        let heads = field("num_attention_heads")?;
+        let spec = ModelSpec {
+            name: path.display().to_string(),
+            architecture: arch.clone(),
+            num_hidden_layers: field("num_hidden_layers")?,
+            num_attention_heads: heads,
+            num_key_value_heads: field("num_key_value_heads").unwrap_or(heads),
+            hidden_size: field("hidden_size")?,
+            intermediate_size: field("intermediate_size")?,
+            vocab_size: field("vocab_size")?,
+            max_position_embeddings: field("max_position_embeddings")?,
+            hidden_act: json
+                .get("hidden_act")
+                .and_then(|v| v.as_str())
+                .unwrap_or("silu")
+                .to_string(),
+            norm: Norm::RmsNorm,
+            rope_theta: json
+                .get("rope_theta")
+                .and_then(|v| v.as_f64())
+                .unwrap_or(10000.0),
+            gated_mlp: true,
+            attention_bias: json
+                .get("attention_bias")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false),
+            qkv_bias: arch == "Qwen2ForCausalLM",
+            post_attn_norm: true,
+            partial_rotary_factor: 1.0,
+            tie_word_embeddings: json
+                .get("tie_word_embeddings")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false),
+            head_dim: json
+                .get("head_dim")
+                .and_then(|v| v.as_u64())
+                .and_then(|v| u32::try_from(v).ok()),
+            source: path.display().to_string(),
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+}

@@ -1,0 +1,25 @@
+//! # predictor
+//!
+//! The middle of servesim's data flow (profile → **predict** → simulate), and the vocabulary all
+//! three crates share:
+//!
+//! - [`catalog`]: models, devices and nodes (`data/catalog/`, embedded at build time);
+//! - [`parallel`]: tensor/pipeline-parallel layouts and their validation;
+//! - [`batch`]: the description of one batch that the execution model reads;
+//! - [`ops`]: the timed operators and per-operator breakdowns;
+//! - [`exec`]: the execution model (a batch on a pipeline stage → time with breakdown) and its
+//!   backends.
+
+pub mod batch;
+pub mod catalog;
+pub mod exec;
+pub mod ops;
+pub mod parallel;
+
+pub use batch::BatchShape;
+pub use catalog::{Catalog, CatalogError, DeviceSpec, ModelSpec, NodeSpec};
+pub use exec::{
+    BackendInfo, BackendKind, ExecParams, ExecutionModel, OperatorTimes, StageModel, StageTime,
+};
+pub use ops::{Op, OpBreakdown};
+pub use parallel::{Parallelism, ParallelismError};
