@@ -8,13 +8,15 @@
 //! - [`batch`]: the description of one batch that the execution model reads;
 //! - [`ops`]: the timed operators and per-operator breakdowns;
 //! - [`exec`]: the execution model (a batch on a pipeline stage → time with breakdown) and its
-//!   backends.
+//!   backends;
+//! - [`setup`]: building the execution model for a replica (backend choice).
 
 pub mod batch;
 pub mod catalog;
 pub mod exec;
 pub mod ops;
 pub mod parallel;
+pub mod setup;
 
 pub use batch::BatchShape;
 pub use catalog::{Catalog, CatalogError, DeviceSpec, ModelSpec, NodeSpec};
@@ -23,3 +25,4 @@ pub use exec::{
 };
 pub use ops::{Op, OpBreakdown};
 pub use parallel::{Parallelism, ParallelismError};
+pub use setup::{build_execution_model, BackendChoice, ExecSetup, SetupError};
