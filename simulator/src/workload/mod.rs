@@ -53,3 +53,7 @@ impl RequestSpec {
         }
     }
 }
+
+// TEMPORARY: the workload contract's minimal implementation until the generators are merged.
+mod temp_contract;
+pub use temp_contract::{generate, WorkloadArgs, WorkloadConfig, WorkloadError};

@@ -1,0 +1,401 @@
+//! The simulation's configuration: one serde struct with a TOML section per concern. `Default` is
+//! the default scenario (Meta-Llama-3-8B on one H100, Sarathi-Serve, the default workload).
+//! [`SimConfig::resolve`] checks everything against the catalog and plans memory.
+
+use std::path::PathBuf;
+
+use predictor::exec::roofline::RooflineEfficiency;
+use predictor::{BackendChoice, Catalog, DeviceSpec, ExecParams, ModelSpec, NodeSpec, Parallelism};
+use serde::{Deserialize, Serialize};
+
+use crate::error::SimError;
+use crate::memory::{plan, MemoryPlan};
+use crate::router::RouterKind;
+use crate::scheduler::{find, SchedulerConfig, SchedulerEntry};
+use crate::workload::WorkloadConfig;
+
+/// The whole configuration (`config.toml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimConfig {
+    /// Seed of every random choice (workload, random router).
+    pub seed: u64,
+    /// Stop at this simulated time, seconds; unset: run until every request finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_limit_s: Option<f64>,
+    /// Replicas and routing.
+    pub cluster: ClusterConfig,
+    /// One replica: model, GPU and layout.
+    pub replica: ReplicaConfig,
+    /// Replica scheduler.
+    pub scheduler: SchedulerConfig,
+    /// Requests.
+    pub workload: WorkloadConfig,
+    /// Execution-time model.
+    pub predictor: PredictorConfig,
+    /// Output files.
+    pub output: OutputConfig,
+    /// Service-level objectives for goodput.
+    pub slo: SloConfig,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            seed: 42,
+            time_limit_s: None,
+            cluster: ClusterConfig::default(),
+            replica: ReplicaConfig::default(),
+            scheduler: SchedulerConfig::default(),
+            workload: WorkloadConfig::default(),
+            predictor: PredictorConfig::default(),
+            output: OutputConfig::default(),
+            slo: SloConfig::default(),
+        }
+    }
+}
+
+/// Section `[cluster]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Number of replicas.
+    pub num_replicas: u32,
+    /// Routing policy.
+    pub router: RouterKind,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            num_replicas: 1,
+            router: RouterKind::RoundRobin,
+        }
+    }
+}
+
+/// Section `[replica]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicaConfig {
+    /// Model: catalog name or path of a Hugging Face `config.json`.
+    pub model: String,
+    /// GPU (catalog name).
+    pub device: String,
+    /// Node type; unset: the device's default node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Tensor-parallel degree.
+    pub tp: u32,
+    /// Pipeline stages.
+    pub pp: u32,
+    /// Fraction of GPU memory kept free of weights and KV cache.
+    pub memory_margin_fraction: f64,
+}
+
+impl Default for ReplicaConfig {
+    fn default() -> Self {
+        ReplicaConfig {
+            model: "meta-llama/Meta-Llama-3-8B".into(),
+            device: "h100".into(),
+            node: None,
+            tp: 1,
+            pp: 1,
+            memory_margin_fraction: 0.1,
+        }
+    }
+}
+
+/// Section `[predictor]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PredictorConfig {
+    /// Backend: auto, profiled, roofline or tables.
+    pub backend: BackendChoice,
+    /// Profile directories in Vidur's layout, searched in order.
+    pub profiles: Vec<PathBuf>,
+    /// Prediction tables directory (backend `tables`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tables: Option<PathBuf>,
+    /// Cache of fitted models.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_dir: Option<PathBuf>,
+    /// Stage-time formula knobs.
+    pub params: ExecParams,
+    /// Roofline efficiencies.
+    pub roofline: RooflineEfficiency,
+}
+
+impl Default for PredictorConfig {
+    fn default() -> Self {
+        PredictorConfig {
+            backend: BackendChoice::Auto,
+            profiles: Vec::new(),
+            tables: None,
+            cache_dir: None,
+            params: ExecParams::default(),
+            roofline: RooflineEfficiency::default(),
+        }
+    }
+}
+
+/// Section `[output]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    /// Write `batches.csv`.
+    pub batches: bool,
+    /// Write `trace.json`.
+    pub trace: bool,
+    /// Sampling interval of `timeseries.csv`, simulated seconds.
+    pub timeseries_interval_s: f64,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig {
+            batches: true,
+            trace: true,
+            timeseries_interval_s: 1.0,
+        }
+    }
+}
+
+/// Section `[slo]`: a request meets the SLOs when each given bound holds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SloConfig {
+    /// Largest time to first token, s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft_s: Option<f64>,
+    /// Largest time per output token, s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tpot_s: Option<f64>,
+    /// Largest end-to-end latency, s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub e2e_s: Option<f64>,
+}
+
+impl SloConfig {
+    /// True when any bound is given.
+    pub fn any(&self) -> bool {
+        self.ttft_s.is_some() || self.tpot_s.is_some() || self.e2e_s.is_some()
+    }
+}
+
+/// A configuration checked against the catalog, with its memory plan.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The model.
+    pub model: ModelSpec,
+    /// The GPU.
+    pub device: DeviceSpec,
+    /// The node.
+    pub node: NodeSpec,
+    /// TP × PP.
+    pub parallelism: Parallelism,
+    /// The replica scheduler.
+    pub scheduler: &'static SchedulerEntry,
+    /// KV blocks and their size.
+    pub memory: MemoryPlan,
+    /// Longest request of the workload, tokens.
+    pub max_request_tokens: u32,
+}
+
+fn invalid(field: &str, why: impl Into<String>) -> SimError {
+    SimError::Config {
+        field: field.to_string(),
+        why: why.into(),
+    }
+}
+
+impl SimConfig {
+    /// Checks every value (catalog names, layout, memory, workload).
+    pub fn validate(&self) -> Result<(), SimError> {
+        self.resolve(&Catalog::builtin()).map(|_| ())
+    }
+
+    /// Checks the values that need no catalog.
+    pub fn validate_values(&self) -> Result<(), SimError> {
+        if self.cluster.num_replicas == 0 {
+            return Err(invalid(
+                "cluster.num_replicas",
+                "must be at least 1 (--num-replicas)",
+            ));
+        }
+        if let Some(t) = self.time_limit_s {
+            if !(t.is_finite() && t > 0.0) {
+                return Err(invalid(
+                    "time_limit_s",
+                    format!("{t} is not a positive number of seconds (--time-limit)"),
+                ));
+            }
+        }
+        let s = &self.scheduler;
+        find(&s.name).map_err(|e| invalid("scheduler.name", format!("{e} (--scheduler)")))?;
+        for (field, v, flag) in [
+            (
+                "scheduler.batch_size_cap",
+                s.batch_size_cap,
+                "--batch-size-cap",
+            ),
+            ("scheduler.block_size", s.block_size, "--block-size"),
+            ("scheduler.chunk_size", s.chunk_size, "--chunk-size"),
+            (
+                "scheduler.max_tokens_in_batch",
+                s.max_tokens_in_batch,
+                "--max-tokens-in-batch",
+            ),
+        ] {
+            if v == 0 {
+                return Err(invalid(
+                    field,
+                    format!("0 is not allowed: it must be at least 1 ({flag})"),
+                ));
+            }
+        }
+        if !(0.0..1.0).contains(&s.watermark_blocks_fraction) {
+            return Err(invalid(
+                "scheduler.watermark_blocks_fraction",
+                "must be in [0, 1) (--watermark-blocks-fraction)",
+            ));
+        }
+        if s.num_blocks == Some(0) {
+            return Err(invalid(
+                "scheduler.num_blocks",
+                "must be at least 1, or unset to plan from memory (--num-blocks)",
+            ));
+        }
+        if !(0.0..1.0).contains(&self.replica.memory_margin_fraction) {
+            return Err(invalid(
+                "replica.memory_margin_fraction",
+                "must be in [0, 1) (--memory-margin)",
+            ));
+        }
+        if !(self.output.timeseries_interval_s.is_finite()
+            && self.output.timeseries_interval_s > 0.0)
+        {
+            return Err(invalid(
+                "output.timeseries_interval_s",
+                "must be a positive number of seconds (--timeseries-interval)",
+            ));
+        }
+        self.workload.validate()?;
+        Ok(())
+    }
+
+    /// Checks the configuration against `catalog` and plans each replica's KV cache.
+    pub fn resolve(&self, catalog: &Catalog) -> Result<Resolved, SimError> {
+        self.validate_values()?;
+        let model = catalog.model(&self.replica.model)?;
+        let device = catalog.device(&self.replica.device)?;
+        let node = match &self.replica.node {
+            Some(n) => catalog.node(n)?,
+            None => catalog.default_node_for(&device.name).ok_or_else(|| {
+                invalid(
+                    "replica.node",
+                    format!(
+                        "the catalog has no node for device {}; name one with --node",
+                        device.name
+                    ),
+                )
+            })?,
+        };
+        let parallelism = Parallelism::new(self.replica.tp, self.replica.pp);
+        parallelism.validate(&model, Some(&node))?;
+        let scheduler = find(&self.scheduler.name).map_err(|e| invalid("scheduler.name", e))?;
+        if let Some(max_pp) = scheduler.max_pipeline_stages {
+            if parallelism.pp > max_pp {
+                return Err(invalid("replica.pp", format!("the {} scheduler supports at most {max_pp} pipeline stage(s); use --pp {max_pp} or another --scheduler", scheduler.name)));
+            }
+        }
+        let block_size = if scheduler.token_blocks {
+            1
+        } else {
+            self.scheduler.block_size
+        };
+        let max_request_tokens = self.workload.max_request_tokens();
+        let memory = plan(
+            &model,
+            &device,
+            parallelism,
+            self.replica.memory_margin_fraction,
+            block_size,
+            max_request_tokens,
+            self.scheduler.num_blocks,
+        )?;
+        Ok(Resolved {
+            model,
+            device,
+            node,
+            parallelism,
+            scheduler,
+            memory,
+            max_request_tokens,
+        })
+    }
+
+    /// The configuration as written to `config.toml`: the node filled in.
+    pub fn resolved_for_output(&self, r: &Resolved) -> SimConfig {
+        let mut c = self.clone();
+        c.replica.node = Some(r.node.name.clone());
+        c
+    }
+
+    /// Parses a TOML configuration.
+    pub fn from_toml(text: &str) -> Result<SimConfig, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Writes the configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("the configuration always serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_round_trips_through_toml() {
+        let c = SimConfig::default();
+        let text = c.to_toml();
+        assert_eq!(SimConfig::from_toml(&text).unwrap(), c);
+        assert!(text.contains("[scheduler]"), "{text}");
+    }
+
+    #[test]
+    fn default_resolves() {
+        let r = SimConfig::default().resolve(&Catalog::builtin()).unwrap();
+        assert_eq!(r.node.name, "h100_dgx");
+        assert!(r.memory.num_blocks > 1000);
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let mut c = SimConfig::default();
+        c.scheduler.chunk_size = 0;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("scheduler.chunk_size") && e.contains("--chunk-size"),
+            "{e}"
+        );
+        let mut c = SimConfig::default();
+        c.replica.pp = 64;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("more than the 32 layers"), "{e}");
+        let mut c = SimConfig::default();
+        c.scheduler.name = "lightllm".into();
+        c.replica.pp = 2;
+        assert!(c.validate().unwrap_err().to_string().contains("at most 1"));
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let e = SimConfig::from_toml("[cluster]\nreplicas = 2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("replicas"), "{e}");
+    }
+}

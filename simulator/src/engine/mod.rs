@@ -1,0 +1,560 @@
+//! The discrete-event engine (vidur-behaviour §5): arrivals, replica scheduling, pipeline stages
+//! and batch ends on an integer-nanosecond clock.
+//!
+//! Arrivals are pulled lazily from the workload iterator and handled before any queued event at
+//! the same time (Vidur creates all arrival events up front, so they win ties). Other events run in
+//! (time, creation) order. A batch moves through the replica's stages, each a FIFO single server;
+//! at most PP batches are in flight per replica. At the end of a batch's last stage the engine
+//! applies its tokens, frees the blocks of finished requests, tells the policy, and schedules the
+//! replica again at the same time.
+
+pub mod event;
+pub mod replica;
+
+use std::sync::Arc;
+
+use predictor::{BatchShape, ExecutionModel, StageTime};
+
+use crate::config::SloConfig;
+use crate::error::SimError;
+use crate::kv::KvCache;
+use crate::metrics::{FlopModel, Metrics};
+use crate::output::{Sinks, StageRecord, TimeseriesRow};
+use crate::request::{ReqId, Request};
+use crate::router::{Router, RouterKind};
+use crate::scheduler::{BatchEntry, SchedCtx, SchedulerEntry, SchedulerParams};
+use crate::workload::RequestSpec;
+use event::{EventKind, EventQueue};
+pub use replica::ReplicaState;
+
+/// Everything the engine is built from.
+pub struct EngineSetup {
+    /// Batch times.
+    pub exec: Arc<dyn ExecutionModel>,
+    /// Replicas.
+    pub num_replicas: u32,
+    /// Pipeline stages per replica.
+    pub pp: u32,
+    /// The replica policy.
+    pub scheduler: &'static SchedulerEntry,
+    /// Its parameters (KV blocks included).
+    pub scheduler_params: SchedulerParams,
+    /// Tokens per KV block.
+    pub block_size: u32,
+    /// Routing policy.
+    pub router: RouterKind,
+    /// Seed of the random router.
+    pub seed: u64,
+    /// Stop time, ns.
+    pub time_limit_ns: Option<u64>,
+    /// Longest request allowed, tokens.
+    pub max_request_tokens: u32,
+    /// FLOPs per batch.
+    pub flops: FlopModel,
+    /// SLOs for goodput.
+    pub slo: SloConfig,
+    /// Time-series sampling interval, ns.
+    pub timeseries_interval_ns: u64,
+    /// Streamed output files.
+    pub sinks: Option<Sinks>,
+    /// Keep every [`StageRecord`] in memory (tests).
+    pub keep_stage_log: bool,
+}
+
+/// A batch in flight.
+struct Batch {
+    id: u64,
+    entries: Vec<BatchEntry>,
+    shape: BatchShape,
+    kv_blocks_used: u64,
+    exec_ns: u64,
+    stage_start_ns: u64,
+    stage_time: StageTime,
+}
+
+/// Progress of a run, for progress bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Requests arrived.
+    pub arrived: u64,
+    /// Requests finished.
+    pub completed: u64,
+    /// Simulated time, ns.
+    pub now_ns: u64,
+}
+
+/// What a run leaves behind.
+pub struct EngineOutcome {
+    /// Every request, by id.
+    pub requests: Vec<Request>,
+    /// Replica states (counters, KV caches).
+    pub replicas: Vec<ReplicaState>,
+    /// Simulated end time, ns.
+    pub end_ns: u64,
+    /// Latency distributions.
+    pub metrics: Metrics,
+    /// Requests finished.
+    pub completed: u64,
+    /// The time limit stopped the run.
+    pub time_limited: bool,
+    /// Batch stages, when kept.
+    pub stage_log: Vec<StageRecord>,
+}
+
+/// The engine.
+pub struct Engine {
+    now_ns: u64,
+    events: EventQueue,
+    arrivals: Box<dyn Iterator<Item = RequestSpec> + Send>,
+    next_arrival: Option<RequestSpec>,
+    requests: Vec<Request>,
+    replicas: Vec<ReplicaState>,
+    outstanding: Vec<u32>,
+    router: Router,
+    exec: Arc<dyn ExecutionModel>,
+    batches: Vec<Option<Batch>>,
+    free_slots: Vec<u32>,
+    entry_pool: Vec<Vec<BatchEntry>>,
+    next_batch_id: u64,
+    pp: u32,
+    time_limit_ns: Option<u64>,
+    max_request_tokens: u32,
+    flops: FlopModel,
+    slo: SloConfig,
+    metrics: Metrics,
+    completed: u64,
+    ts_interval_ns: u64,
+    ts_start_ns: u64,
+    sinks: Option<Sinks>,
+    stage_log: Option<Vec<StageRecord>>,
+}
+
+impl Engine {
+    /// An engine serving `arrivals` (in arrival order).
+    pub fn new(setup: EngineSetup, arrivals: Box<dyn Iterator<Item = RequestSpec> + Send>) -> Self {
+        let replicas = (0..setup.num_replicas)
+            .map(|_| {
+                ReplicaState::new(
+                    (setup.scheduler.build)(&setup.scheduler_params),
+                    KvCache::new(setup.scheduler_params.num_blocks, setup.block_size),
+                    setup.pp,
+                )
+            })
+            .collect();
+        Engine {
+            now_ns: 0,
+            events: EventQueue::default(),
+            arrivals,
+            next_arrival: None,
+            requests: Vec::new(),
+            replicas,
+            outstanding: vec![0; setup.num_replicas as usize],
+            router: Router::new(setup.router, setup.num_replicas, setup.seed),
+            exec: setup.exec,
+            batches: Vec::new(),
+            free_slots: Vec::new(),
+            entry_pool: Vec::new(),
+            next_batch_id: 0,
+            pp: setup.pp,
+            time_limit_ns: setup.time_limit_ns,
+            max_request_tokens: setup.max_request_tokens,
+            flops: setup.flops,
+            slo: setup.slo,
+            metrics: Metrics::default(),
+            completed: 0,
+            ts_interval_ns: setup.timeseries_interval_ns.max(1),
+            ts_start_ns: 0,
+            sinks: setup.sinks,
+            stage_log: setup.keep_stage_log.then(Vec::new),
+        }
+    }
+
+    /// Runs to the end; `progress` is called now and then.
+    pub fn run(mut self, progress: &mut dyn FnMut(Progress)) -> Result<EngineOutcome, SimError> {
+        self.next_arrival = self.arrivals.next();
+        let mut steps = 0u64;
+        let mut time_limited = false;
+        loop {
+            let arrival = self.next_arrival.as_ref().map(|s| s.arrival_ns);
+            let (t, is_arrival) = match (arrival, self.events.peek_time()) {
+                (None, None) => break,
+                (Some(a), Some(h)) if a <= h => (a, true),
+                (Some(a), None) => (a, true),
+                (_, Some(h)) => (h, false),
+            };
+            if let Some(limit) = self.time_limit_ns {
+                if t > limit {
+                    time_limited = true;
+                    self.advance_to(limit)?;
+                    self.now_ns = limit.max(self.now_ns);
+                    break;
+                }
+            }
+            if t < self.now_ns {
+                return Err(if is_arrival {
+                    SimError::Config {
+                        field: "workload".into(),
+                        why: format!("request {} arrives at {} ns, before the previous one: the workload must be in arrival order", self.requests.len(), t),
+                    }
+                } else {
+                    SimError::Internal(format!(
+                        "the clock went back from {} to {t} ns",
+                        self.now_ns
+                    ))
+                });
+            }
+            self.advance_to(t)?;
+            self.now_ns = t;
+            if is_arrival {
+                let spec = self.next_arrival.take().expect("peeked");
+                self.on_arrival(&spec)?;
+                self.next_arrival = self.arrivals.next();
+            } else {
+                let ev = self.events.pop().expect("peeked");
+                match ev.kind {
+                    EventKind::ReplicaSchedule { replica } => self.on_replica_schedule(replica)?,
+                    EventKind::StageEnd {
+                        replica,
+                        stage,
+                        slot,
+                    } => self.on_stage_end(replica, stage, slot)?,
+                }
+            }
+            steps += 1;
+            if steps.is_multiple_of(8192) {
+                progress(Progress {
+                    arrived: self.requests.len() as u64,
+                    completed: self.completed,
+                    now_ns: self.now_ns,
+                });
+            }
+        }
+        if !time_limited {
+            self.check_drained()?;
+        }
+        self.finish_timeseries()?;
+        let now = self.now_ns;
+        for r in &mut self.replicas {
+            r.account_kv(now);
+        }
+        if let Some(s) = self.sinks.take() {
+            s.finish()?;
+        }
+        progress(Progress {
+            arrived: self.requests.len() as u64,
+            completed: self.completed,
+            now_ns: self.now_ns,
+        });
+        Ok(EngineOutcome {
+            requests: self.requests,
+            replicas: self.replicas,
+            end_ns: self.now_ns,
+            metrics: self.metrics,
+            completed: self.completed,
+            time_limited,
+            stage_log: self.stage_log.unwrap_or_default(),
+        })
+    }
+
+    fn on_arrival(&mut self, spec: &RequestSpec) -> Result<(), SimError> {
+        let id = self.requests.len() as ReqId;
+        if spec.prefill_tokens == 0 || spec.decode_tokens == 0 {
+            return Err(SimError::Config {
+                field: "workload".into(),
+                why: format!(
+                    "request {id} has {} prompt and {} output tokens; both must be at least 1",
+                    spec.prefill_tokens, spec.decode_tokens
+                ),
+            });
+        }
+        let total = spec.prefill_tokens as u64 + spec.decode_tokens as u64;
+        if total > self.max_request_tokens as u64 {
+            return Err(SimError::Config {
+                field: "workload".into(),
+                why: format!("request {id} has {total} tokens, more than the workload's declared maximum of {}", self.max_request_tokens),
+            });
+        }
+        let r = self.router.route(&self.outstanding);
+        self.outstanding[r as usize] += 1;
+        self.requests.push(Request::new(id, r, spec));
+        let rep = &mut self.replicas[r as usize];
+        rep.outstanding += 1;
+        let mut ctx = SchedCtx {
+            now_ns: self.now_ns,
+            requests: &mut self.requests,
+            kv: &mut rep.kv,
+        };
+        rep.scheduler.add_request(id, &mut ctx);
+        self.schedule_soon(r);
+        Ok(())
+    }
+
+    fn schedule_soon(&mut self, r: u32) {
+        let rep = &mut self.replicas[r as usize];
+        if !rep.schedule_pending {
+            rep.schedule_pending = true;
+            self.events
+                .push(self.now_ns, EventKind::ReplicaSchedule { replica: r });
+        }
+    }
+
+    fn on_replica_schedule(&mut self, r: u32) -> Result<(), SimError> {
+        let now = self.now_ns;
+        self.replicas[r as usize].schedule_pending = false;
+        self.replicas[r as usize].account_kv(now);
+        while self.replicas[r as usize].in_flight < self.pp {
+            let mut entries = self.entry_pool.pop().unwrap_or_default();
+            entries.clear();
+            let rep = &mut self.replicas[r as usize];
+            let mut ctx = SchedCtx {
+                now_ns: now,
+                requests: &mut self.requests,
+                kv: &mut rep.kv,
+            };
+            rep.scheduler.next_batch(&mut ctx, &mut entries)?;
+            if entries.is_empty() {
+                self.entry_pool.push(entries);
+                break;
+            }
+            let mut shape = BatchShape::new();
+            for e in &entries {
+                let q = &mut self.requests[e.request as usize];
+                let ok = e.tokens > 0
+                    && !q.in_flight
+                    && !q.completed
+                    && q.kv_blocks > 0
+                    && if e.is_prefill {
+                        !q.prefill_complete && e.tokens <= q.remaining_prefill_tokens()
+                    } else {
+                        q.prefill_complete && e.tokens == 1
+                    };
+                if !ok {
+                    return Err(SimError::Internal(format!(
+                        "the replica scheduler formed an invalid batch entry {e:?} for request {q:?}"
+                    )));
+                }
+                if e.is_prefill {
+                    shape.add_prefill(e.tokens as u64, q.processed_tokens as u64);
+                } else {
+                    shape.add_decode(q.processed_tokens as u64);
+                }
+                q.in_flight = true;
+                q.on_schedule(now);
+            }
+            rep.flops += self.flops.flops(&shape);
+            rep.in_flight += 1;
+            let batch = Batch {
+                id: self.next_batch_id,
+                entries,
+                shape,
+                kv_blocks_used: rep.kv.allocated(),
+                exec_ns: 0,
+                stage_start_ns: 0,
+                stage_time: StageTime::default(),
+            };
+            self.next_batch_id += 1;
+            let slot = match self.free_slots.pop() {
+                Some(s) => {
+                    self.batches[s as usize] = Some(batch);
+                    s
+                }
+                None => {
+                    self.batches.push(Some(batch));
+                    (self.batches.len() - 1) as u32
+                }
+            };
+            self.enqueue_stage(r, 0, slot);
+        }
+        Ok(())
+    }
+
+    fn enqueue_stage(&mut self, r: u32, s: u32, slot: u32) {
+        let stage = &mut self.replicas[r as usize].stages[s as usize];
+        if stage.busy.is_none() {
+            self.start_stage(r, s, slot);
+        } else {
+            stage.queue.push_back(slot);
+        }
+    }
+
+    fn start_stage(&mut self, r: u32, s: u32, slot: u32) {
+        let now = self.now_ns;
+        let b = self.batches[slot as usize].as_mut().expect("live batch");
+        let st = self.exec.stage_time(&b.shape, s);
+        let dur = st.total_ns();
+        b.stage_time = st;
+        b.stage_start_ns = now;
+        b.exec_ns += dur;
+        let rep = &mut self.replicas[r as usize];
+        rep.stages[s as usize].busy = Some(slot);
+        if s == 0 {
+            rep.stage0_since_ns = Some(now);
+        }
+        self.events.push(
+            now + dur,
+            EventKind::StageEnd {
+                replica: r,
+                stage: s,
+                slot,
+            },
+        );
+    }
+
+    fn on_stage_end(&mut self, r: u32, s: u32, slot: u32) -> Result<(), SimError> {
+        let now = self.now_ns;
+        let rep = &mut self.replicas[r as usize];
+        let stage = &mut rep.stages[s as usize];
+        stage.busy = None;
+        let b = self.batches[slot as usize].as_ref().expect("live batch");
+        stage.busy_ns += now - b.stage_start_ns;
+        if s == 0 {
+            rep.ts_busy_ns += now - b.stage_start_ns.max(self.ts_start_ns);
+            rep.stage0_since_ns = None;
+        }
+        if self.sinks.is_some() || self.stage_log.is_some() {
+            let rec = StageRecord {
+                batch_id: b.id,
+                replica: r,
+                stage: s,
+                start_ns: b.stage_start_ns,
+                end_ns: now,
+                size: b.shape.num_requests(),
+                prefill_requests: b.shape.num_prefills,
+                decode_requests: b.shape.num_decodes,
+                prefill_tokens: b.shape.prefill_tokens,
+                decode_tokens: b.shape.num_decodes as u64,
+                kv_blocks_used: b.kv_blocks_used,
+            };
+            if let Some(sinks) = &mut self.sinks {
+                sinks.stage(&rec, &b.stage_time.ops_ms)?;
+            }
+            if let Some(log) = &mut self.stage_log {
+                log.push(rec);
+            }
+        }
+        if s + 1 < self.pp {
+            self.enqueue_stage(r, s + 1, slot);
+        } else {
+            self.batch_end(r, slot)?;
+        }
+        if let Some(next) = self.replicas[r as usize].stages[s as usize]
+            .queue
+            .pop_front()
+        {
+            self.start_stage(r, s, next);
+        }
+        Ok(())
+    }
+
+    fn batch_end(&mut self, r: u32, slot: u32) -> Result<(), SimError> {
+        let now = self.now_ns;
+        let b = self.batches[slot as usize].take().expect("live batch");
+        self.free_slots.push(slot);
+        let rep = &mut self.replicas[r as usize];
+        rep.account_kv(now);
+        for e in &b.entries {
+            let q = &mut self.requests[e.request as usize];
+            q.in_flight = false;
+            let out = q.on_batch_end(now, e.tokens, b.exec_ns);
+            if let Some(g) = out.gap_ns {
+                self.metrics.tbt.record(g);
+            }
+            if out.completed {
+                rep.kv.free(q);
+                rep.outstanding -= 1;
+                rep.restarts += q.num_restarts as u64;
+                rep.ts_completed += 1;
+                self.outstanding[r as usize] -= 1;
+                self.completed += 1;
+                self.metrics.on_complete(q, &self.slo);
+            }
+        }
+        let mut ctx = SchedCtx {
+            now_ns: now,
+            requests: &mut self.requests,
+            kv: &mut rep.kv,
+        };
+        rep.scheduler.on_batch_end(&b.entries, &mut ctx);
+        rep.in_flight -= 1;
+        rep.batches += 1;
+        rep.ts_batches += 1;
+        self.entry_pool.push(b.entries);
+        self.schedule_soon(r);
+        Ok(())
+    }
+
+    /// Emits the time-series samples due up to `t`.
+    fn advance_to(&mut self, t: u64) -> Result<(), SimError> {
+        if self.sinks.is_none() {
+            return Ok(());
+        }
+        while self.ts_start_ns + self.ts_interval_ns <= t {
+            let at = self.ts_start_ns + self.ts_interval_ns;
+            self.sample(at)?;
+        }
+        Ok(())
+    }
+
+    fn sample(&mut self, at: u64) -> Result<(), SimError> {
+        let Some(sinks) = &mut self.sinks else {
+            return Ok(());
+        };
+        let span = (at - self.ts_start_ns).max(1);
+        for (i, rep) in self.replicas.iter_mut().enumerate() {
+            if let Some(since) = rep.stage0_since_ns {
+                rep.ts_busy_ns += at - since.max(self.ts_start_ns);
+            }
+            let queued = rep.scheduler.num_queued() as u64;
+            sinks.timeseries(&TimeseriesRow {
+                time_ns: at,
+                replica: i as u32,
+                queued,
+                running: rep.outstanding as u64 - queued,
+                kv_used: rep.kv.allocated(),
+                kv_total: rep.kv.num_blocks(),
+                completed: rep.ts_completed,
+                batches: rep.ts_batches,
+                busy_fraction: rep.ts_busy_ns as f64 / span as f64,
+            })?;
+            rep.ts_completed = 0;
+            rep.ts_batches = 0;
+            rep.ts_busy_ns = 0;
+        }
+        self.ts_start_ns = at;
+        Ok(())
+    }
+
+    fn finish_timeseries(&mut self) -> Result<(), SimError> {
+        if self.now_ns > self.ts_start_ns {
+            self.sample(self.now_ns)?;
+        }
+        Ok(())
+    }
+
+    fn check_drained(&self) -> Result<(), SimError> {
+        let unfinished = self.requests.len() as u64 - self.completed;
+        if unfinished == 0 {
+            return Ok(());
+        }
+        let stuck = self
+            .requests
+            .iter()
+            .find(|q| !q.completed)
+            .expect("an unfinished request");
+        let rep = &self.replicas[stuck.replica as usize];
+        Err(SimError::Stalled {
+            time_s: self.now_ns as f64 * 1e-9,
+            unfinished,
+            detail: format!(
+                "request {} ({} prompt + {} output tokens) on replica {} never finished; the replica has {} KV blocks of {} tokens, {} in use",
+                stuck.id,
+                stuck.prefill_tokens,
+                stuck.decode_tokens,
+                stuck.replica,
+                rep.kv.num_blocks(),
+                rep.kv.block_size(),
+                rep.kv.allocated()
+            ),
+        })
+    }
+}

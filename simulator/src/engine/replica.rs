@@ -1,0 +1,81 @@
+//! Per-replica engine state: the policy, the KV cache, the pipeline stages and the counters behind
+//! the per-replica metrics.
+
+use std::collections::VecDeque;
+
+use crate::kv::KvCache;
+use crate::scheduler::ReplicaScheduler;
+
+/// One pipeline stage: a single server with a FIFO of batches.
+#[derive(Debug, Default)]
+pub struct Stage {
+    /// Batches waiting (slots in the engine's batch table).
+    pub queue: VecDeque<u32>,
+    /// The batch being executed.
+    pub busy: Option<u32>,
+    /// Time spent executing, ns.
+    pub busy_ns: u64,
+}
+
+/// One replica.
+pub struct ReplicaState {
+    /// The policy.
+    pub scheduler: Box<dyn ReplicaScheduler>,
+    /// The KV cache.
+    pub kv: KvCache,
+    /// The pipeline stages.
+    pub stages: Vec<Stage>,
+    /// Batches formed and not yet through the last stage.
+    pub in_flight: u32,
+    /// Requests routed here and not finished.
+    pub outstanding: u32,
+    /// A schedule event is pending at the current time.
+    pub schedule_pending: bool,
+    /// Σ blocks × ns of KV occupancy.
+    pub kv_area: u128,
+    /// Time up to which `kv_area` is accounted.
+    pub kv_accounted_ns: u64,
+    /// Batches finished (last stage).
+    pub batches: u64,
+    /// Model FLOPs executed.
+    pub flops: f64,
+    /// Restarts (= preemptions) of requests on this replica.
+    pub restarts: u64,
+    /// Time-series interval counters: requests completed.
+    pub ts_completed: u64,
+    /// Time-series interval counters: batches finished.
+    pub ts_batches: u64,
+    /// Time-series interval counters: stage-0 busy time, ns.
+    pub ts_busy_ns: u64,
+    /// When stage 0 started its current batch.
+    pub stage0_since_ns: Option<u64>,
+}
+
+impl ReplicaState {
+    /// A replica with `pp` stages.
+    pub fn new(scheduler: Box<dyn ReplicaScheduler>, kv: KvCache, pp: u32) -> Self {
+        ReplicaState {
+            scheduler,
+            kv,
+            stages: (0..pp).map(|_| Stage::default()).collect(),
+            in_flight: 0,
+            outstanding: 0,
+            schedule_pending: false,
+            kv_area: 0,
+            kv_accounted_ns: 0,
+            batches: 0,
+            flops: 0.0,
+            restarts: 0,
+            ts_completed: 0,
+            ts_batches: 0,
+            ts_busy_ns: 0,
+            stage0_since_ns: None,
+        }
+    }
+
+    /// Accounts KV occupancy up to `now_ns`.
+    pub fn account_kv(&mut self, now_ns: u64) {
+        self.kv_area += self.kv.allocated() as u128 * (now_ns - self.kv_accounted_ns) as u128;
+        self.kv_accounted_ns = now_ns;
+    }
+}

@@ -1,0 +1,161 @@
+//! The KV-cache block manager of one replica (vidur-behaviour §6.2, block accounting).
+//!
+//! Blocks are counted, not named: each request records how many blocks it holds
+//! ([`Request::kv_blocks`]) and the manager keeps the totals. Capacity is an invariant: an
+//! allocation beyond it is a scheduler bug and is reported as [`KvError`].
+//!
+//! Extension point for automatic prefix caching: a caching manager would keep, beside these
+//! counters, a block table per request (block ids), a hash per full block (chained over the prompt
+//! segments), reference counts, and an LRU list of blocks with no reference that can be evicted or
+//! re-used on a hash hit. `can_allocate`/`allocate`/`free` keep their meaning (blocks newly taken
+//! from the free pool); a cache hit would raise [`Request::processed_tokens`] and
+//! [`Request::cached_prefill_tokens`] at admission.
+
+use crate::request::Request;
+
+/// An allocation that the capacity does not allow (a scheduler bug).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("KV cache over capacity: request {request} asked for {asked} blocks with {free} of {total} free")]
+pub struct KvError {
+    /// The request.
+    pub request: u32,
+    /// Blocks asked for.
+    pub asked: u64,
+    /// Blocks free.
+    pub free: u64,
+    /// Capacity.
+    pub total: u64,
+}
+
+/// Block accounting for one replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvCache {
+    num_blocks: u64,
+    block_size: u32,
+    allocated: u64,
+    holders: u32,
+    peak_allocated: u64,
+}
+
+impl KvCache {
+    /// A cache of `num_blocks` blocks of `block_size` tokens.
+    pub fn new(num_blocks: u64, block_size: u32) -> Self {
+        KvCache {
+            num_blocks,
+            block_size: block_size.max(1),
+            allocated: 0,
+            holders: 0,
+            peak_allocated: 0,
+        }
+    }
+
+    /// Capacity, blocks.
+    pub fn num_blocks(&self) -> u64 {
+        self.num_blocks
+    }
+
+    /// Tokens per block.
+    pub fn block_size(&self) -> u32 {
+        self.block_size
+    }
+
+    /// Blocks in use.
+    pub fn allocated(&self) -> u64 {
+        self.allocated
+    }
+
+    /// Largest number of blocks in use at any time.
+    pub fn peak_allocated(&self) -> u64 {
+        self.peak_allocated
+    }
+
+    /// Blocks free.
+    pub fn free_blocks(&self) -> u64 {
+        self.num_blocks - self.allocated
+    }
+
+    /// Requests holding at least one block (Vidur's allocation-map size).
+    pub fn num_holders(&self) -> u32 {
+        self.holders
+    }
+
+    /// Blocks needed to hold `tokens` tokens.
+    pub fn blocks_for(&self, tokens: u32) -> u32 {
+        tokens.div_ceil(self.block_size)
+    }
+
+    /// True when `n` more blocks are free.
+    pub fn can_allocate(&self, n: u64) -> bool {
+        self.free_blocks() >= n
+    }
+
+    /// Gives `n` more blocks to `req`.
+    pub fn allocate(&mut self, req: &mut Request, n: u32) -> Result<(), KvError> {
+        if !self.can_allocate(n as u64) {
+            return Err(KvError {
+                request: req.id,
+                asked: n as u64,
+                free: self.free_blocks(),
+                total: self.num_blocks,
+            });
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        if req.kv_blocks == 0 {
+            self.holders += 1;
+        }
+        req.kv_blocks += n;
+        self.allocated += n as u64;
+        self.peak_allocated = self.peak_allocated.max(self.allocated);
+        Ok(())
+    }
+
+    /// Takes every block of `req` back; returns how many.
+    pub fn free(&mut self, req: &mut Request) -> u32 {
+        let n = req.kv_blocks;
+        if n > 0 {
+            self.holders -= 1;
+            self.allocated -= n as u64;
+            req.kv_blocks = 0;
+        }
+        n
+    }
+
+    /// Fraction of blocks in use.
+    pub fn usage(&self) -> f64 {
+        if self.num_blocks == 0 {
+            0.0
+        } else {
+            self.allocated as f64 / self.num_blocks as f64
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::RequestSpec;
+
+    #[test]
+    fn allocate_free_and_capacity() {
+        let mut kv = KvCache::new(10, 16);
+        let mut a = Request::new(0, 0, &RequestSpec::simple(0, 33, 1));
+        let mut b = Request::new(1, 0, &RequestSpec::simple(0, 1, 1));
+        assert_eq!(kv.blocks_for(33), 3);
+        kv.allocate(&mut a, 3).unwrap();
+        kv.allocate(&mut b, 7).unwrap();
+        assert_eq!(
+            (kv.allocated(), kv.num_holders(), kv.free_blocks()),
+            (10, 2, 0)
+        );
+        assert!(kv.allocate(&mut a, 1).is_err());
+        assert!((kv.usage() - 1.0).abs() < 1e-12);
+        assert_eq!(kv.free(&mut a), 3);
+        assert_eq!(kv.free(&mut a), 0);
+        assert_eq!(
+            (kv.allocated(), kv.num_holders(), kv.peak_allocated()),
+            (7, 1, 10)
+        );
+    }
+}

@@ -1,0 +1,138 @@
+//! Streaming metrics: latency histograms over requests and output tokens, counters, and the
+//! FLOP model behind MFU. Memory does not grow with the number of requests or tokens.
+
+pub mod histogram;
+pub mod summary;
+
+use predictor::{BatchShape, ModelSpec};
+
+use crate::config::SloConfig;
+use crate::request::Request;
+pub use histogram::{LogHistogram, Stats};
+
+/// Model FLOPs of a batch (Vidur §8.2, over the whole replica): 2 per weight per token for the
+/// transformer layers, plus causal attention `4·L·Hq·d·n·(n + cached)` per request.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct FlopModel {
+    /// FLOPs per token of the linear layers (all layers, whole model).
+    pub linear_per_token: f64,
+    /// `4·L·Hq·d`.
+    pub attention_coef: f64,
+}
+
+impl FlopModel {
+    /// The FLOP model of `model`.
+    pub fn new(model: &ModelSpec) -> Self {
+        let layers = model.num_hidden_layers as f64;
+        FlopModel {
+            linear_per_token: 2.0 * layers * model.params_per_layer_per_device(1) as f64,
+            attention_coef: 4.0
+                * layers
+                * model.num_attention_heads as f64
+                * model.head_dim() as f64,
+        }
+    }
+
+    /// FLOPs of `batch`.
+    pub fn flops(&self, b: &BatchShape) -> f64 {
+        let attn = b.prefill_chunk_sq_sum
+            + b.prefill_chunk_kv_sum
+            + b.num_decodes as u64
+            + b.decode_kv_sum;
+        self.linear_per_token * b.total_tokens() as f64 + self.attention_coef * attn as f64
+    }
+}
+
+/// Latency distributions and totals over finished requests.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    /// Time to first token, ns.
+    pub ttft: LogHistogram,
+    /// Every gap between consecutive output tokens, ns.
+    pub tbt: LogHistogram,
+    /// Time per output token after the first, ns (requests with more than one output token).
+    pub tpot: LogHistogram,
+    /// End-to-end latency, ns.
+    pub e2e: LogHistogram,
+    /// End-to-end latency per output token, ns.
+    pub e2e_normalized: LogHistogram,
+    /// Arrival to first batch, ns.
+    pub scheduling_delay: LogHistogram,
+    /// Output tokens of finished requests.
+    pub output_tokens: u64,
+    /// Prompt plus output tokens of finished requests.
+    pub total_tokens: u64,
+    /// Finished requests meeting every SLO given.
+    pub slo_met: u64,
+}
+
+impl Metrics {
+    /// Records a finished request.
+    pub fn on_complete(&mut self, r: &Request, slo: &SloConfig) {
+        let done = r.completed_at_ns.unwrap_or(0);
+        let first = r.first_token_at_ns.unwrap_or(done);
+        let sched = r.scheduled_at_ns.unwrap_or(done);
+        let ttft = first - r.arrived_at_ns;
+        let e2e = done - r.arrived_at_ns;
+        self.ttft.record(ttft);
+        self.e2e.record(e2e);
+        self.e2e_normalized
+            .record((e2e as f64 / r.decode_tokens as f64).round() as u64);
+        self.scheduling_delay.record(sched - r.arrived_at_ns);
+        let mut tpot_s = None;
+        if r.decode_tokens > 1 {
+            let tpot = (done - first) as f64 / (r.decode_tokens - 1) as f64;
+            self.tpot.record(tpot.round() as u64);
+            tpot_s = Some(tpot * 1e-9);
+        }
+        self.output_tokens += r.decode_tokens as u64;
+        self.total_tokens += r.total_tokens() as u64;
+        if slo.any() {
+            let ok = slo.ttft_s.is_none_or(|b| ttft as f64 * 1e-9 <= b)
+                && slo.e2e_s.is_none_or(|b| e2e as f64 * 1e-9 <= b)
+                && slo.tpot_s.is_none_or(|b| tpot_s.is_none_or(|t| t <= b));
+            if ok {
+                self.slo_met += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::RequestSpec;
+
+    #[test]
+    fn request_metrics_and_slo() {
+        let mut r = Request::new(0, 0, &RequestSpec::simple(1_000_000_000, 10, 3));
+        r.on_schedule(1_500_000_000);
+        r.on_batch_end(2_000_000_000, 10, 0);
+        r.on_batch_end(2_100_000_000, 1, 0);
+        r.on_batch_end(2_300_000_000, 1, 0);
+        let slo = SloConfig {
+            ttft_s: Some(1.0),
+            tpot_s: Some(0.1),
+            e2e_s: None,
+        };
+        let mut m = Metrics::default();
+        m.on_complete(&r, &slo);
+        assert_eq!(m.ttft.max(), 1_000_000_000);
+        assert_eq!(m.tpot.max(), 150_000_000);
+        assert_eq!(m.scheduling_delay.max(), 500_000_000);
+        assert_eq!(m.slo_met, 0, "tpot 0.15 s misses the 0.1 s SLO");
+        assert_eq!((m.output_tokens, m.total_tokens), (3, 13));
+    }
+
+    #[test]
+    fn flops_of_one_prefill() {
+        let cat = predictor::Catalog::builtin();
+        let m = cat.model("meta-llama/Llama-2-7b-hf").unwrap();
+        let f = FlopModel::new(&m);
+        let mut b = BatchShape::new();
+        b.add_prefill(100, 0);
+        let expect = 2.0 * 32.0 * m.params_per_layer_per_device(1) as f64 * 100.0
+            + 4.0 * 32.0 * 32.0 * 128.0 * 100.0 * 100.0;
+        assert!((f.flops(&b) - expect).abs() < 1.0);
+    }
+}

@@ -1,0 +1,240 @@
+//! `summary.json`: the run in numbers (docs/outputs.md).
+
+use serde::{Deserialize, Serialize};
+
+use super::Stats;
+use crate::engine::EngineOutcome;
+
+/// Backend that answered the batch-time predictions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendSummary {
+    /// `profiled`, `roofline` or `tables`.
+    pub kind: String,
+    /// The data behind it.
+    pub source: String,
+    /// Operators answered by another backend, as `op: backend`.
+    pub fallbacks: Vec<String>,
+    /// Lookups outside the backend's tables.
+    pub out_of_grid_lookups: u64,
+}
+
+/// Request counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestCounts {
+    /// Requests that arrived.
+    pub arrived: u64,
+    /// Requests that finished.
+    pub completed: u64,
+}
+
+/// Latency distributions, seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Time to first token.
+    pub ttft_s: Stats,
+    /// Every gap between consecutive output tokens.
+    pub tbt_s: Stats,
+    /// Time per output token after the first (requests with ≥ 2 output tokens).
+    pub tpot_s: Stats,
+    /// End-to-end latency.
+    pub e2e_s: Stats,
+    /// End-to-end latency per output token.
+    pub e2e_normalized_s: Stats,
+    /// Arrival to first batch.
+    pub scheduling_delay_s: Stats,
+}
+
+/// Throughput over the simulated time.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Finished requests per second.
+    pub requests_per_s: f64,
+    /// Output tokens of finished requests per second.
+    pub output_tokens_per_s: f64,
+    /// Prompt plus output tokens of finished requests per second.
+    pub total_tokens_per_s: f64,
+}
+
+/// One replica.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaSummary {
+    /// Replica id.
+    pub replica_id: u32,
+    /// Mean over stages of the fraction of time busy.
+    pub busy_fraction: f64,
+    /// Model FLOPs over the GPUs' peak for the simulated time.
+    pub mfu: f64,
+    /// Time-weighted mean fraction of KV blocks in use.
+    pub kv_usage_mean: f64,
+    /// Largest fraction of KV blocks in use.
+    pub kv_usage_max: f64,
+    /// KV blocks.
+    pub kv_blocks_total: u64,
+    /// Batches run.
+    pub batches: u64,
+    /// Preemptions of finished requests.
+    pub preemptions: u64,
+    /// Restarts of finished requests.
+    pub restarts: u64,
+}
+
+/// Goodput against the SLOs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SloSummary {
+    /// Largest TTFT allowed, s.
+    pub ttft_s: Option<f64>,
+    /// Largest TPOT allowed, s.
+    pub tpot_s: Option<f64>,
+    /// Largest E2E allowed, s.
+    pub e2e_s: Option<f64>,
+    /// Finished requests meeting every bound.
+    pub met_requests: u64,
+    /// Their fraction of the finished requests.
+    pub attainment: f64,
+    /// Requests meeting the SLOs per simulated second.
+    pub goodput_requests_per_s: f64,
+}
+
+/// Cost of the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Cost {
+    /// GPUs (replicas × TP × PP).
+    pub gpus: u32,
+    /// Their price per hour, USD.
+    pub usd_per_hour: f64,
+    /// USD per million output tokens at the simulated throughput.
+    pub usd_per_million_output_tokens: f64,
+}
+
+/// The content of `summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// servesim version.
+    pub servesim_version: String,
+    /// Backend that answered.
+    pub backend: BackendSummary,
+    /// Request counts.
+    pub requests: RequestCounts,
+    /// Simulated time at the end, s.
+    pub simulated_time_s: f64,
+    /// Latencies.
+    pub latency: Latency,
+    /// Throughput.
+    pub throughput: Throughput,
+    /// Per replica.
+    pub replicas: Vec<ReplicaSummary>,
+    /// Goodput, when SLOs are given.
+    pub slo: Option<SloSummary>,
+    /// Cost.
+    pub cost: Cost,
+}
+
+/// Facts about the cluster that the engine does not know.
+#[derive(Debug, Clone)]
+pub struct ClusterFacts {
+    /// GPUs per replica.
+    pub gpus_per_replica: u32,
+    /// Peak FLOP/s of one GPU.
+    pub peak_flops_per_gpu: f64,
+    /// Price of one GPU-hour, USD.
+    pub usd_per_gpu_hour: f64,
+    /// The backend.
+    pub backend: BackendSummary,
+    /// The SLOs.
+    pub slo: crate::config::SloConfig,
+}
+
+fn per_s(x: f64, t_s: f64) -> f64 {
+    if t_s > 0.0 {
+        x / t_s
+    } else {
+        0.0
+    }
+}
+
+impl Summary {
+    /// Builds the summary of a finished run.
+    pub fn build(o: &EngineOutcome, facts: &ClusterFacts) -> Summary {
+        let t_s = o.end_ns as f64 * 1e-9;
+        let m = &o.metrics;
+        let ns = 1e-9;
+        let replicas = o
+            .replicas
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let total = r.kv.num_blocks().max(1) as f64;
+                let busy: u64 = r.stages.iter().map(|s| s.busy_ns).sum();
+                ReplicaSummary {
+                    replica_id: i as u32,
+                    busy_fraction: if o.end_ns > 0 {
+                        busy as f64 / r.stages.len() as f64 / o.end_ns as f64
+                    } else {
+                        0.0
+                    },
+                    mfu: per_s(
+                        r.flops,
+                        t_s * facts.peak_flops_per_gpu * facts.gpus_per_replica as f64,
+                    ),
+                    kv_usage_mean: if o.end_ns > 0 {
+                        r.kv_area as f64 / o.end_ns as f64 / total
+                    } else {
+                        0.0
+                    },
+                    kv_usage_max: r.kv.peak_allocated() as f64 / total,
+                    kv_blocks_total: r.kv.num_blocks(),
+                    batches: r.batches,
+                    preemptions: r.restarts,
+                    restarts: r.restarts,
+                }
+            })
+            .collect();
+        let gpus = facts.gpus_per_replica * o.replicas.len() as u32;
+        let usd_per_hour = gpus as f64 * facts.usd_per_gpu_hour;
+        let out_per_s = per_s(m.output_tokens as f64, t_s);
+        Summary {
+            servesim_version: env!("CARGO_PKG_VERSION").to_string(),
+            backend: facts.backend.clone(),
+            requests: RequestCounts {
+                arrived: o.requests.len() as u64,
+                completed: o.completed,
+            },
+            simulated_time_s: t_s,
+            latency: Latency {
+                ttft_s: m.ttft.stats(ns),
+                tbt_s: m.tbt.stats(ns),
+                tpot_s: m.tpot.stats(ns),
+                e2e_s: m.e2e.stats(ns),
+                e2e_normalized_s: m.e2e_normalized.stats(ns),
+                scheduling_delay_s: m.scheduling_delay.stats(ns),
+            },
+            throughput: Throughput {
+                requests_per_s: per_s(o.completed as f64, t_s),
+                output_tokens_per_s: out_per_s,
+                total_tokens_per_s: per_s(m.total_tokens as f64, t_s),
+            },
+            replicas,
+            slo: facts.slo.any().then(|| SloSummary {
+                ttft_s: facts.slo.ttft_s,
+                tpot_s: facts.slo.tpot_s,
+                e2e_s: facts.slo.e2e_s,
+                met_requests: m.slo_met,
+                attainment: if o.completed > 0 {
+                    m.slo_met as f64 / o.completed as f64
+                } else {
+                    0.0
+                },
+                goodput_requests_per_s: per_s(m.slo_met as f64, t_s),
+            }),
+            cost: Cost {
+                gpus,
+                usd_per_hour,
+                usd_per_million_output_tokens: if out_per_s > 0.0 {
+                    usd_per_hour / 3600.0 / out_per_s * 1e6
+                } else {
+                    0.0
+                },
+            },
+        }
+    }
+}

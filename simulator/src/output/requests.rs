@@ -1,0 +1,90 @@
+//! `requests.csv`: one row per request, in request-id order.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use super::fmt_s;
+use crate::error::SimError;
+use crate::request::Request;
+
+/// The header row.
+pub const HEADER: &str = "request_id,replica_id,arrived_at_s,scheduled_at_s,first_token_at_s,completed_at_s,prefill_tokens,decode_tokens,cached_prefill_tokens,ttft_s,tbt_mean_s,tbt_max_s,tpot_s,e2e_s,e2e_normalized_s,scheduling_delay_s,execution_time_s,preemption_time_s,num_preemptions,num_restarts";
+
+fn opt_s(l: &mut String, ns: Option<u64>) {
+    if let Some(ns) = ns {
+        fmt_s(l, ns);
+    }
+}
+
+/// Appends the row of `r` (unfinished requests have empty completion-derived cells).
+pub fn row(l: &mut String, r: &Request) {
+    let _ = write!(l, "{},{},", r.id, r.replica);
+    fmt_s(l, r.arrived_at_ns);
+    l.push(',');
+    opt_s(l, r.scheduled_at_ns);
+    l.push(',');
+    opt_s(l, r.first_token_at_ns);
+    l.push(',');
+    opt_s(l, r.completed_at_ns);
+    let _ = write!(
+        l,
+        ",{},{},{},",
+        r.prefill_tokens, r.decode_tokens, r.cached_prefill_tokens
+    );
+    opt_s(l, r.first_token_at_ns.map(|f| f - r.arrived_at_ns));
+    l.push(',');
+    if r.tbt_count > 0 && r.completed {
+        let _ = write!(l, "{}", r.tbt_sum_ns as f64 / r.tbt_count as f64 * 1e-9);
+        l.push(',');
+        fmt_s(l, r.tbt_max_ns);
+    } else {
+        l.push(',');
+    }
+    l.push(',');
+    if let (Some(first), Some(done)) = (r.first_token_at_ns, r.completed_at_ns) {
+        if r.decode_tokens > 1 {
+            let _ = write!(
+                l,
+                "{}",
+                (done - first) as f64 * 1e-9 / (r.decode_tokens - 1) as f64
+            );
+        }
+    }
+    l.push(',');
+    if let Some(done) = r.completed_at_ns {
+        let e2e = done - r.arrived_at_ns;
+        fmt_s(l, e2e);
+        let _ = write!(l, ",{},", e2e as f64 * 1e-9 / r.decode_tokens as f64);
+    } else {
+        l.push_str(",,");
+    }
+    opt_s(l, r.scheduled_at_ns.map(|s| s - r.arrived_at_ns));
+    l.push(',');
+    fmt_s(l, r.execution_ns);
+    l.push(',');
+    if let (Some(s), Some(done)) = (r.scheduled_at_ns, r.completed_at_ns) {
+        fmt_s(l, (done - s).saturating_sub(r.execution_ns));
+    }
+    let _ = writeln!(l, ",{},{}", r.num_preemptions, r.num_restarts);
+}
+
+/// Writes `requests.csv` into `dir`.
+pub fn write(dir: &Path, requests: &[Request]) -> Result<(), SimError> {
+    let path = dir.join("requests.csv");
+    let err = |source| SimError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut w = BufWriter::new(File::create(&path).map_err(err)?);
+    let mut l = String::with_capacity(256);
+    l.push_str(HEADER);
+    l.push('\n');
+    for r in requests {
+        row(&mut l, r);
+        w.write_all(l.as_bytes()).map_err(err)?;
+        l.clear();
+    }
+    w.flush().map_err(err)
+}

@@ -1,0 +1,243 @@
+//! Per-request simulation state (vidur-behaviour §5.2), with Vidur's restart bug fixed: a request
+//! restarted before its prefill finished keeps its prompt as prompt.
+//!
+//! Time-between-tokens is kept as running sums (count, sum, max); no per-token history is stored.
+
+use crate::workload::RequestSpec;
+
+/// Request id: 0-based, in arrival order.
+pub type ReqId = u32;
+
+/// What happened to a request at the end of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TokenOutcome {
+    /// The batch produced an output token for the request.
+    pub emitted_token: bool,
+    /// Gap since the previous output token, ns, when there was one.
+    pub gap_ns: Option<u64>,
+    /// The request finished.
+    pub completed: bool,
+}
+
+/// One request being simulated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Id (index in arrival order).
+    pub id: ReqId,
+    /// Replica the router sent it to.
+    pub replica: u32,
+    /// Arrival time, ns.
+    pub arrived_at_ns: u64,
+    /// Prompt length as generated, tokens.
+    pub prefill_tokens: u32,
+    /// Output length as generated, tokens.
+    pub decode_tokens: u32,
+    /// Prompt length of the current attempt: after a restart, every token processed so far is
+    /// prompt.
+    pub current_prefill_tokens: u32,
+    /// Tokens whose KV entries exist (or are being computed) in the current attempt; a prefix cache
+    /// may start this above 0.
+    pub processed_tokens: u32,
+    /// Prompt tokens served from a prefix cache (0 without caching).
+    pub cached_prefill_tokens: u32,
+    /// The current attempt's prefill has finished.
+    pub prefill_complete: bool,
+    /// All output tokens produced.
+    pub completed: bool,
+    /// The current attempt has been in a batch.
+    pub scheduled: bool,
+    /// First time in a batch (kept across restarts).
+    pub scheduled_at_ns: Option<u64>,
+    /// Time of the first output token (kept across restarts).
+    pub first_token_at_ns: Option<u64>,
+    /// Completion time.
+    pub completed_at_ns: Option<u64>,
+    /// Time of the latest output token.
+    pub last_token_at_ns: u64,
+    /// Output tokens produced so far (over all attempts).
+    pub emitted_tokens: u32,
+    /// Gaps between consecutive output tokens: count.
+    pub tbt_count: u32,
+    /// Gaps between consecutive output tokens: sum, ns.
+    pub tbt_sum_ns: u64,
+    /// Gaps between consecutive output tokens: maximum, ns.
+    pub tbt_max_ns: u64,
+    /// Time in executing batches, summed over pipeline stages, ns.
+    pub execution_ns: u64,
+    /// Times its KV blocks were taken away.
+    pub num_preemptions: u32,
+    /// Times it was restarted from scratch.
+    pub num_restarts: u32,
+    /// KV blocks it holds on its replica.
+    pub kv_blocks: u32,
+    /// It is in a batch that has not finished.
+    pub in_flight: bool,
+}
+
+impl Request {
+    /// A fresh request from its spec.
+    pub fn new(id: ReqId, replica: u32, spec: &RequestSpec) -> Self {
+        Request {
+            id,
+            replica,
+            arrived_at_ns: spec.arrival_ns,
+            prefill_tokens: spec.prefill_tokens,
+            decode_tokens: spec.decode_tokens,
+            current_prefill_tokens: spec.prefill_tokens,
+            processed_tokens: 0,
+            cached_prefill_tokens: 0,
+            prefill_complete: false,
+            completed: false,
+            scheduled: false,
+            scheduled_at_ns: None,
+            first_token_at_ns: None,
+            completed_at_ns: None,
+            last_token_at_ns: 0,
+            emitted_tokens: 0,
+            tbt_count: 0,
+            tbt_sum_ns: 0,
+            tbt_max_ns: 0,
+            execution_ns: 0,
+            num_preemptions: 0,
+            num_restarts: 0,
+            kv_blocks: 0,
+            in_flight: false,
+        }
+    }
+
+    /// Prompt plus output tokens.
+    pub fn total_tokens(&self) -> u32 {
+        self.prefill_tokens + self.decode_tokens
+    }
+
+    /// Prompt tokens of the current attempt not yet processed (0 once the prefill is complete).
+    pub fn remaining_prefill_tokens(&self) -> u32 {
+        if self.prefill_complete {
+            0
+        } else {
+            self.current_prefill_tokens - self.processed_tokens
+        }
+    }
+
+    /// Output tokens still to produce in the current attempt's decode phase.
+    pub fn remaining_tokens(&self) -> u32 {
+        self.total_tokens() - self.processed_tokens
+    }
+
+    /// Marks the request as entering a batch at `now_ns`.
+    pub fn on_schedule(&mut self, now_ns: u64) {
+        if !self.scheduled {
+            self.scheduled = true;
+            if self.scheduled_at_ns.is_none() {
+                self.scheduled_at_ns = Some(now_ns);
+            }
+        }
+    }
+
+    /// Accounts for a batch ending at `now_ns` in which the request processed `tokens` tokens and
+    /// spent `execution_ns` executing (all stages).
+    pub fn on_batch_end(&mut self, now_ns: u64, tokens: u32, execution_ns: u64) -> TokenOutcome {
+        self.execution_ns += execution_ns;
+        self.processed_tokens += tokens;
+        let mut out = TokenOutcome::default();
+        if !self.prefill_complete {
+            debug_assert!(self.processed_tokens <= self.current_prefill_tokens);
+            if self.processed_tokens == self.current_prefill_tokens {
+                self.prefill_complete = true;
+                // the prefill's last iteration produces the next output token
+                self.processed_tokens += 1;
+                out.emitted_token = true;
+            }
+        } else {
+            out.emitted_token = true;
+        }
+        if out.emitted_token {
+            self.emitted_tokens += 1;
+            if self.first_token_at_ns.is_none() {
+                self.first_token_at_ns = Some(now_ns);
+            } else {
+                let gap = now_ns - self.last_token_at_ns;
+                self.tbt_count += 1;
+                self.tbt_sum_ns += gap;
+                self.tbt_max_ns = self.tbt_max_ns.max(gap);
+                out.gap_ns = Some(gap);
+            }
+            self.last_token_at_ns = now_ns;
+        }
+        debug_assert!(self.processed_tokens <= self.total_tokens());
+        if self.processed_tokens == self.total_tokens() {
+            self.completed = true;
+            self.completed_at_ns = Some(now_ns);
+            out.completed = true;
+        }
+        out
+    }
+
+    /// Restarts the request from scratch (recompute preemption). Once the prefill is complete every
+    /// token processed so far becomes prompt of the next attempt; before that, the prompt stays the
+    /// prompt (Vidur turned unprocessed prompt tokens into output tokens here). The caller frees its
+    /// KV blocks.
+    pub fn restart(&mut self) {
+        if self.prefill_complete {
+            self.current_prefill_tokens = self.processed_tokens;
+        }
+        self.processed_tokens = 0;
+        self.prefill_complete = false;
+        self.scheduled = false;
+        self.num_restarts += 1;
+        self.num_preemptions += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefill_emits_first_token_and_decodes_follow() {
+        let mut r = Request::new(0, 0, &RequestSpec::simple(0, 4, 3));
+        assert!(!r.on_batch_end(10, 2, 5).emitted_token);
+        let o = r.on_batch_end(20, 2, 5);
+        assert!(o.emitted_token && o.gap_ns.is_none());
+        assert_eq!(r.first_token_at_ns, Some(20));
+        assert_eq!(r.processed_tokens, 5);
+        assert_eq!(r.on_batch_end(25, 1, 5).gap_ns, Some(5));
+        let o = r.on_batch_end(40, 1, 5);
+        assert!(o.completed);
+        assert_eq!((r.tbt_count, r.tbt_sum_ns, r.tbt_max_ns), (2, 20, 15));
+        assert_eq!(r.emitted_tokens, 3);
+        assert_eq!(r.execution_ns, 20);
+    }
+
+    #[test]
+    fn restart_after_prefill_turns_processed_into_prompt_and_conserves_output() {
+        let mut r = Request::new(0, 0, &RequestSpec::simple(0, 4, 4));
+        r.on_batch_end(10, 4, 1); // processed 5, 1 token
+        r.on_batch_end(20, 1, 1); // processed 6, 2 tokens
+        r.restart();
+        assert_eq!((r.current_prefill_tokens, r.processed_tokens), (6, 0));
+        r.on_batch_end(30, 6, 1); // re-prefill: processed 7, 3 tokens
+        assert_eq!(r.emitted_tokens, 3);
+        let o = r.on_batch_end(40, 1, 1);
+        assert!(o.completed);
+        assert_eq!(r.emitted_tokens, 4);
+        assert_eq!(r.first_token_at_ns, Some(10));
+    }
+
+    #[test]
+    fn restart_during_chunked_prefill_keeps_the_prompt() {
+        let mut r = Request::new(0, 0, &RequestSpec::simple(0, 10, 2));
+        r.on_batch_end(10, 4, 1);
+        r.restart();
+        assert_eq!((r.current_prefill_tokens, r.remaining_tokens()), (10, 12));
+        assert_eq!(r.decode_tokens, 2);
+    }
+
+    #[test]
+    fn single_token_output_completes_with_the_prefill() {
+        let mut r = Request::new(0, 0, &RequestSpec::simple(0, 3, 1));
+        let o = r.on_batch_end(7, 3, 7);
+        assert!(o.completed && o.emitted_token);
+        assert_eq!(r.tbt_count, 0);
+    }
+}

@@ -1,0 +1,231 @@
+//! Replica schedulers: what each replica runs next (vidur-behaviour §6.3–6.7).
+//!
+//! Every policy implements [`ReplicaScheduler`] and is listed once in [`registry`]. A policy owns
+//! its queues of request ids; requests themselves live in the engine's table and are reached through
+//! [`SchedCtx`], together with the replica's [`KvCache`].
+//!
+//! Division of labour with the engine:
+//! - the engine calls [`ReplicaScheduler::next_batch`] while fewer than PP batches are in flight on
+//!   the replica, and never hands a request of an in-flight batch back to the policy before that
+//!   batch ends;
+//! - a batch is a list of (request, tokens) entries: prefill chunks (any size up to the remaining
+//!   prompt) and single-token decodes, mixed freely;
+//! - at a batch end the engine applies the tokens to each request and frees the KV blocks of the
+//!   requests that completed, then calls [`ReplicaScheduler::on_batch_end`];
+//! - a policy may preempt a waiting request (free its blocks and restart it) through
+//!   [`SchedCtx::restart`].
+
+pub mod faster_transformer;
+pub mod lightllm;
+pub mod orca;
+pub mod registry;
+pub mod sarathi;
+pub mod vllm;
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use crate::kv::{KvCache, KvError};
+use crate::request::{ReqId, Request};
+
+pub use registry::{find, SchedulerEntry, SCHEDULERS};
+
+/// One request's share of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchEntry {
+    /// The request.
+    pub request: ReqId,
+    /// Tokens it processes in this batch (a prefill chunk, or 1 for a decode).
+    pub tokens: u32,
+    /// True for a prefill chunk, false for a decode.
+    pub is_prefill: bool,
+}
+
+/// What a policy sees of the replica while scheduling.
+pub struct SchedCtx<'a> {
+    /// Simulated time, ns.
+    pub now_ns: u64,
+    /// Every request of the simulation, indexed by id.
+    pub requests: &'a mut [Request],
+    /// The replica's KV cache.
+    pub kv: &'a mut KvCache,
+}
+
+impl SchedCtx<'_> {
+    /// The request `id`.
+    pub fn req(&self, id: ReqId) -> &Request {
+        &self.requests[id as usize]
+    }
+
+    /// The request `id`, mutably.
+    pub fn req_mut(&mut self, id: ReqId) -> &mut Request {
+        &mut self.requests[id as usize]
+    }
+
+    /// Gives `n` blocks to request `id`.
+    pub fn allocate(&mut self, id: ReqId, n: u32) -> Result<(), KvError> {
+        self.kv.allocate(&mut self.requests[id as usize], n)
+    }
+
+    /// Preempts request `id` by recomputation: frees its blocks and restarts it.
+    pub fn restart(&mut self, id: ReqId) {
+        let r = &mut self.requests[id as usize];
+        self.kv.free(r);
+        r.restart();
+    }
+
+    /// Blocks request `id` still needs to hold `tokens` tokens.
+    pub fn blocks_missing(&self, id: ReqId, tokens: u32) -> u32 {
+        let r = self.req(id);
+        self.kv.blocks_for(tokens).saturating_sub(r.kv_blocks)
+    }
+
+    /// Adds a prefill chunk or a decode of request `id` to `batch`.
+    pub fn push(&self, batch: &mut Vec<BatchEntry>, id: ReqId, tokens: u32) {
+        batch.push(BatchEntry {
+            request: id,
+            tokens,
+            is_prefill: !self.req(id).prefill_complete,
+        });
+    }
+}
+
+/// A replica's batching policy.
+pub trait ReplicaScheduler: Send {
+    /// A request routed to this replica.
+    fn add_request(&mut self, id: ReqId, ctx: &mut SchedCtx<'_>);
+    /// Forms the next batch into `batch` (given empty); leaves it empty when there is nothing to run.
+    fn next_batch(
+        &mut self,
+        ctx: &mut SchedCtx<'_>,
+        batch: &mut Vec<BatchEntry>,
+    ) -> Result<(), KvError>;
+    /// A batch formed by this policy finished; its requests' tokens are applied and the blocks of
+    /// completed requests freed.
+    fn on_batch_end(&mut self, batch: &[BatchEntry], ctx: &mut SchedCtx<'_>);
+    /// Requests waiting for admission (holding no KV blocks).
+    fn num_queued(&self) -> usize;
+    /// Requests the policy holds in any queue (admitted or not), excluding in-flight batches.
+    fn num_waiting(&self) -> usize;
+}
+
+/// Knobs of the replica schedulers (section `[scheduler]`); each policy reads the ones it uses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    /// Policy name, one of [`SCHEDULERS`].
+    pub name: String,
+    /// Most requests admitted on a replica at once (and per batch).
+    pub batch_size_cap: u32,
+    /// Tokens per KV block (LightLLM always uses 1).
+    pub block_size: u32,
+    /// Fraction of blocks kept free when admitting a new request (vLLM, Sarathi).
+    pub watermark_blocks_fraction: f64,
+    /// KV blocks per replica; unset: from the memory planner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_blocks: Option<u64>,
+    /// Token cap per batch (vLLM, LightLLM).
+    pub max_tokens_in_batch: u32,
+    /// Token budget per batch, prefill chunks included (Sarathi).
+    pub chunk_size: u32,
+    /// Decode iterations before LightLLM tries to admit new requests again.
+    pub max_waiting_iters: u32,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            name: "sarathi".into(),
+            batch_size_cap: 128,
+            block_size: 16,
+            watermark_blocks_fraction: 0.01,
+            num_blocks: None,
+            max_tokens_in_batch: 4096,
+            chunk_size: 512,
+            max_waiting_iters: 10,
+        }
+    }
+}
+
+/// Everything a policy is built from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchedulerParams {
+    /// The knobs.
+    pub config: SchedulerConfig,
+    /// Pipeline stages of the replica.
+    pub pp: u32,
+    /// KV blocks of the replica.
+    pub num_blocks: u64,
+    /// Blocks a request of the longest possible length needs.
+    pub max_blocks_per_request: u32,
+}
+
+impl SchedulerParams {
+    /// Requests per micro-batch for policies that split the cap over pipeline stages.
+    pub fn max_micro_batch_size(&self) -> usize {
+        (self.config.batch_size_cap / self.pp).max(1) as usize
+    }
+
+    /// Vidur's `watermark_blocks`.
+    pub fn watermark_blocks(&self) -> u64 {
+        (self.config.watermark_blocks_fraction * self.num_blocks as f64) as u64
+    }
+
+    /// Batch size of the max-length-reservation policies (Orca, FasterTransformer): the requests
+    /// whose worst case fits in one stage's share of the cache, capped by `batch_size_cap`.
+    pub fn reservation_batch_size(&self) -> usize {
+        let fit = self.num_blocks / self.max_blocks_per_request.max(1) as u64 / self.pp as u64;
+        (fit.min(self.config.batch_size_cap as u64)).max(1) as usize
+    }
+}
+
+/// vLLM's test for admitting a request: its prompt's blocks leave at least the watermark free.
+pub fn can_admit_with_watermark(ctx: &SchedCtx<'_>, id: ReqId, watermark: u64) -> bool {
+    let need = ctx.blocks_missing(id, ctx.req(id).current_prefill_tokens) as u64;
+    ctx.kv.free_blocks() >= need + watermark
+}
+
+/// Secures the KV block that the decode of `id` needs (vLLM v0 / Sarathi): while memory is short,
+/// restart the latest-arriving request left in `others` (taken from its back) and put it at the
+/// front of `queue`; when `others` is empty, restart `id` itself. Returns true when `id` got its
+/// block and can decode.
+pub fn secure_decode_block(
+    ctx: &mut SchedCtx<'_>,
+    id: ReqId,
+    others: &mut VecDeque<ReqId>,
+    queue: &mut VecDeque<ReqId>,
+) -> Result<bool, KvError> {
+    loop {
+        let processed = ctx.req(id).processed_tokens;
+        let need = ctx.blocks_missing(id, processed);
+        if ctx.kv.can_allocate(need as u64) {
+            ctx.allocate(id, need)?;
+            return Ok(true);
+        }
+        match others.pop_back() {
+            Some(victim) => {
+                ctx.restart(victim);
+                queue.push_front(victim);
+            }
+            None => {
+                ctx.restart(id);
+                queue.push_front(id);
+                return Ok(false);
+            }
+        }
+    }
+}
+
+/// Returns the requests of a finished batch that did not complete to `running` (vLLM, Orca,
+/// Sarathi).
+pub fn requeue_unfinished(batch: &[BatchEntry], ctx: &SchedCtx<'_>, running: &mut VecDeque<ReqId>) {
+    for e in batch {
+        if !ctx.req(e.request).completed {
+            running.push_back(e.request);
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testkit;

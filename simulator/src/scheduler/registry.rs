@@ -1,0 +1,80 @@
+//! The one list of replica schedulers: name → constructor and constraints. Adding a policy means
+//! one file and one entry here.
+
+use super::{ReplicaScheduler, SchedulerParams};
+
+/// A registered policy.
+pub struct SchedulerEntry {
+    /// Name used in configs and on the command line.
+    pub name: &'static str,
+    /// One line for `--help` and the docs.
+    pub summary: &'static str,
+    /// KV blocks hold one token each whatever `block_size` says (LightLLM).
+    pub token_blocks: bool,
+    /// Largest pipeline depth the policy supports, if limited.
+    pub max_pipeline_stages: Option<u32>,
+    /// Builds the policy.
+    pub build: fn(&SchedulerParams) -> Box<dyn ReplicaScheduler>,
+}
+
+impl std::fmt::Debug for SchedulerEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchedulerEntry")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// Every policy, by name.
+pub static SCHEDULERS: &[SchedulerEntry] = &[
+    SchedulerEntry {
+        name: "vllm",
+        summary: "vLLM v0: prefill-prioritizing, whole prompts, recompute preemption",
+        token_blocks: false,
+        max_pipeline_stages: None,
+        build: |p| Box::new(super::vllm::Vllm::new(p)),
+    },
+    SchedulerEntry {
+        name: "orca",
+        summary: "Orca: iteration-level batching, whole prompts, max-length reservation",
+        token_blocks: false,
+        max_pipeline_stages: None,
+        build: |p| Box::new(super::orca::Orca::new(p)),
+    },
+    SchedulerEntry {
+        name: "faster_transformer",
+        summary: "FasterTransformer: request-level static batches, max-length reservation",
+        token_blocks: false,
+        max_pipeline_stages: None,
+        build: |p| Box::new(super::faster_transformer::FasterTransformer::new(p)),
+    },
+    SchedulerEntry {
+        name: "sarathi",
+        summary: "Sarathi-Serve: chunked prefills mixed with decodes under a token budget",
+        token_blocks: false,
+        max_pipeline_stages: None,
+        build: |p| Box::new(super::sarathi::Sarathi::new(p)),
+    },
+    SchedulerEntry {
+        name: "lightllm",
+        summary: "LightLLM: token-granular KV, admission by projected peak memory",
+        token_blocks: true,
+        max_pipeline_stages: Some(1),
+        build: |p| Box::new(super::lightllm::LightLlm::new(p)),
+    },
+];
+
+/// The policy called `name`, or an error listing the known ones.
+pub fn find(name: &str) -> Result<&'static SchedulerEntry, String> {
+    SCHEDULERS.iter().find(|e| e.name == name).ok_or_else(|| {
+        format!(
+            "unknown replica scheduler `{name}`; known: {}",
+            names().join(", ")
+        )
+    })
+}
+
+/// Names of every policy.
+pub fn names() -> Vec<&'static str> {
+    SCHEDULERS.iter().map(|e| e.name).collect()
+}
