@@ -1,0 +1,3 @@
+//! `simulator`: simulates an LLM serving cluster (work in progress).
+
+pub mod workload;
