@@ -30,9 +30,9 @@ pub enum ArrivalKind {
 pub enum LengthKind {
     /// Fixed lengths (`--prefill-tokens`, `--decode-tokens`).
     Fixed,
-    /// Uniform total length (`--min-tokens`, `--max-tokens`, `--pd-ratio`).
+    /// Uniform total length (`--min-tokens`, `--length-max-tokens`, `--pd-ratio`).
     Uniform,
-    /// Zipf total length (`--min-tokens`, `--max-tokens`, `--pd-ratio`, `--zipf-theta`).
+    /// Zipf total length (`--min-tokens`, `--length-max-tokens`, `--pd-ratio`, `--zipf-theta`).
     Zipf,
     /// Lengths from a CSV trace (`--length-trace`).
     Trace,
@@ -90,6 +90,9 @@ pub struct WorkloadArgs {
     /// Smallest total length of uniform and zipf lengths [default: 1024]
     #[arg(long, value_name = "TOKENS")]
     pub min_tokens: Option<u32>,
+    /// Largest total length of uniform and zipf lengths [default: --max-tokens, less any shared prefix]
+    #[arg(long, value_name = "TOKENS")]
+    pub length_max_tokens: Option<u32>,
     /// Prompt-to-output ratio of uniform and zipf lengths [default: 20]
     #[arg(long, value_name = "RATIO")]
     pub pd_ratio: Option<f64>,
@@ -285,6 +288,7 @@ impl WorkloadArgs {
             || self.prefill_tokens.is_some()
             || self.decode_tokens.is_some()
             || self.min_tokens.is_some()
+            || self.length_max_tokens.is_some()
             || self.pd_ratio.is_some()
             || self.zipf_theta.is_some()
             || self.zipf_scramble.is_some();
@@ -300,6 +304,7 @@ impl WorkloadArgs {
         let (mut old_p, mut old_d, mut old_min, mut old_ratio, mut old_theta, mut old_scramble) =
             (None, None, None, None, None, None);
         let (mut old_file, mut old_pscale, mut old_dscale) = (None, None, None);
+        let mut old_max = None;
         match &cfg.lengths {
             LengthConfig::Fixed {
                 prefill_tokens,
@@ -307,15 +312,21 @@ impl WorkloadArgs {
             } => (old_p, old_d) = (Some(*prefill_tokens), Some(*decode_tokens)),
             LengthConfig::Uniform {
                 min_tokens,
+                max_tokens,
                 pd_ratio,
-            } => (old_min, old_ratio) = (Some(*min_tokens), Some(*pd_ratio)),
+            } => {
+                (old_min, old_ratio) = (Some(*min_tokens), Some(*pd_ratio));
+                old_max = *max_tokens;
+            }
             LengthConfig::Zipf {
                 min_tokens,
+                max_tokens,
                 pd_ratio,
                 theta,
                 scramble,
             } => {
                 (old_min, old_ratio) = (Some(*min_tokens), Some(*pd_ratio));
+                old_max = *max_tokens;
                 (old_theta, old_scramble) = (Some(*theta), Some(*scramble));
             }
             LengthConfig::Trace {
@@ -351,6 +362,12 @@ impl WorkloadArgs {
         flag_unless(self.min_tokens.is_some(), ranged, "--min-tokens", unused);
         flag_unless(self.pd_ratio.is_some(), ranged, "--pd-ratio", unused);
         flag_unless(
+            self.length_max_tokens.is_some(),
+            ranged,
+            "--length-max-tokens",
+            unused,
+        );
+        flag_unless(
             self.zipf_theta.is_some(),
             kind == LengthKind::Zipf,
             "--zipf-theta",
@@ -368,6 +385,7 @@ impl WorkloadArgs {
             "--length-trace",
             unused,
         );
+        let max_tokens = self.length_max_tokens.or(old_max);
         let min_tokens = self
             .min_tokens
             .or(old_min)
@@ -386,10 +404,12 @@ impl WorkloadArgs {
             },
             LengthKind::Uniform => LengthConfig::Uniform {
                 min_tokens,
+                max_tokens,
                 pd_ratio,
             },
             LengthKind::Zipf => LengthConfig::Zipf {
                 min_tokens,
+                max_tokens,
                 pd_ratio,
                 theta: self
                     .zipf_theta

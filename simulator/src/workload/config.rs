@@ -132,6 +132,10 @@ pub enum LengthConfig {
         /// Smallest total length, tokens.
         #[serde(default = "default_min_tokens")]
         min_tokens: u32,
+        /// Largest total length, tokens; absent: `workload.max_tokens` (minus the shared
+        /// prefix). Useful for per-turn lengths of sessions.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_tokens: Option<u32>,
         /// Prompt-to-output length ratio.
         #[serde(default = "default_pd_ratio")]
         pd_ratio: f64,
@@ -142,6 +146,10 @@ pub enum LengthConfig {
         /// Smallest total length, tokens.
         #[serde(default = "default_min_tokens")]
         min_tokens: u32,
+        /// Largest total length, tokens; absent: `workload.max_tokens` (minus the shared
+        /// prefix). Useful for per-turn lengths of sessions.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_tokens: Option<u32>,
         /// Prompt-to-output length ratio.
         #[serde(default = "default_pd_ratio")]
         pd_ratio: f64,

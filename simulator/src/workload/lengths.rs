@@ -78,20 +78,26 @@ impl LengthSampler {
             },
             LengthConfig::Uniform {
                 min_tokens,
+                max_tokens,
                 pd_ratio,
-            } => LengthSampler::Uniform {
-                rng,
-                min: f64::from(*min_tokens),
-                max: f64::from(cap),
-                ratio: *pd_ratio,
-                cap,
-            },
+            } => {
+                let cap = max_tokens.map_or(cap, |m| m.min(cap));
+                LengthSampler::Uniform {
+                    rng,
+                    min: f64::from(*min_tokens),
+                    max: f64::from(cap),
+                    ratio: *pd_ratio,
+                    cap,
+                }
+            }
             LengthConfig::Zipf {
                 min_tokens,
+                max_tokens,
                 pd_ratio,
                 theta,
                 scramble,
             } => {
+                let cap = max_tokens.map_or(cap, |m| m.min(cap));
                 let n = cap - min_tokens + 1;
                 let permutation = scramble.then(|| {
                     let mut p: Vec<u32> = (0..n).collect();
@@ -184,6 +190,7 @@ mod tests {
     fn uniform_follows_vidur_split_and_range() {
         let cfg = LengthConfig::Uniform {
             min_tokens: 1024,
+            max_tokens: None,
             pd_ratio: 20.0,
         };
         let xs = draws(&cfg, 4096, 50_000);
@@ -201,6 +208,7 @@ mod tests {
     fn zipf_prefers_short_totals_and_scramble_spreads_them() {
         let cfg = LengthConfig::Zipf {
             min_tokens: 100,
+            max_tokens: None,
             pd_ratio: 3.0,
             theta: 0.9,
             scramble: false,
@@ -211,6 +219,7 @@ mod tests {
         assert!(xs.iter().all(|&(p, d)| p >= 1 && d >= 1 && p + d <= 1100));
         let scrambled = LengthConfig::Zipf {
             min_tokens: 100,
+            max_tokens: None,
             pd_ratio: 3.0,
             theta: 0.9,
             scramble: true,

@@ -29,6 +29,9 @@ mod trace_csv;
 mod validate;
 mod zipf;
 
+#[cfg(test)]
+mod tests;
+
 pub use args::{ArrivalKind, LengthKind, WorkloadArgs};
 pub use config::{
     ArrivalConfig, LengthConfig, PrefixConfig, PrefixLaw, SessionConfig, TraceConfig, TraceFormat,

@@ -196,9 +196,10 @@ impl WorkloadConfig {
             }
             LengthConfig::Uniform {
                 min_tokens,
+                max_tokens,
                 pd_ratio,
             } => {
-                self.validate_range(*min_tokens, cap, &cap_source)?;
+                self.validate_range(*min_tokens, *max_tokens, cap, &cap_source)?;
                 positive_finite(
                     "workload.lengths.pd_ratio",
                     *pd_ratio,
@@ -207,11 +208,12 @@ impl WorkloadConfig {
             }
             LengthConfig::Zipf {
                 min_tokens,
+                max_tokens,
                 pd_ratio,
                 theta,
                 ..
             } => {
-                self.validate_range(*min_tokens, cap, &cap_source)?;
+                self.validate_range(*min_tokens, *max_tokens, cap, &cap_source)?;
                 positive_finite(
                     "workload.lengths.pd_ratio",
                     *pd_ratio,
@@ -290,6 +292,7 @@ impl WorkloadConfig {
     fn validate_range(
         &self,
         min_tokens: u32,
+        max_tokens: Option<u32>,
         cap: u32,
         cap_source: &str,
     ) -> Result<(), WorkloadError> {
@@ -299,6 +302,22 @@ impl WorkloadConfig {
                 format!("is {min_tokens}"),
                 "a request needs at least 1 prompt and 1 output token: give 2 or more",
             ));
+        }
+        if let Some(max) = max_tokens {
+            if max > cap {
+                return Err(WorkloadError::field(
+                    "workload.lengths.max_tokens",
+                    format!("is {max}, more than {cap_source}"),
+                    "lower it (or leave it out to use the whole range)",
+                ));
+            }
+            if min_tokens > max {
+                return Err(WorkloadError::field(
+                    "workload.lengths.min_tokens",
+                    format!("is {min_tokens}, more than workload.lengths.max_tokens = {max}"),
+                    "make min_tokens ≤ max_tokens",
+                ));
+            }
         }
         if min_tokens > cap {
             return Err(WorkloadError::field(
