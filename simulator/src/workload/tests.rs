@@ -794,3 +794,30 @@ fn flags_override_the_file() {
     // No flags, no change.
     assert_eq!(with_flags(&file, &[]).unwrap(), file);
 }
+
+#[test]
+fn the_documented_examples_are_valid() {
+    #[derive(serde::Deserialize)]
+    struct File {
+        workload: WorkloadConfig,
+    }
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/workloads.md"))
+            .unwrap();
+    let blocks: Vec<&str> = doc
+        .split("```toml\n")
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap())
+        .collect();
+    assert!(blocks.len() >= 3, "{} toml blocks", blocks.len());
+    for block in &blocks {
+        let file: File = toml::from_str(block).unwrap_or_else(|e| panic!("{e}\n{block}"));
+        file.workload
+            .validate()
+            .unwrap_or_else(|e| panic!("{e}\n{block}"));
+        assert!(generate(&file.workload, 1).unwrap().take(100).count() > 0);
+    }
+    // The first block is the default workload.
+    let first: File = toml::from_str(blocks[0]).unwrap();
+    assert_eq!(first.workload, WorkloadConfig::default());
+}
