@@ -31,6 +31,8 @@ mod zipf;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod trace_tests;
 
 pub use args::{ArrivalKind, LengthKind, WorkloadArgs};
 pub use config::{

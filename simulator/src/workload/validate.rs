@@ -7,6 +7,11 @@ use super::config::{
 use super::error::WorkloadError;
 use super::{mooncake, trace_csv};
 
+/// Most values a zipf length law may range over (its generator sums and may permute them all).
+const MAX_ZIPF_RANGE: u32 = 1 << 24;
+/// Most shared prompts of `[workload.prefix]` (its sampler keeps a table of them).
+const MAX_PREFIXES: u32 = 10_000_000;
+
 impl WorkloadConfig {
     /// Checks every field and opens every trace file the configuration names (reading its
     /// header and first row), so that a bad value fails before a simulation starts.
@@ -219,6 +224,14 @@ impl WorkloadConfig {
                     *pd_ratio,
                     "a prompt-to-output ratio, e.g. 20",
                 )?;
+                let range = max_tokens.unwrap_or(cap) - min_tokens + 1;
+                if range > MAX_ZIPF_RANGE {
+                    return Err(WorkloadError::field(
+                        "workload.lengths.max_tokens",
+                        format!("gives zipf lengths a range of {range} values, more than {MAX_ZIPF_RANGE}"),
+                        "narrow the range with workload.lengths.min_tokens and max_tokens",
+                    ));
+                }
                 if !(theta.is_finite() && *theta > 0.0 && *theta < 1.0) {
                     return Err(WorkloadError::field(
                         "workload.lengths.theta",
@@ -266,6 +279,13 @@ impl WorkloadConfig {
                 "workload.prefix.num_prefixes",
                 "is 0",
                 "give the number of distinct shared prompts (≥ 1), or remove [workload.prefix]",
+            ));
+        }
+        if prefix.num_prefixes > MAX_PREFIXES {
+            return Err(WorkloadError::field(
+                "workload.prefix.num_prefixes",
+                format!("is {}, more than {MAX_PREFIXES}", prefix.num_prefixes),
+                "use fewer shared prompts (every prompt has an entry in a sampling table)",
             ));
         }
         at_least_one("workload.prefix.prefix_tokens", prefix.prefix_tokens)?;
