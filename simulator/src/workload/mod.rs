@@ -6,9 +6,47 @@
 //! - [`generate`]: a deterministic, arrival-ordered stream of requests for a config and seed.
 //!
 //! The generators themselves (synthetic arrivals and lengths, trace replay, shared-prefix workloads)
-//! live in the submodules.
+//! live in the submodules; `docs/workloads.md` is the user's guide to all of them.
+//!
+//! All randomness comes from the one seed given to [`generate`]: it seeds a master
+//! [`StdRng`](rand::rngs::StdRng) that draws one seed per stream (arrivals, lengths, prefixes,
+//! sessions), so changing the length law leaves the arrival times unchanged.
 
+use rand::prelude::*;
 use serde::{Deserialize, Serialize};
+
+mod args;
+mod arrival;
+mod config;
+mod error;
+mod lengths;
+mod mooncake;
+mod prefix;
+mod replay;
+mod sessions;
+mod synthetic;
+mod trace_csv;
+mod validate;
+mod zipf;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod trace_tests;
+
+pub use args::{ArrivalKind, LengthKind, WorkloadArgs};
+pub use config::{
+    ArrivalConfig, LengthConfig, PrefixConfig, PrefixLaw, SessionConfig, TraceConfig, TraceFormat,
+    WorkloadConfig, DEFAULT_DECODE_TOKENS, DEFAULT_MAX_TOKENS, DEFAULT_NUM_REQUESTS,
+    DEFAULT_PREFILL_TOKENS, DEFAULT_QPS, IMPLICIT_NUM_REQUESTS,
+};
+pub use error::WorkloadError;
+pub use prefix::expected_prefix_hit_rate;
+
+use arrival::ArrivalProcess;
+use lengths::LengthSampler;
+use prefix::PrefixSampler;
+use synthetic::{Bounds, Synthetic};
 
 /// A run of prompt tokens with one content identity: every request whose prompt contains segment
 /// `id` has the same `tokens` tokens there (a system prompt, an earlier turn of a conversation, a
@@ -54,6 +92,64 @@ impl RequestSpec {
     }
 }
 
-// TEMPORARY: the workload contract's minimal implementation until the generators are merged.
-mod temp_contract;
-pub use temp_contract::{generate, WorkloadArgs, WorkloadConfig, WorkloadError};
+/// The requests of `cfg`, in non-decreasing arrival order, drawn from `seed`.
+///
+/// The configuration is validated first. Synthetic workloads are generated lazily (memory stays
+/// flat however many requests are drawn); trace files are read fully when this is called, so
+/// every error in them is reported here, before the first request. Same `cfg` and `seed`, same
+/// sequence, on every run and platform.
+pub fn generate(
+    cfg: &WorkloadConfig,
+    seed: u64,
+) -> Result<Box<dyn Iterator<Item = RequestSpec> + Send>, WorkloadError> {
+    cfg.validate()?;
+    let implicit = cfg.duration_s.is_none()
+        && cfg.trace.is_none()
+        && !matches!(cfg.arrival, ArrivalConfig::Trace { .. });
+    let bounds = Bounds {
+        remaining: cfg
+            .num_requests
+            .or(implicit.then_some(IMPLICIT_NUM_REQUESTS)),
+        duration_s: cfg.duration_s,
+    };
+    if let Some(trace) = &cfg.trace {
+        return Ok(match trace.resolved_format() {
+            TraceFormat::Mooncake => Box::new(mooncake::MooncakeReplay::open(
+                trace,
+                cfg.max_tokens,
+                bounds,
+            )?),
+            _ => Box::new(replay::CsvReplay::open(trace, cfg.max_tokens, bounds)?),
+        });
+    }
+    // One seed per stream, drawn in a fixed order from the master generator.
+    let mut master = StdRng::seed_from_u64(seed);
+    let mut stream = || StdRng::seed_from_u64(master.random::<u64>());
+    let (arrival_rng, length_rng, prefix_rng, session_rng) =
+        (stream(), stream(), stream(), stream());
+    let prefix_tokens = cfg.prefix.as_ref().map_or(0, |p| p.prefix_tokens);
+    let arrivals = ArrivalProcess::new(&cfg.arrival, arrival_rng)?;
+    let lengths = LengthSampler::new(&cfg.lengths, cfg.max_tokens - prefix_tokens, length_rng)?;
+    let prefix = cfg
+        .prefix
+        .as_ref()
+        .map(|p| PrefixSampler::new(p, prefix_rng));
+    Ok(match &cfg.sessions {
+        Some(sessions) => Box::new(sessions::Sessions::new(
+            sessions,
+            arrivals,
+            lengths,
+            prefix,
+            session_rng,
+            cfg.max_tokens,
+            bounds,
+            cfg.prefix.as_ref().map_or(0, |p| u64::from(p.num_prefixes)),
+        )),
+        None => Box::new(Synthetic {
+            arrivals,
+            lengths,
+            prefix,
+            bounds,
+        }),
+    })
+}
