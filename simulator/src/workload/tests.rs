@@ -82,24 +82,27 @@ fn same_seed_same_requests_different_seed_different() {
 }
 
 #[test]
-fn a_fixed_seed_gives_a_fixed_sequence() {
-    // Pins the generator to its current output, so a change of stream derivation, RNG or
-    // sampling rule (which would change every seeded run) is noticed.
+fn a_fixed_seed_gives_the_recorded_sequence() {
+    // The sequence recorded when this generator was written (x86-64 Linux). A change of stream
+    // derivation, RNG or sampling rule changes every seeded run, and a platform whose arithmetic
+    // differs breaks reproducibility; either shows up here.
     let cfg = parse("num_requests = 3\n[lengths]\nkind = \"uniform\"\nmin_tokens = 100\n");
     let got: Vec<(u64, u32, u32)> = all(&cfg, 42)
         .iter()
         .map(|r| (r.arrival_ns, r.prefill_tokens, r.decode_tokens))
         .collect();
-    let again: Vec<(u64, u32, u32)> = all(&cfg, 42)
-        .iter()
-        .map(|r| (r.arrival_ns, r.prefill_tokens, r.decode_tokens))
-        .collect();
-    assert_eq!(got, again);
-    assert_eq!(got.len(), 3);
+    assert_eq!(
+        got,
+        [
+            (40_135_277, 2016, 101),
+            (200_908_762, 728, 37),
+            (475_330_304, 3518, 176)
+        ]
+    );
     // Arrivals do not depend on the length law: same seed, fixed lengths, same times.
     let fixed = parse("num_requests = 3\n");
     let times: Vec<u64> = all(&fixed, 42).iter().map(|r| r.arrival_ns).collect();
-    assert_eq!(times, got.iter().map(|g| g.0).collect::<Vec<_>>());
+    assert_eq!(times, [40_135_277, 200_908_762, 475_330_304]);
 }
 
 #[test]
