@@ -352,6 +352,27 @@ fn session_turns_repeat_the_conversation_so_far() {
 }
 
 #[test]
+fn sessions_end_at_the_duration_and_share_no_content_across_sessions() {
+    let cfg = parse(
+        "duration_s = 120\n[arrival]\nkind = \"gamma\"\nqps = 1\ncv = 2\n\
+         [lengths]\nkind = \"uniform\"\nmin_tokens = 20\nmax_tokens = 300\npd_ratio = 2\n\
+         [sessions]\nmin_turns = 1\nmax_turns = 20\nthink_time_s = 5\n",
+    );
+    let requests = all(&cfg, 9);
+    assert!(!requests.is_empty());
+    assert_ordered(&requests);
+    assert!(requests.iter().all(|r| r.arrival_ns < 120_000_000_000));
+    // Without shared prefixes, a segment id belongs to one session only.
+    let mut owner = std::collections::BTreeMap::new();
+    for r in &requests {
+        for s in r.segments.iter().map(|s| s.id).chain(r.output_segment) {
+            let first = *owner.entry(s).or_insert(r.session_id);
+            assert_eq!(first, r.session_id, "segment {s}");
+        }
+    }
+}
+
+#[test]
 fn prefix_group_workload_matches_the_analytical_hit_rate() {
     let cfg = parse(
         "num_requests = 2000\n[lengths]\nkind = \"uniform\"\nmin_tokens = 64\n\
