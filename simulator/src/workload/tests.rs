@@ -376,25 +376,43 @@ fn sessions_end_at_the_duration_and_share_no_content_across_sessions() {
 fn prefix_group_workload_matches_the_analytical_hit_rate() {
     let cfg = parse(
         "num_requests = 2000\n[lengths]\nkind = \"uniform\"\nmin_tokens = 64\n\
-         [prefix]\nnum_prefixes = 1000\nprefix_tokens = 1024\nlaw = \"zipf\"\nzipf_theta = 1.0\n",
+         [prefix]\nnum_prefixes = 1000\nprefix_tokens = 1000\nlaw = \"zipf\"\nzipf_theta = 1.0\n",
     );
     let prefix = cfg.prefix.clone().unwrap();
-    let expected = expected_prefix_hit_rate(&prefix, 2000);
-    let mut total = 0.0;
+    let (m, block) = (2000u64, 16u32);
+    let expected = expected_prefix_hit_rate(&prefix, m);
+    let cached_per_request = prefix.expected_cached_tokens_per_request(m, block);
+    let (mut request_rate, mut token_rate, mut expected_token_rate) = (0.0, 0.0, 0.0);
     let seeds = 20;
     for seed in 0..seeds {
         let requests = all(&cfg, seed);
-        let distinct: std::collections::BTreeSet<u64> =
-            requests.iter().map(|r| r.segments[0].id).collect();
-        total += 1.0 - distinct.len() as f64 / requests.len() as f64;
         assert!(requests
             .iter()
-            .all(|r| r.prefill_tokens > 1024 && r.prefill_tokens + r.decode_tokens <= 4096));
+            .all(|r| r.prefill_tokens > 1000 && r.prefill_tokens + r.decode_tokens <= 4096));
+        // An infinite block cache: a prefix seen before serves its full blocks (992 tokens).
+        let mut seen = std::collections::BTreeSet::new();
+        let (mut hits, mut cached_tokens) = (0u64, 0u64);
+        for r in &requests {
+            if !seen.insert(r.segments[0].id) {
+                hits += 1;
+                cached_tokens += 992;
+            }
+        }
+        let prompt_tokens: u64 = requests.iter().map(|r| u64::from(r.prefill_tokens)).sum();
+        request_rate += hits as f64 / m as f64;
+        token_rate += cached_tokens as f64 / prompt_tokens as f64;
+        expected_token_rate += m as f64 * cached_per_request / prompt_tokens as f64;
     }
-    let measured = total / seeds as f64;
+    let n = seeds as f64;
+    let (request_rate, token_rate, expected_token_rate) =
+        (request_rate / n, token_rate / n, expected_token_rate / n);
     assert!(
-        (measured - expected).abs() < 0.01,
-        "measured {measured}, expected {expected}"
+        (request_rate - expected).abs() < 0.01,
+        "requests: measured {request_rate}, expected {expected}"
+    );
+    assert!(
+        (token_rate - expected_token_rate).abs() < 0.01,
+        "tokens: measured {token_rate}, expected {expected_token_rate}"
     );
 }
 
