@@ -50,23 +50,27 @@ const FLAG_DEFAULT_CV: f64 = 0.5;
 #[command(next_help_heading = "Workload")]
 pub struct WorkloadArgs {
     /// Number of requests [default: 1000; a trace replay reads the whole file]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub num_requests: Option<u64>,
     /// Only generate requests arriving before this many simulated seconds
-    #[arg(long = "duration", value_name = "SECONDS")]
+    #[arg(
+        long = "duration",
+        value_name = "SECONDS",
+        allow_negative_numbers = true
+    )]
     pub duration_s: Option<f64>,
     /// Longest request, prompt plus output tokens; bounds uniform/zipf lengths and clips traces [default: 4096]
-    #[arg(long, value_name = "TOKENS")]
+    #[arg(long, value_name = "TOKENS", allow_negative_numbers = true)]
     pub max_tokens: Option<u32>,
 
     /// Arrival process [default: poisson]
     #[arg(long, value_enum, value_name = "KIND")]
     pub arrival: Option<ArrivalKind>,
     /// Mean arrival rate, requests (or sessions) per second, for poisson and gamma [default: 6]
-    #[arg(long, value_name = "RATE")]
+    #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
     pub qps: Option<f64>,
     /// Coefficient of variation of gamma inter-arrival times (1 = Poisson, >1 bursty) [default: 0.5]
-    #[arg(long, value_name = "CV")]
+    #[arg(long, value_name = "CV", allow_negative_numbers = true)]
     pub cv: Option<f64>,
     /// CSV file whose column gives arrival times in seconds (implies --arrival trace)
     #[arg(long, value_name = "FILE")]
@@ -75,29 +79,33 @@ pub struct WorkloadArgs {
     #[arg(long, value_name = "NAME")]
     pub arrival_column: Option<String>,
     /// Multiply every traced arrival time by this factor (<1 compresses time) [default: 1]
-    #[arg(long = "time-scale", value_name = "FACTOR")]
+    #[arg(
+        long = "time-scale",
+        value_name = "FACTOR",
+        allow_negative_numbers = true
+    )]
     pub time_scale_factor: Option<f64>,
 
     /// Length law [default: fixed]
     #[arg(long, value_enum, value_name = "KIND")]
     pub lengths: Option<LengthKind>,
     /// Prompt tokens of fixed lengths [default: 1024]
-    #[arg(long, value_name = "TOKENS")]
+    #[arg(long, value_name = "TOKENS", allow_negative_numbers = true)]
     pub prefill_tokens: Option<u32>,
     /// Output tokens of fixed lengths [default: 256]
-    #[arg(long, value_name = "TOKENS")]
+    #[arg(long, value_name = "TOKENS", allow_negative_numbers = true)]
     pub decode_tokens: Option<u32>,
     /// Smallest total length of uniform and zipf lengths [default: 1024]
-    #[arg(long, value_name = "TOKENS")]
+    #[arg(long, value_name = "TOKENS", allow_negative_numbers = true)]
     pub min_tokens: Option<u32>,
     /// Largest total length of uniform and zipf lengths [default: --max-tokens, less any shared prefix]
-    #[arg(long, value_name = "TOKENS")]
+    #[arg(long, value_name = "TOKENS", allow_negative_numbers = true)]
     pub length_max_tokens: Option<u32>,
     /// Prompt-to-output ratio of uniform and zipf lengths [default: 20]
-    #[arg(long, value_name = "RATIO")]
+    #[arg(long, value_name = "RATIO", allow_negative_numbers = true)]
     pub pd_ratio: Option<f64>,
     /// Skew of zipf lengths, strictly between 0 and 1 [default: 0.6]
-    #[arg(long, value_name = "THETA")]
+    #[arg(long, value_name = "THETA", allow_negative_numbers = true)]
     pub zipf_theta: Option<f64>,
     /// Spread zipf's frequent lengths over the range by a seeded permutation
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
@@ -106,10 +114,18 @@ pub struct WorkloadArgs {
     #[arg(long, value_name = "FILE")]
     pub length_trace: Option<PathBuf>,
     /// Multiply traced prompt lengths by this factor [default: 1]
-    #[arg(long = "prefill-scale", value_name = "FACTOR")]
+    #[arg(
+        long = "prefill-scale",
+        value_name = "FACTOR",
+        allow_negative_numbers = true
+    )]
     pub prefill_scale_factor: Option<f64>,
     /// Multiply traced output lengths by this factor [default: 1]
-    #[arg(long = "decode-scale", value_name = "FACTOR")]
+    #[arg(
+        long = "decode-scale",
+        value_name = "FACTOR",
+        allow_negative_numbers = true
+    )]
     pub decode_scale_factor: Option<f64>,
 
     /// Replay this trace (Vidur CSV or Mooncake JSON lines) instead of a synthetic workload
@@ -119,30 +135,34 @@ pub struct WorkloadArgs {
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub trace_format: Option<TraceFormat>,
     /// Tokens per hash block of a Mooncake trace [default: 512]
-    #[arg(long, value_name = "TOKENS")]
+    #[arg(long, value_name = "TOKENS", allow_negative_numbers = true)]
     pub block_tokens: Option<u32>,
 
     /// Number of shared system prompts (adds prefix groups; 0 removes them) [default when added: 16]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub prefix_groups: Option<u32>,
     /// Length of each shared system prompt, tokens [default when added: 512]
-    #[arg(long, value_name = "TOKENS")]
+    #[arg(long, value_name = "TOKENS", allow_negative_numbers = true)]
     pub prefix_tokens: Option<u32>,
     /// How a request picks its shared prompt [default: uniform]
     #[arg(long, value_enum, value_name = "LAW")]
     pub prefix_law: Option<PrefixLaw>,
     /// Zipf exponent of --prefix-law zipf (≥ 0) [default: 1]
-    #[arg(long, value_name = "THETA")]
+    #[arg(long, value_name = "THETA", allow_negative_numbers = true)]
     pub prefix_zipf_theta: Option<f64>,
 
     /// Fewest turns per multi-turn session (adds sessions) [default when added: 1]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub min_turns: Option<u32>,
     /// Most turns per multi-turn session (adds sessions) [default when added: 8]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub max_turns: Option<u32>,
     /// Mean think time between a session's turns, seconds (adds sessions) [default when added: 10]
-    #[arg(long = "think-time", value_name = "SECONDS")]
+    #[arg(
+        long = "think-time",
+        value_name = "SECONDS",
+        allow_negative_numbers = true
+    )]
     pub think_time_s: Option<f64>,
 }
 

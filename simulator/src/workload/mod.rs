@@ -9,7 +9,7 @@
 //! live in the submodules; `docs/workloads.md` is the user's guide to all of them.
 //!
 //! All randomness comes from the one seed given to [`generate`]: it seeds a master
-//! [`StdRng`](rand::rngs::StdRng) that draws one seed per stream (arrivals, lengths, prefixes,
+//! [`StdRng`] that draws one seed per stream (arrivals, lengths, prefixes,
 //! sessions), so changing the length law leaves the arrival times unchanged.
 
 use rand::prelude::*;

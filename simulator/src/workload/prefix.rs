@@ -47,6 +47,10 @@ impl PrefixConfig {
 
     /// Expected prompt tokens per request served from an infinite block-granular prefix cache
     /// with `block_tokens`-token blocks.
+    ///
+    /// The expected token hit rate of a generated workload of `M` requests is
+    /// `M · expected_cached_tokens_per_request(M, block) / Σ prefill_tokens` (prompt lengths are
+    /// drawn independently of the prefix choice, so the ratio of the expectations applies).
     pub fn expected_cached_tokens_per_request(&self, num_requests: u64, block_tokens: u32) -> f64 {
         let cached_per_hit = self
             .prefix_tokens

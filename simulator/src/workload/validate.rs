@@ -112,7 +112,9 @@ impl WorkloadConfig {
             _ => trace_csv::check_columns(
                 &trace.file,
                 &trace_csv::REPLAY_COLUMNS,
-                "a replay trace needs arrived_at (seconds), num_prefill_tokens and num_decode_tokens",
+                "a replay trace needs arrived_at (seconds), num_prefill_tokens and num_decode_tokens \
+                 (a file of lengths without arrival times can be a length trace instead: \
+                 --length-trace FILE, or [workload.lengths] kind = \"trace\")",
             ),
         }
     }
