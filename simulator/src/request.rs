@@ -72,6 +72,8 @@ pub struct Request {
     pub kv_blocks: u32,
     /// It is in a batch that has not finished.
     pub in_flight: bool,
+    /// Tokens it processed in batches, over all attempts.
+    pub batch_tokens: u64,
 }
 
 impl Request {
@@ -102,6 +104,7 @@ impl Request {
             num_restarts: 0,
             kv_blocks: 0,
             in_flight: false,
+            batch_tokens: 0,
         }
     }
 
@@ -138,6 +141,7 @@ impl Request {
     /// spent `execution_ns` executing (all stages).
     pub fn on_batch_end(&mut self, now_ns: u64, tokens: u32, execution_ns: u64) -> TokenOutcome {
         self.execution_ns += execution_ns;
+        self.batch_tokens += tokens as u64;
         self.processed_tokens += tokens;
         let mut out = TokenOutcome::default();
         if !self.prefill_complete {

@@ -343,6 +343,7 @@ impl Engine {
             }
             rep.flops += self.flops.flops(&shape);
             rep.in_flight += 1;
+            rep.max_in_flight = rep.max_in_flight.max(rep.in_flight);
             let batch = Batch {
                 id: self.next_batch_id,
                 entries,
@@ -558,3 +559,10 @@ impl Engine {
         })
     }
 }
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+pub(crate) mod testkit;
+#[cfg(test)]
+mod tests;
