@@ -11,6 +11,14 @@ use super::RequestSpec;
 /// Errors in a workload configuration or its data.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkloadError {
+    /// A trace file that cannot be used.
+    #[error("trace {path}: {why}")]
+    Trace {
+        /// The file.
+        path: String,
+        /// What is wrong, and what to do.
+        why: String,
+    },
     /// A field has a value that cannot work.
     #[error("workload: {field} = {value} is invalid: {why}")]
     Invalid {
@@ -35,15 +43,23 @@ pub struct WorkloadConfig {
     pub prefill_tokens: u32,
     /// Output tokens of every request.
     pub decode_tokens: u32,
+    /// Longest request, prompt plus output tokens.
+    pub max_tokens: u32,
+    /// Replay this Vidur trace CSV (`arrived_at`, `num_prefill_tokens`, `num_decode_tokens`)
+    /// instead of the synthetic requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<std::path::PathBuf>,
 }
 
 impl Default for WorkloadConfig {
     fn default() -> Self {
         WorkloadConfig {
             num_requests: 1000,
-            qps: 4.0,
+            qps: 6.0,
             prefill_tokens: 1024,
             decode_tokens: 256,
+            max_tokens: 4096,
+            trace: None,
         }
     }
 }
@@ -65,12 +81,19 @@ impl WorkloadConfig {
                 why: "requests need at least one prompt and one output token",
             });
         }
+        if self.trace.is_none() && self.prefill_tokens + self.decode_tokens > self.max_tokens {
+            return Err(WorkloadError::Invalid {
+                field: "max_tokens",
+                value: self.max_tokens.to_string(),
+                why: "prefill_tokens + decode_tokens exceed it",
+            });
+        }
         Ok(())
     }
 
     /// The longest prompt plus output any request can have.
     pub fn max_request_tokens(&self) -> u32 {
-        self.prefill_tokens + self.decode_tokens
+        self.max_tokens
     }
 }
 
@@ -89,6 +112,12 @@ pub struct WorkloadArgs {
     /// Output tokens of every request [default: 256]
     #[arg(long)]
     pub decode_tokens: Option<u32>,
+    /// Longest request, prompt plus output tokens [default: 4096]
+    #[arg(long)]
+    pub max_tokens: Option<u32>,
+    /// Replay a Vidur trace CSV (arrived_at, num_prefill_tokens, num_decode_tokens)
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<std::path::PathBuf>,
 }
 
 impl WorkloadArgs {
@@ -106,6 +135,12 @@ impl WorkloadArgs {
         if let Some(v) = self.decode_tokens {
             cfg.decode_tokens = v;
         }
+        if let Some(v) = self.max_tokens {
+            cfg.max_tokens = v;
+        }
+        if self.trace.is_some() {
+            cfg.trace = self.trace.clone();
+        }
     }
 }
 
@@ -115,6 +150,9 @@ pub fn generate(
     seed: u64,
 ) -> Result<Box<dyn Iterator<Item = RequestSpec> + Send>, WorkloadError> {
     cfg.validate()?;
+    if let Some(path) = &cfg.trace {
+        return Ok(Box::new(read_trace(path, cfg.max_tokens)?.into_iter()));
+    }
     let mut rng = StdRng::seed_from_u64(seed);
     let qps = cfg.qps;
     let (p, d) = (cfg.prefill_tokens, cfg.decode_tokens);
@@ -124,4 +162,57 @@ pub fn generate(
         t_s += -(1.0 - u).ln() / qps;
         RequestSpec::simple((t_s * 1e9).round() as u64, p, d)
     })))
+}
+
+fn read_trace(path: &std::path::Path, max_tokens: u32) -> Result<Vec<RequestSpec>, WorkloadError> {
+    let err = |why: String| WorkloadError::Trace {
+        path: path.display().to_string(),
+        why,
+    };
+    let mut rd = csv::Reader::from_path(path).map_err(|e| err(e.to_string()))?;
+    let headers = rd.headers().map_err(|e| err(e.to_string()))?.clone();
+    let col = |name: &str| {
+        headers.iter().position(|h| h == name).ok_or_else(|| {
+            err(format!(
+                "missing column {name} (columns: {}); a trace needs arrived_at, num_prefill_tokens and num_decode_tokens",
+                headers.iter().collect::<Vec<_>>().join(", ")
+            ))
+        })
+    };
+    let (a, p, d) = (
+        col("arrived_at")?,
+        col("num_prefill_tokens")?,
+        col("num_decode_tokens")?,
+    );
+    let mut out = Vec::new();
+    for (i, rec) in rd.records().enumerate() {
+        let rec = rec.map_err(|e| err(e.to_string()))?;
+        let num = |c: usize| -> Result<f64, WorkloadError> {
+            rec.get(c)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .ok_or_else(|| {
+                    err(format!(
+                        "line {}: column {} is not a number",
+                        i + 2,
+                        headers.get(c).unwrap_or("")
+                    ))
+                })
+        };
+        let arrival_s = num(a)?;
+        let mut pt = (num(p)? as u32).max(1);
+        let dt = (num(d)? as u32).max(1);
+        if pt + dt > max_tokens {
+            pt = max_tokens.saturating_sub(dt).max(1);
+        }
+        out.push(RequestSpec::simple(
+            (arrival_s * 1e9).round() as u64,
+            pt,
+            dt.min(max_tokens - pt),
+        ));
+    }
+    if out.is_empty() {
+        return Err(err("has no requests (only a header or nothing)".into()));
+    }
+    out.sort_by_key(|r| r.arrival_ns);
+    Ok(out)
 }
