@@ -78,7 +78,12 @@ impl SchedCtx<'_> {
     /// Blocks request `id` still needs to hold `tokens` tokens.
     pub fn blocks_missing(&self, id: ReqId, tokens: u32) -> u32 {
         let r = self.req(id);
-        self.kv.blocks_for(tokens).saturating_sub(r.kv_blocks)
+        // fast path (no division): most decodes fit in the blocks already held
+        if tokens as u64 <= r.kv_blocks as u64 * self.kv.block_size() as u64 {
+            0
+        } else {
+            self.kv.blocks_for(tokens) - r.kv_blocks
+        }
     }
 
     /// Adds a prefill chunk or a decode of request `id` to `batch`.

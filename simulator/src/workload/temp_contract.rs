@@ -103,7 +103,7 @@ pub struct WorkloadArgs {
     /// Number of requests [default: 1000]
     #[arg(long)]
     pub num_requests: Option<u64>,
-    /// Poisson arrival rate, requests per second [default: 4]
+    /// Poisson arrival rate, requests per second [default: 6]
     #[arg(long)]
     pub qps: Option<f64>,
     /// Prompt tokens of every request [default: 1024]
