@@ -3,6 +3,8 @@
 //!
 //! Time-between-tokens is kept as running sums (count, sum, max); no per-token history is stored.
 
+use std::collections::VecDeque;
+
 use crate::workload::RequestSpec;
 
 /// Request id: 0-based, in arrival order.
@@ -193,6 +195,75 @@ impl Request {
     }
 }
 
+/// The requests of a run, by id, keeping only a window: from the oldest unfinished request to the
+/// newest. Finished requests at the front are retired (handed to a callback, e.g. a CSV writer, and
+/// dropped), so memory follows the number of requests in the system, not the run's length.
+#[derive(Debug, Clone, Default)]
+pub struct RequestTable {
+    base: u32,
+    window: VecDeque<Request>,
+}
+
+impl RequestTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Requests added so far (the next id).
+    pub fn len(&self) -> u32 {
+        self.base + self.window.len() as u32
+    }
+
+    /// True before the first request.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds the next request (its id must be [`RequestTable::len`]).
+    pub fn push(&mut self, r: Request) {
+        debug_assert_eq!(r.id, self.len());
+        self.window.push_back(r);
+    }
+
+    /// Requests not yet retired, oldest first.
+    pub fn live(&self) -> impl Iterator<Item = &Request> {
+        self.window.iter()
+    }
+
+    /// Retires the finished requests at the front, oldest first.
+    pub fn retire_finished(&mut self, mut f: impl FnMut(Request)) {
+        while self.window.front().is_some_and(|r| r.completed) {
+            let r = self.window.pop_front().expect("front exists");
+            self.base += 1;
+            f(r);
+        }
+    }
+
+    /// Retires every request left, oldest first.
+    pub fn retire_all(&mut self, mut f: impl FnMut(Request)) {
+        while let Some(r) = self.window.pop_front() {
+            self.base += 1;
+            f(r);
+        }
+    }
+}
+
+impl std::ops::Index<ReqId> for RequestTable {
+    type Output = Request;
+    #[inline]
+    fn index(&self, id: ReqId) -> &Request {
+        &self.window[(id - self.base) as usize]
+    }
+}
+
+impl std::ops::IndexMut<ReqId> for RequestTable {
+    #[inline]
+    fn index_mut(&mut self, id: ReqId) -> &mut Request {
+        &mut self.window[(id - self.base) as usize]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,6 +306,24 @@ mod tests {
         r.restart();
         assert_eq!((r.current_prefill_tokens, r.remaining_tokens()), (10, 12));
         assert_eq!(r.decode_tokens, 2);
+    }
+
+    #[test]
+    fn table_retires_finished_requests_in_order() {
+        let mut t = RequestTable::new();
+        for i in 0..3 {
+            t.push(Request::new(i, 0, &RequestSpec::simple(0, 1, 1)));
+        }
+        t[1].completed = true;
+        let mut out = Vec::new();
+        t.retire_finished(|r| out.push(r.id));
+        assert!(out.is_empty(), "request 0 is not finished");
+        t[0].completed = true;
+        t.retire_finished(|r| out.push(r.id));
+        assert_eq!(out, vec![0, 1]);
+        assert_eq!((t.len(), t[2].id), (3, 2));
+        t.retire_all(|r| out.push(r.id));
+        assert_eq!(out, vec![0, 1, 2]);
     }
 
     #[test]

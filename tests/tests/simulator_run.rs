@@ -178,3 +178,38 @@ fn every_scheduler_runs_and_skipping_files_works() {
         assert!(!dir.join("batches.csv").exists() && !dir.join("trace.json").exists());
     }
 }
+
+#[test]
+fn a_time_limit_stops_the_run_and_lists_unfinished_requests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    ok(&[
+        "run",
+        "-q",
+        "--num-requests",
+        "200",
+        "--qps",
+        "10",
+        "--time-limit",
+        "5",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let summary: serde_json::Value = serde_json::from_slice(&read(&dir, "summary.json")).unwrap();
+    let arrived = summary["requests"]["arrived"].as_u64().unwrap();
+    let completed = summary["requests"]["completed"].as_u64().unwrap();
+    assert!(
+        arrived < 200 && completed < arrived,
+        "{arrived} {completed}"
+    );
+    assert_eq!(summary["simulated_time_s"].as_f64().unwrap(), 5.0);
+    let requests = String::from_utf8(read(&dir, "requests.csv")).unwrap();
+    let rows: Vec<&str> = requests.lines().skip(1).collect();
+    assert_eq!(rows.len() as u64, arrived);
+    // completed_at_s is the sixth column; unfinished requests leave it empty
+    let unfinished = rows
+        .iter()
+        .filter(|l| l.split(',').nth(5) == Some(""))
+        .count() as u64;
+    assert_eq!(unfinished, arrived - completed);
+}

@@ -20,7 +20,7 @@ use crate::error::SimError;
 use crate::kv::KvCache;
 use crate::metrics::{FlopModel, Metrics};
 use crate::output::{Sinks, StageRecord, TimeseriesRow};
-use crate::request::{ReqId, Request};
+use crate::request::{ReqId, Request, RequestTable};
 use crate::router::{Router, RouterKind};
 use crate::scheduler::{BatchEntry, SchedCtx, SchedulerEntry, SchedulerParams};
 use crate::workload::RequestSpec;
@@ -59,6 +59,8 @@ pub struct EngineSetup {
     pub sinks: Option<Sinks>,
     /// Keep every [`StageRecord`] in memory (tests).
     pub keep_stage_log: bool,
+    /// Keep every finished request in memory (tests).
+    pub keep_requests: bool,
 }
 
 /// A batch in flight.
@@ -85,7 +87,9 @@ pub struct Progress {
 
 /// What a run leaves behind.
 pub struct EngineOutcome {
-    /// Every request, by id.
+    /// Requests that arrived.
+    pub arrived: u64,
+    /// Every request, by id, when kept ([`EngineSetup::keep_requests`]); empty otherwise.
     pub requests: Vec<Request>,
     /// Replica states (counters, KV caches).
     pub replicas: Vec<ReplicaState>,
@@ -107,7 +111,8 @@ pub struct Engine {
     events: EventQueue,
     arrivals: Box<dyn Iterator<Item = RequestSpec> + Send>,
     next_arrival: Option<RequestSpec>,
-    requests: Vec<Request>,
+    requests: RequestTable,
+    kept_requests: Option<Vec<Request>>,
     replicas: Vec<ReplicaState>,
     outstanding: Vec<u32>,
     router: Router,
@@ -146,7 +151,8 @@ impl Engine {
             events: EventQueue::default(),
             arrivals,
             next_arrival: None,
-            requests: Vec::new(),
+            requests: RequestTable::new(),
+            kept_requests: setup.keep_requests.then(Vec::new),
             replicas,
             outstanding: vec![0; setup.num_replicas as usize],
             router: Router::new(setup.router, setup.num_replicas, setup.seed),
@@ -232,6 +238,7 @@ impl Engine {
         if !time_limited {
             self.check_drained()?;
         }
+        self.retire(true)?;
         self.finish_timeseries()?;
         let now = self.now_ns;
         for r in &mut self.replicas {
@@ -246,7 +253,8 @@ impl Engine {
             now_ns: self.now_ns,
         });
         Ok(EngineOutcome {
-            requests: self.requests,
+            arrived: self.requests.len() as u64,
+            requests: self.kept_requests.unwrap_or_default(),
             replicas: self.replicas,
             end_ns: self.now_ns,
             metrics: self.metrics,
@@ -257,7 +265,7 @@ impl Engine {
     }
 
     fn on_arrival(&mut self, spec: &RequestSpec) -> Result<(), SimError> {
-        let id = self.requests.len() as ReqId;
+        let id: ReqId = self.requests.len();
         if spec.prefill_tokens == 0 || spec.decode_tokens == 0 {
             return Err(SimError::Config {
                 field: "workload".into(),
@@ -318,7 +326,7 @@ impl Engine {
             }
             let mut shape = BatchShape::new();
             for e in &entries {
-                let q = &mut self.requests[e.request as usize];
+                let q = &mut self.requests[e.request];
                 let ok = e.tokens > 0
                     && !q.in_flight
                     && !q.completed
@@ -454,7 +462,7 @@ impl Engine {
         let rep = &mut self.replicas[r as usize];
         rep.account_kv(now);
         for e in &b.entries {
-            let q = &mut self.requests[e.request as usize];
+            let q = &mut self.requests[e.request];
             q.in_flight = false;
             let out = q.on_batch_end(now, e.tokens, b.exec_ns);
             if let Some(g) = out.gap_ns {
@@ -481,7 +489,30 @@ impl Engine {
         rep.ts_batches += 1;
         self.entry_pool.push(b.entries);
         self.schedule_soon(r);
-        Ok(())
+        self.retire(false)
+    }
+
+    /// Hands finished requests at the front of the table (or all, at the end) to the outputs.
+    fn retire(&mut self, all: bool) -> Result<(), SimError> {
+        let sinks = &mut self.sinks;
+        let kept = &mut self.kept_requests;
+        let mut result = Ok(());
+        let mut take = |r: Request| {
+            if let Some(s) = sinks.as_mut() {
+                if result.is_ok() {
+                    result = s.request(&r);
+                }
+            }
+            if let Some(k) = kept.as_mut() {
+                k.push(r);
+            }
+        };
+        if all {
+            self.requests.retire_all(&mut take);
+        } else {
+            self.requests.retire_finished(&mut take);
+        }
+        result
     }
 
     /// Emits the time-series samples due up to `t`.
@@ -539,7 +570,7 @@ impl Engine {
         }
         let stuck = self
             .requests
-            .iter()
+            .live()
             .find(|q| !q.completed)
             .expect("an unfinished request");
         let rep = &self.replicas[stuck.replica as usize];

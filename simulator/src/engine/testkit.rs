@@ -97,6 +97,7 @@ impl TestCluster {
             timeseries_interval_ns: 1_000_000_000,
             sinks: None,
             keep_stage_log: true,
+            keep_requests: true,
         };
         Engine::new(setup, Box::new(specs.into_iter()))
             .run(&mut |_| {})

@@ -27,7 +27,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use crate::kv::{KvCache, KvError};
-use crate::request::{ReqId, Request};
+use crate::request::{ReqId, RequestTable};
 
 pub use registry::{find, SchedulerEntry, SCHEDULERS};
 
@@ -46,31 +46,31 @@ pub struct BatchEntry {
 pub struct SchedCtx<'a> {
     /// Simulated time, ns.
     pub now_ns: u64,
-    /// Every request of the simulation, indexed by id.
-    pub requests: &'a mut [Request],
+    /// The requests of the simulation, indexed by id.
+    pub requests: &'a mut RequestTable,
     /// The replica's KV cache.
     pub kv: &'a mut KvCache,
 }
 
 impl SchedCtx<'_> {
     /// The request `id`.
-    pub fn req(&self, id: ReqId) -> &Request {
-        &self.requests[id as usize]
+    pub fn req(&self, id: ReqId) -> &crate::request::Request {
+        &self.requests[id]
     }
 
     /// The request `id`, mutably.
-    pub fn req_mut(&mut self, id: ReqId) -> &mut Request {
-        &mut self.requests[id as usize]
+    pub fn req_mut(&mut self, id: ReqId) -> &mut crate::request::Request {
+        &mut self.requests[id]
     }
 
     /// Gives `n` blocks to request `id`.
     pub fn allocate(&mut self, id: ReqId, n: u32) -> Result<(), KvError> {
-        self.kv.allocate(&mut self.requests[id as usize], n)
+        self.kv.allocate(&mut self.requests[id], n)
     }
 
     /// Preempts request `id` by recomputation: frees its blocks and restarts it.
     pub fn restart(&mut self, id: ReqId) {
-        let r = &mut self.requests[id as usize];
+        let r = &mut self.requests[id];
         self.kv.free(r);
         r.restart();
     }
