@@ -31,10 +31,10 @@ fn cluster() -> impl Strategy<Value = TestCluster> {
         ],
         // from barely one longest request to plenty: exercises preemption and restarts
         16u64..80,
-        (1u32..9, 1u32..300, 1u32..600, 0u32..4),
+        (1u32..9, 1u32..300, 1u32..600, 0u32..4, 0u32..3),
     )
         .prop_map(
-            |(s, replicas, pp, router, blocks, (cap, chunk, max_tokens, wait))| {
+            |(s, replicas, pp, router, blocks, (cap, chunk, max_tokens, wait, mark))| {
                 let entry = &SCHEDULERS[s];
                 let mut c = TestCluster::new(entry.name);
                 c.replicas = replicas;
@@ -56,7 +56,7 @@ fn cluster() -> impl Strategy<Value = TestCluster> {
                 c.scheduler.chunk_size = chunk;
                 c.scheduler.max_tokens_in_batch = max_tokens;
                 c.scheduler.max_waiting_iters = wait;
-                c.scheduler.watermark_blocks_fraction = 0.0;
+                c.scheduler.watermark_blocks_fraction = 0.05 * mark as f64;
                 c.stage_ms = 3.0;
                 c
             },

@@ -186,8 +186,14 @@ impl SchedulerParams {
 }
 
 /// vLLM's test for admitting a request: its prompt's blocks leave at least the watermark free.
+/// The watermark does not apply to an empty cache (it would block for ever a request that fits).
 pub fn can_admit_with_watermark(ctx: &SchedCtx<'_>, id: ReqId, watermark: u64) -> bool {
     let need = ctx.blocks_missing(id, ctx.req(id).current_prefill_tokens) as u64;
+    let watermark = if ctx.kv.allocated() == 0 {
+        0
+    } else {
+        watermark
+    };
     ctx.kv.free_blocks() >= need + watermark
 }
 
