@@ -213,3 +213,38 @@ fn a_time_limit_stops_the_run_and_lists_unfinished_requests() {
         .count() as u64;
     assert_eq!(unfinished, arrived - completed);
 }
+
+#[test]
+fn no_arguments_runs_the_default_scenario() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(binary("simulator"))
+        .current_dir(tmp.path())
+        .output()
+        .expect("run simulator");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Meta-Llama-3-8B on 1 × h100 (TP1 PP1), sarathi scheduler"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("execution backend: roofline"), "{stdout}");
+    assert!(
+        stdout.contains("requests: 1000 arrived, 1000 completed"),
+        "{stdout}"
+    );
+    let runs: Vec<_> = std::fs::read_dir(tmp.path().join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1);
+    assert!(runs[0].join("summary.json").is_file());
+    let name = runs[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        stdout.contains(&format!("outputs: runs/{name}")),
+        "{stdout}"
+    );
+}
