@@ -399,8 +399,10 @@ mod tests {
 
     #[test]
     fn every_section_round_trips_and_names_resolve_in_full() {
-        let mut c = SimConfig::default();
-        c.time_limit_s = Some(30.0);
+        let mut c = SimConfig {
+            time_limit_s: Some(30.0),
+            ..Default::default()
+        };
         c.cluster.num_replicas = 3;
         c.cluster.router = RouterKind::Lor;
         c.replica.model = "Llama-2-7b-hf".into();
