@@ -3,8 +3,6 @@
 //!
 //! Time-between-tokens is kept as running sums (count, sum, max); no per-token history is stored.
 
-use std::collections::VecDeque;
-
 use crate::workload::RequestSpec;
 
 /// Request id: 0-based, in arrival order.
@@ -200,8 +198,11 @@ impl Request {
 /// dropped), so memory follows the number of requests in the system, not the run's length.
 #[derive(Debug, Clone, Default)]
 pub struct RequestTable {
-    base: u32,
-    window: VecDeque<Request>,
+    /// Id of `slots[0]`.
+    slots_base: u32,
+    /// Index in `slots` of the oldest live request.
+    start: usize,
+    slots: Vec<Request>,
 }
 
 impl RequestTable {
@@ -212,7 +213,7 @@ impl RequestTable {
 
     /// Requests added so far (the next id).
     pub fn len(&self) -> u32 {
-        self.base + self.window.len() as u32
+        self.slots_base + self.slots.len() as u32
     }
 
     /// True before the first request.
@@ -223,28 +224,42 @@ impl RequestTable {
     /// Adds the next request (its id must be [`RequestTable::len`]).
     pub fn push(&mut self, r: Request) {
         debug_assert_eq!(r.id, self.len());
-        self.window.push_back(r);
+        self.slots.push(r);
     }
 
     /// Requests not yet retired, oldest first.
     pub fn live(&self) -> impl Iterator<Item = &Request> {
-        self.window.iter()
+        self.slots[self.start..].iter()
     }
 
     /// Retires the finished requests at the front, oldest first.
     pub fn retire_finished(&mut self, mut f: impl FnMut(Request)) {
-        while self.window.front().is_some_and(|r| r.completed) {
-            let r = self.window.pop_front().expect("front exists");
-            self.base += 1;
-            f(r);
+        let first = self.start;
+        while self.slots.get(self.start).is_some_and(|r| r.completed) {
+            self.start += 1;
+        }
+        if self.start > first {
+            for r in &self.slots[first..self.start] {
+                f(r.clone());
+            }
+            self.compact();
         }
     }
 
     /// Retires every request left, oldest first.
     pub fn retire_all(&mut self, mut f: impl FnMut(Request)) {
-        while let Some(r) = self.window.pop_front() {
-            self.base += 1;
+        for r in self.slots.drain(self.start..) {
             f(r);
+        }
+        self.compact();
+    }
+
+    /// Drops retired requests once they are the larger part of the storage (amortized O(1)).
+    fn compact(&mut self) {
+        if self.start >= 1024 && self.start * 2 >= self.slots.len() {
+            self.slots.drain(..self.start);
+            self.slots_base += self.start as u32;
+            self.start = 0;
         }
     }
 }
@@ -253,14 +268,14 @@ impl std::ops::Index<ReqId> for RequestTable {
     type Output = Request;
     #[inline]
     fn index(&self, id: ReqId) -> &Request {
-        &self.window[(id - self.base) as usize]
+        &self.slots[(id - self.slots_base) as usize]
     }
 }
 
 impl std::ops::IndexMut<ReqId> for RequestTable {
     #[inline]
     fn index_mut(&mut self, id: ReqId) -> &mut Request {
-        &mut self.window[(id - self.base) as usize]
+        &mut self.slots[(id - self.slots_base) as usize]
     }
 }
 
