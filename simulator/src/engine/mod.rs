@@ -515,12 +515,13 @@ impl Engine {
         result
     }
 
-    /// Emits the time-series samples due up to `t`.
+    /// Emits the time-series samples due before `t`.
     fn advance_to(&mut self, t: u64) -> Result<(), SimError> {
         if self.sinks.is_none() {
             return Ok(());
         }
-        while self.ts_start_ns + self.ts_interval_ns <= t {
+        // a sample at time T covers the events at T too
+        while self.ts_start_ns + self.ts_interval_ns < t {
             let at = self.ts_start_ns + self.ts_interval_ns;
             self.sample(at)?;
         }

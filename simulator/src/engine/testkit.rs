@@ -49,6 +49,10 @@ pub struct TestCluster {
     pub max_request_tokens: u32,
     /// Stage time, ms.
     pub stage_ms: f64,
+    /// Write the streamed files here.
+    pub out_dir: Option<std::path::PathBuf>,
+    /// Time-series interval, ms.
+    pub timeseries_ms: u64,
 }
 
 impl TestCluster {
@@ -65,6 +69,8 @@ impl TestCluster {
             num_blocks: 1000,
             max_request_tokens: 4096,
             stage_ms: 10.0,
+            out_dir: None,
+            timeseries_ms: 1000,
         }
     }
 
@@ -94,8 +100,10 @@ impl TestCluster {
             max_request_tokens: self.max_request_tokens,
             flops: FlopModel::default(),
             slo: SloConfig::default(),
-            timeseries_interval_ns: 1_000_000_000,
-            sinks: None,
+            timeseries_interval_ns: self.timeseries_ms * 1_000_000,
+            sinks: self.out_dir.as_ref().map(|d| {
+                crate::output::Sinks::create(d, true, true, self.replicas, self.pp).unwrap()
+            }),
             keep_stage_log: true,
             keep_requests: true,
         };

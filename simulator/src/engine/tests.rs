@@ -159,3 +159,81 @@ fn simultaneous_arrivals_join_one_batch() {
     ]);
     assert_eq!(stages(&o), vec![(0, 0, 0, 10, 12, 0)]);
 }
+
+#[test]
+fn vllm_restart_recomputes_and_keeps_the_first_times() {
+    // 4 blocks of 4 tokens, no watermark; r0 and r1 at 0, 6 prompt + 4 output tokens each.
+    // 0–10 both prefill (2 blocks each); 10–20 and 20–30 both decode within their blocks.
+    // At 30 r0 needs a third block: r1 (the latest arrival) is restarted with its 9 tokens as
+    // prompt; 30–40 r0 decodes alone and finishes; 40–50 r1 re-prefills 9 tokens, which yields
+    // its fourth and last token.
+    let mut c = TestCluster::new("vllm");
+    c.num_blocks = 4;
+    c.max_request_tokens = 16;
+    c.scheduler.block_size = 4;
+    c.scheduler.watermark_blocks_fraction = 0.0;
+    let o = c.run(vec![
+        RequestSpec::simple(0, 6, 4),
+        RequestSpec::simple(0, 6, 4),
+    ]);
+    assert_eq!(
+        stages(&o),
+        vec![
+            (0, 0, 0, 10, 12, 0),
+            (1, 0, 10, 20, 0, 2),
+            (2, 0, 20, 30, 0, 2),
+            (3, 0, 30, 40, 0, 1),
+            (4, 0, 40, 50, 9, 0)
+        ]
+    );
+    assert_eq!(times(&o), vec![(10, 40), (10, 50)]);
+    let r1 = &o.requests[1];
+    assert_eq!((r1.num_restarts, r1.num_preemptions), (1, 1));
+    assert_eq!(r1.emitted_tokens, 4);
+    assert_eq!(r1.tbt_max_ns, ms(20));
+    assert_eq!(r1.batch_tokens, 6 + 1 + 1 + 9);
+    assert_eq!(r1.scheduled_at_ns, Some(0));
+}
+
+#[test]
+fn timeseries_counts_each_interval() {
+    // One request (4 prompt, 5 output): batches 0–10 … 40–50 ms. Samples every 25 ms: at 25 two
+    // batches finished and stage 0 was always busy; the last row (50 ms) has the other three
+    // batches and the completion.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = TestCluster::new("vllm");
+    c.out_dir = Some(tmp.path().to_path_buf());
+    c.timeseries_ms = 25;
+    let o = c.run(vec![RequestSpec::simple(0, 4, 5)]);
+    assert_eq!(o.end_ns, ms(50));
+    let ts = std::fs::read_to_string(tmp.path().join("timeseries.csv")).unwrap();
+    let rows: Vec<&str> = ts.lines().skip(1).collect();
+    assert_eq!(
+        rows,
+        vec![
+            "0.025000000,0,0,1,1,1000,0,2,1",
+            "0.050000000,0,0,0,0,1000,1,3,1"
+        ]
+    );
+    let requests = std::fs::read_to_string(tmp.path().join("requests.csv")).unwrap();
+    let row: Vec<&str> = requests.lines().nth(1).unwrap().split(',').collect();
+    // first token at 10 ms, completion at 50 ms, TBT mean 10 ms, TPOT 10 ms
+    assert_eq!(
+        &row[2..6],
+        &["0.000000000", "0.000000000", "0.010000000", "0.050000000"]
+    );
+    assert_eq!(row[10], "0.01");
+    assert_eq!(row[11], "0.010000000");
+    let trace: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("trace.json")).unwrap())
+            .unwrap();
+    let spans: Vec<&serde_json::Value> = trace["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["ph"] == "X")
+        .collect();
+    assert_eq!(spans.len(), 5);
+    assert_eq!(spans[1]["ts"].as_f64(), Some(10_000.0));
+    assert_eq!(spans[1]["dur"].as_f64(), Some(10_000.0));
+}
