@@ -3,7 +3,7 @@
 //!
 //! Time-between-tokens is kept as running sums (count, sum, max); no per-token history is stored.
 
-use crate::workload::RequestSpec;
+use crate::workload::{RequestSpec, Segment};
 
 /// Request id: 0-based, in arrival order.
 pub type ReqId = u32;
@@ -74,6 +74,12 @@ pub struct Request {
     pub in_flight: bool,
     /// Tokens it processed in batches, over all attempts.
     pub batch_tokens: u64,
+    /// The prompt's shared content, as generated (for prefix caching).
+    pub segments: Vec<Segment>,
+    /// Content identity of its output, when a later prompt contains it.
+    pub output_segment: Option<u64>,
+    /// Conversation it belongs to.
+    pub session_id: Option<u64>,
 }
 
 impl Request {
@@ -105,6 +111,9 @@ impl Request {
             kv_blocks: 0,
             in_flight: false,
             batch_tokens: 0,
+            segments: spec.segments.clone(),
+            output_segment: spec.output_segment,
+            session_id: spec.session_id,
         }
     }
 
@@ -233,25 +242,27 @@ impl RequestTable {
     }
 
     /// Retires the finished requests at the front, oldest first.
-    pub fn retire_finished(&mut self, mut f: impl FnMut(Request)) {
+    pub fn retire_finished(&mut self, mut f: impl FnMut(&Request)) {
         let first = self.start;
         while self.slots.get(self.start).is_some_and(|r| r.completed) {
             self.start += 1;
         }
         if self.start > first {
             for r in &self.slots[first..self.start] {
-                f(r.clone());
+                f(r);
             }
             self.compact();
         }
     }
 
     /// Retires every request left, oldest first.
-    pub fn retire_all(&mut self, mut f: impl FnMut(Request)) {
-        for r in self.slots.drain(self.start..) {
+    pub fn retire_all(&mut self, mut f: impl FnMut(&Request)) {
+        for r in &self.slots[self.start..] {
             f(r);
         }
-        self.compact();
+        self.slots_base += self.slots.len() as u32;
+        self.slots.clear();
+        self.start = 0;
     }
 
     /// Drops retired requests once they are the larger part of the storage (amortized O(1)).
@@ -339,6 +350,8 @@ mod tests {
         assert_eq!((t.len(), t[2].id), (3, 2));
         t.retire_all(|r| out.push(r.id));
         assert_eq!(out, vec![0, 1, 2]);
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.live().count(), 0);
     }
 
     #[test]

@@ -497,14 +497,14 @@ impl Engine {
         let sinks = &mut self.sinks;
         let kept = &mut self.kept_requests;
         let mut result = Ok(());
-        let mut take = |r: Request| {
+        let mut take = |r: &Request| {
             if let Some(s) = sinks.as_mut() {
                 if result.is_ok() {
-                    result = s.request(&r);
+                    result = s.request(r);
                 }
             }
             if let Some(k) = kept.as_mut() {
-                k.push(r);
+                k.push(r.clone());
             }
         };
         if all {
