@@ -8,9 +8,9 @@
 //! applies its tokens, frees the blocks of finished requests, tells the policy, and schedules the
 //! replica again at the same time.
 
+mod bookkeeping;
 pub mod event;
 pub mod replica;
-mod report;
 
 use std::sync::Arc;
 
