@@ -58,7 +58,7 @@ pub struct ClusterArgs {
     /// Number of replicas [default: 1]
     #[arg(long)]
     pub num_replicas: Option<u32>,
-    /// Routing of requests to replicas [default: round-robin]
+    /// Routing of requests to replicas [default: round_robin]
     #[arg(long, value_enum)]
     pub router: Option<RouterKind>,
 }

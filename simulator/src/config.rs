@@ -335,10 +335,16 @@ impl SimConfig {
         })
     }
 
-    /// The configuration as written to `config.toml`: the node filled in.
+    /// The configuration as written to `config.toml`: the node filled in, and catalog names in
+    /// full (a model given as a `config.json` path stays a path).
     pub fn resolved_for_output(&self, r: &Resolved) -> SimConfig {
         let mut c = self.clone();
         c.replica.node = Some(r.node.name.clone());
+        c.replica.device = r.device.name.clone();
+        let given = std::path::Path::new(&self.replica.model);
+        if !self.replica.model.ends_with(".json") && !given.exists() {
+            c.replica.model = r.model.name.clone();
+        }
         c
     }
 
@@ -389,6 +395,32 @@ mod tests {
         c.scheduler.name = "lightllm".into();
         c.replica.pp = 2;
         assert!(c.validate().unwrap_err().to_string().contains("at most 1"));
+    }
+
+    #[test]
+    fn every_section_round_trips_and_names_resolve_in_full() {
+        let mut c = SimConfig {
+            time_limit_s: Some(30.0),
+            ..Default::default()
+        };
+        c.cluster.num_replicas = 3;
+        c.cluster.router = RouterKind::Lor;
+        c.replica.model = "Llama-2-7b-hf".into();
+        c.replica.device = "A100".into();
+        c.scheduler.name = "vllm".into();
+        c.scheduler.num_blocks = Some(5000);
+        c.predictor.profiles = vec!["p1".into(), "p2".into()];
+        c.predictor.backend = BackendChoice::Roofline;
+        c.slo.ttft_s = Some(2.0);
+        c.output.trace = false;
+        let text = c.to_toml();
+        assert_eq!(SimConfig::from_toml(&text).unwrap(), c);
+        let r = c.resolve(&Catalog::builtin()).unwrap();
+        let out = c.resolved_for_output(&r);
+        assert_eq!(out.replica.model, "meta-llama/Llama-2-7b-hf");
+        assert_eq!(out.replica.device, "a100");
+        assert_eq!(out.replica.node.as_deref(), Some("a100_dgx"));
+        assert_eq!(r.memory.num_blocks, 5000);
     }
 
     #[test]

@@ -115,6 +115,12 @@ fn print_summary(cfg: &SimConfig, o: &SimOutcome) {
             format!("; fallbacks: {}", s.backend.fallbacks.join(", "))
         }
     );
+    if s.backend.out_of_grid_lookups > 0 {
+        println!(
+            "note: {} predictions fell outside the profiled grid and were extrapolated",
+            s.backend.out_of_grid_lookups
+        );
+    }
     println!(
         "requests: {} arrived, {} completed in {:.1} s simulated ({:.2} s wall, {:.0} simulated requests/s)",
         s.requests.arrived,

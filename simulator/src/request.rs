@@ -3,7 +3,7 @@
 //!
 //! Time-between-tokens is kept as running sums (count, sum, max); no per-token history is stored.
 
-use crate::workload::RequestSpec;
+use crate::workload::{RequestSpec, Segment};
 
 /// Request id: 0-based, in arrival order.
 pub type ReqId = u32;
@@ -72,6 +72,14 @@ pub struct Request {
     pub kv_blocks: u32,
     /// It is in a batch that has not finished.
     pub in_flight: bool,
+    /// Tokens it processed in batches, over all attempts.
+    pub batch_tokens: u64,
+    /// The prompt's shared content, as generated (for prefix caching).
+    pub segments: Vec<Segment>,
+    /// Content identity of its output, when a later prompt contains it.
+    pub output_segment: Option<u64>,
+    /// Conversation it belongs to.
+    pub session_id: Option<u64>,
 }
 
 impl Request {
@@ -102,6 +110,10 @@ impl Request {
             num_restarts: 0,
             kv_blocks: 0,
             in_flight: false,
+            batch_tokens: 0,
+            segments: spec.segments.clone(),
+            output_segment: spec.output_segment,
+            session_id: spec.session_id,
         }
     }
 
@@ -138,6 +150,7 @@ impl Request {
     /// spent `execution_ns` executing (all stages).
     pub fn on_batch_end(&mut self, now_ns: u64, tokens: u32, execution_ns: u64) -> TokenOutcome {
         self.execution_ns += execution_ns;
+        self.batch_tokens += tokens as u64;
         self.processed_tokens += tokens;
         let mut out = TokenOutcome::default();
         if !self.prefill_complete {
@@ -189,6 +202,94 @@ impl Request {
     }
 }
 
+/// The requests of a run, by id, keeping only a window: from the oldest unfinished request to the
+/// newest. Finished requests at the front are retired (handed to a callback, e.g. a CSV writer, and
+/// dropped), so memory follows the number of requests in the system, not the run's length.
+#[derive(Debug, Clone, Default)]
+pub struct RequestTable {
+    /// Id of `slots[0]`.
+    slots_base: u32,
+    /// Index in `slots` of the oldest live request.
+    start: usize,
+    slots: Vec<Request>,
+}
+
+impl RequestTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Requests added so far (the next id).
+    pub fn len(&self) -> u32 {
+        self.slots_base + self.slots.len() as u32
+    }
+
+    /// True before the first request.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds the next request (its id must be [`RequestTable::len`]).
+    pub fn push(&mut self, r: Request) {
+        debug_assert_eq!(r.id, self.len());
+        self.slots.push(r);
+    }
+
+    /// Requests not yet retired, oldest first.
+    pub fn live(&self) -> impl Iterator<Item = &Request> {
+        self.slots[self.start..].iter()
+    }
+
+    /// Retires the finished requests at the front, oldest first.
+    pub fn retire_finished(&mut self, mut f: impl FnMut(&Request)) {
+        let first = self.start;
+        while self.slots.get(self.start).is_some_and(|r| r.completed) {
+            self.start += 1;
+        }
+        if self.start > first {
+            for r in &self.slots[first..self.start] {
+                f(r);
+            }
+            self.compact();
+        }
+    }
+
+    /// Retires every request left, oldest first.
+    pub fn retire_all(&mut self, mut f: impl FnMut(&Request)) {
+        for r in &self.slots[self.start..] {
+            f(r);
+        }
+        self.slots_base += self.slots.len() as u32;
+        self.slots.clear();
+        self.start = 0;
+    }
+
+    /// Drops retired requests once they are the larger part of the storage (amortized O(1)).
+    fn compact(&mut self) {
+        if self.start >= 1024 && self.start * 2 >= self.slots.len() {
+            self.slots.drain(..self.start);
+            self.slots_base += self.start as u32;
+            self.start = 0;
+        }
+    }
+}
+
+impl std::ops::Index<ReqId> for RequestTable {
+    type Output = Request;
+    #[inline]
+    fn index(&self, id: ReqId) -> &Request {
+        &self.slots[(id - self.slots_base) as usize]
+    }
+}
+
+impl std::ops::IndexMut<ReqId> for RequestTable {
+    #[inline]
+    fn index_mut(&mut self, id: ReqId) -> &mut Request {
+        &mut self.slots[(id - self.slots_base) as usize]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +332,26 @@ mod tests {
         r.restart();
         assert_eq!((r.current_prefill_tokens, r.remaining_tokens()), (10, 12));
         assert_eq!(r.decode_tokens, 2);
+    }
+
+    #[test]
+    fn table_retires_finished_requests_in_order() {
+        let mut t = RequestTable::new();
+        for i in 0..3 {
+            t.push(Request::new(i, 0, &RequestSpec::simple(0, 1, 1)));
+        }
+        t[1].completed = true;
+        let mut out = Vec::new();
+        t.retire_finished(|r| out.push(r.id));
+        assert!(out.is_empty(), "request 0 is not finished");
+        t[0].completed = true;
+        t.retire_finished(|r| out.push(r.id));
+        assert_eq!(out, vec![0, 1]);
+        assert_eq!((t.len(), t[2].id), (3, 2));
+        t.retire_all(|r| out.push(r.id));
+        assert_eq!(out, vec![0, 1, 2]);
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.live().count(), 0);
     }
 
     #[test]

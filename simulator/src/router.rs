@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 pub enum RouterKind {
     /// Replica `i mod N` for the i-th request.
     #[default]
+    #[value(name = "round_robin")]
     RoundRobin,
     /// A uniformly random replica (seeded).
     Random,

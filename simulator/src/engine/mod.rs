@@ -8,6 +8,7 @@
 //! applies its tokens, frees the blocks of finished requests, tells the policy, and schedules the
 //! replica again at the same time.
 
+mod bookkeeping;
 pub mod event;
 pub mod replica;
 
@@ -19,8 +20,8 @@ use crate::config::SloConfig;
 use crate::error::SimError;
 use crate::kv::KvCache;
 use crate::metrics::{FlopModel, Metrics};
-use crate::output::{Sinks, StageRecord, TimeseriesRow};
-use crate::request::{ReqId, Request};
+use crate::output::{Sinks, StageRecord};
+use crate::request::{ReqId, Request, RequestTable};
 use crate::router::{Router, RouterKind};
 use crate::scheduler::{BatchEntry, SchedCtx, SchedulerEntry, SchedulerParams};
 use crate::workload::RequestSpec;
@@ -59,6 +60,8 @@ pub struct EngineSetup {
     pub sinks: Option<Sinks>,
     /// Keep every [`StageRecord`] in memory (tests).
     pub keep_stage_log: bool,
+    /// Keep every finished request in memory (tests).
+    pub keep_requests: bool,
 }
 
 /// A batch in flight.
@@ -85,7 +88,9 @@ pub struct Progress {
 
 /// What a run leaves behind.
 pub struct EngineOutcome {
-    /// Every request, by id.
+    /// Requests that arrived.
+    pub arrived: u64,
+    /// Every request, by id, when kept ([`EngineSetup::keep_requests`]); empty otherwise.
     pub requests: Vec<Request>,
     /// Replica states (counters, KV caches).
     pub replicas: Vec<ReplicaState>,
@@ -107,7 +112,8 @@ pub struct Engine {
     events: EventQueue,
     arrivals: Box<dyn Iterator<Item = RequestSpec> + Send>,
     next_arrival: Option<RequestSpec>,
-    requests: Vec<Request>,
+    requests: RequestTable,
+    kept_requests: Option<Vec<Request>>,
     replicas: Vec<ReplicaState>,
     outstanding: Vec<u32>,
     router: Router,
@@ -146,7 +152,8 @@ impl Engine {
             events: EventQueue::default(),
             arrivals,
             next_arrival: None,
-            requests: Vec::new(),
+            requests: RequestTable::new(),
+            kept_requests: setup.keep_requests.then(Vec::new),
             replicas,
             outstanding: vec![0; setup.num_replicas as usize],
             router: Router::new(setup.router, setup.num_replicas, setup.seed),
@@ -232,6 +239,7 @@ impl Engine {
         if !time_limited {
             self.check_drained()?;
         }
+        self.retire(true)?;
         self.finish_timeseries()?;
         let now = self.now_ns;
         for r in &mut self.replicas {
@@ -246,7 +254,8 @@ impl Engine {
             now_ns: self.now_ns,
         });
         Ok(EngineOutcome {
-            requests: self.requests,
+            arrived: self.requests.len() as u64,
+            requests: self.kept_requests.unwrap_or_default(),
             replicas: self.replicas,
             end_ns: self.now_ns,
             metrics: self.metrics,
@@ -257,7 +266,7 @@ impl Engine {
     }
 
     fn on_arrival(&mut self, spec: &RequestSpec) -> Result<(), SimError> {
-        let id = self.requests.len() as ReqId;
+        let id: ReqId = self.requests.len();
         if spec.prefill_tokens == 0 || spec.decode_tokens == 0 {
             return Err(SimError::Config {
                 field: "workload".into(),
@@ -318,7 +327,7 @@ impl Engine {
             }
             let mut shape = BatchShape::new();
             for e in &entries {
-                let q = &mut self.requests[e.request as usize];
+                let q = &mut self.requests[e.request];
                 let ok = e.tokens > 0
                     && !q.in_flight
                     && !q.completed
@@ -343,6 +352,7 @@ impl Engine {
             }
             rep.flops += self.flops.flops(&shape);
             rep.in_flight += 1;
+            rep.max_in_flight = rep.max_in_flight.max(rep.in_flight);
             let batch = Batch {
                 id: self.next_batch_id,
                 entries,
@@ -453,7 +463,7 @@ impl Engine {
         let rep = &mut self.replicas[r as usize];
         rep.account_kv(now);
         for e in &b.entries {
-            let q = &mut self.requests[e.request as usize];
+            let q = &mut self.requests[e.request];
             q.in_flight = false;
             let out = q.on_batch_end(now, e.tokens, b.exec_ns);
             if let Some(g) = out.gap_ns {
@@ -480,81 +490,13 @@ impl Engine {
         rep.ts_batches += 1;
         self.entry_pool.push(b.entries);
         self.schedule_soon(r);
-        Ok(())
-    }
-
-    /// Emits the time-series samples due up to `t`.
-    fn advance_to(&mut self, t: u64) -> Result<(), SimError> {
-        if self.sinks.is_none() {
-            return Ok(());
-        }
-        while self.ts_start_ns + self.ts_interval_ns <= t {
-            let at = self.ts_start_ns + self.ts_interval_ns;
-            self.sample(at)?;
-        }
-        Ok(())
-    }
-
-    fn sample(&mut self, at: u64) -> Result<(), SimError> {
-        let Some(sinks) = &mut self.sinks else {
-            return Ok(());
-        };
-        let span = (at - self.ts_start_ns).max(1);
-        for (i, rep) in self.replicas.iter_mut().enumerate() {
-            if let Some(since) = rep.stage0_since_ns {
-                rep.ts_busy_ns += at - since.max(self.ts_start_ns);
-            }
-            let queued = rep.scheduler.num_queued() as u64;
-            sinks.timeseries(&TimeseriesRow {
-                time_ns: at,
-                replica: i as u32,
-                queued,
-                running: rep.outstanding as u64 - queued,
-                kv_used: rep.kv.allocated(),
-                kv_total: rep.kv.num_blocks(),
-                completed: rep.ts_completed,
-                batches: rep.ts_batches,
-                busy_fraction: rep.ts_busy_ns as f64 / span as f64,
-            })?;
-            rep.ts_completed = 0;
-            rep.ts_batches = 0;
-            rep.ts_busy_ns = 0;
-        }
-        self.ts_start_ns = at;
-        Ok(())
-    }
-
-    fn finish_timeseries(&mut self) -> Result<(), SimError> {
-        if self.now_ns > self.ts_start_ns {
-            self.sample(self.now_ns)?;
-        }
-        Ok(())
-    }
-
-    fn check_drained(&self) -> Result<(), SimError> {
-        let unfinished = self.requests.len() as u64 - self.completed;
-        if unfinished == 0 {
-            return Ok(());
-        }
-        let stuck = self
-            .requests
-            .iter()
-            .find(|q| !q.completed)
-            .expect("an unfinished request");
-        let rep = &self.replicas[stuck.replica as usize];
-        Err(SimError::Stalled {
-            time_s: self.now_ns as f64 * 1e-9,
-            unfinished,
-            detail: format!(
-                "request {} ({} prompt + {} output tokens) on replica {} never finished; the replica has {} KV blocks of {} tokens, {} in use",
-                stuck.id,
-                stuck.prefill_tokens,
-                stuck.decode_tokens,
-                stuck.replica,
-                rep.kv.num_blocks(),
-                rep.kv.block_size(),
-                rep.kv.allocated()
-            ),
-        })
+        self.retire(false)
     }
 }
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+pub(crate) mod testkit;
+#[cfg(test)]
+mod tests;

@@ -27,6 +27,8 @@ pub struct ReplicaState {
     pub stages: Vec<Stage>,
     /// Batches formed and not yet through the last stage.
     pub in_flight: u32,
+    /// Most batches ever in flight at once.
+    pub max_in_flight: u32,
     /// Requests routed here and not finished.
     pub outstanding: u32,
     /// A schedule event is pending at the current time.
@@ -59,6 +61,7 @@ impl ReplicaState {
             kv,
             stages: (0..pp).map(|_| Stage::default()).collect(),
             in_flight: 0,
+            max_in_flight: 0,
             outstanding: 0,
             schedule_pending: false,
             kv_area: 0,

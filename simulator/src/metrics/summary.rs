@@ -196,7 +196,7 @@ impl Summary {
             servesim_version: env!("CARGO_PKG_VERSION").to_string(),
             backend: facts.backend.clone(),
             requests: RequestCounts {
-                arrived: o.requests.len() as u64,
+                arrived: o.arrived,
                 completed: o.completed,
             },
             simulated_time_s: t_s,

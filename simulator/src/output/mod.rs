@@ -1,5 +1,5 @@
-//! Run outputs (docs/outputs.md): files streamed during the run (`batches.csv`, `timeseries.csv`,
-//! `trace.json`) and files written at the end (`requests.csv`, `summary.json`, `config.toml`).
+//! Run outputs (docs/outputs.md): files streamed during the run (`requests.csv`, `batches.csv`,
+//! `timeseries.csv`, `trace.json`) and files written at the end (`summary.json`, `config.toml`).
 
 pub mod requests;
 
@@ -100,6 +100,7 @@ impl Out {
 
 /// The files streamed during a run.
 pub struct Sinks {
+    requests: Out,
     batches: Option<Out>,
     timeseries: Out,
     trace: Option<Out>,
@@ -116,6 +117,9 @@ impl Sinks {
         pp: u32,
     ) -> Result<Self, SimError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let mut requests = Out::create(dir, "requests.csv")?;
+        requests.put(requests::HEADER)?;
+        requests.put("\n")?;
         let mut b = if batches {
             Some(Out::create(dir, "batches.csv")?)
         } else {
@@ -153,6 +157,7 @@ impl Sinks {
             t.put(&h)?;
         }
         Ok(Sinks {
+            requests,
             batches: b,
             timeseries: ts,
             trace: t,
@@ -218,6 +223,13 @@ impl Sinks {
         Ok(())
     }
 
+    /// Writes one `requests.csv` row (requests come in id order).
+    pub fn request(&mut self, r: &crate::request::Request) -> Result<(), SimError> {
+        self.line.clear();
+        requests::row(&mut self.line, r);
+        self.requests.put(&self.line)
+    }
+
     /// Writes one time-series row.
     pub fn timeseries(&mut self, r: &TimeseriesRow) -> Result<(), SimError> {
         let l = &mut self.line;
@@ -240,6 +252,7 @@ impl Sinks {
 
     /// Closes every file.
     pub fn finish(self) -> Result<(), SimError> {
+        self.requests.finish()?;
         if let Some(b) = self.batches {
             b.finish()?;
         }

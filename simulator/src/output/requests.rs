@@ -1,12 +1,8 @@
 //! `requests.csv`: one row per request, in request-id order.
 
 use std::fmt::Write as _;
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::Path;
 
 use super::fmt_s;
-use crate::error::SimError;
 use crate::request::Request;
 
 /// The header row.
@@ -68,23 +64,4 @@ pub fn row(l: &mut String, r: &Request) {
         fmt_s(l, (done - s).saturating_sub(r.execution_ns));
     }
     let _ = writeln!(l, ",{},{}", r.num_preemptions, r.num_restarts);
-}
-
-/// Writes `requests.csv` into `dir`.
-pub fn write(dir: &Path, requests: &[Request]) -> Result<(), SimError> {
-    let path = dir.join("requests.csv");
-    let err = |source| SimError::Io {
-        path: path.clone(),
-        source,
-    };
-    let mut w = BufWriter::new(File::create(&path).map_err(err)?);
-    let mut l = String::with_capacity(256);
-    l.push_str(HEADER);
-    l.push('\n');
-    for r in requests {
-        row(&mut l, r);
-        w.write_all(l.as_bytes()).map_err(err)?;
-        l.clear();
-    }
-    w.flush().map_err(err)
 }

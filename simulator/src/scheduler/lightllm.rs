@@ -197,11 +197,10 @@ mod tests {
         };
         let mut s = LightLlm::new(&params);
         let mut kv = KvCache::new(100, 1);
-        let mut reqs: Vec<Request> = [(60, 10), (50, 10)]
-            .iter()
-            .enumerate()
-            .map(|(i, &(p, d))| Request::new(i as u32, 0, &RequestSpec::simple(0, p, d)))
-            .collect();
+        let mut reqs = crate::request::RequestTable::new();
+        for (i, &(p, d)) in [(60, 10), (50, 10)].iter().enumerate() {
+            reqs.push(Request::new(i as u32, 0, &RequestSpec::simple(0, p, d)));
+        }
         let mut ctx = SchedCtx {
             now_ns: 0,
             requests: &mut reqs,

@@ -27,7 +27,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use crate::kv::{KvCache, KvError};
-use crate::request::{ReqId, Request};
+use crate::request::{ReqId, RequestTable};
 
 pub use registry::{find, SchedulerEntry, SCHEDULERS};
 
@@ -46,31 +46,31 @@ pub struct BatchEntry {
 pub struct SchedCtx<'a> {
     /// Simulated time, ns.
     pub now_ns: u64,
-    /// Every request of the simulation, indexed by id.
-    pub requests: &'a mut [Request],
+    /// The requests of the simulation, indexed by id.
+    pub requests: &'a mut RequestTable,
     /// The replica's KV cache.
     pub kv: &'a mut KvCache,
 }
 
 impl SchedCtx<'_> {
     /// The request `id`.
-    pub fn req(&self, id: ReqId) -> &Request {
-        &self.requests[id as usize]
+    pub fn req(&self, id: ReqId) -> &crate::request::Request {
+        &self.requests[id]
     }
 
     /// The request `id`, mutably.
-    pub fn req_mut(&mut self, id: ReqId) -> &mut Request {
-        &mut self.requests[id as usize]
+    pub fn req_mut(&mut self, id: ReqId) -> &mut crate::request::Request {
+        &mut self.requests[id]
     }
 
     /// Gives `n` blocks to request `id`.
     pub fn allocate(&mut self, id: ReqId, n: u32) -> Result<(), KvError> {
-        self.kv.allocate(&mut self.requests[id as usize], n)
+        self.kv.allocate(&mut self.requests[id], n)
     }
 
     /// Preempts request `id` by recomputation: frees its blocks and restarts it.
     pub fn restart(&mut self, id: ReqId) {
-        let r = &mut self.requests[id as usize];
+        let r = &mut self.requests[id];
         self.kv.free(r);
         r.restart();
     }
@@ -78,7 +78,12 @@ impl SchedCtx<'_> {
     /// Blocks request `id` still needs to hold `tokens` tokens.
     pub fn blocks_missing(&self, id: ReqId, tokens: u32) -> u32 {
         let r = self.req(id);
-        self.kv.blocks_for(tokens).saturating_sub(r.kv_blocks)
+        // fast path (no division): most decodes fit in the blocks already held
+        if tokens as u64 <= r.kv_blocks as u64 * self.kv.block_size() as u64 {
+            0
+        } else {
+            self.kv.blocks_for(tokens) - r.kv_blocks
+        }
     }
 
     /// Adds a prefill chunk or a decode of request `id` to `batch`.
@@ -181,8 +186,14 @@ impl SchedulerParams {
 }
 
 /// vLLM's test for admitting a request: its prompt's blocks leave at least the watermark free.
+/// The watermark does not apply to an empty cache (it would block for ever a request that fits).
 pub fn can_admit_with_watermark(ctx: &SchedCtx<'_>, id: ReqId, watermark: u64) -> bool {
     let need = ctx.blocks_missing(id, ctx.req(id).current_prefill_tokens) as u64;
+    let watermark = if ctx.kv.allocated() == 0 {
+        0
+    } else {
+        watermark
+    };
     ctx.kv.free_blocks() >= need + watermark
 }
 

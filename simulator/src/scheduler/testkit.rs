@@ -2,13 +2,13 @@
 
 use super::{find, BatchEntry, ReplicaScheduler, SchedCtx, SchedulerConfig, SchedulerParams};
 use crate::kv::KvCache;
-use crate::request::{ReqId, Request};
+use crate::request::{ReqId, Request, RequestTable};
 use crate::workload::RequestSpec;
 
 /// One policy with its own request table and KV cache.
 pub struct Harness {
     pub sched: Box<dyn ReplicaScheduler>,
-    pub reqs: Vec<Request>,
+    pub reqs: RequestTable,
     pub kv: KvCache,
     pub now_ns: u64,
     inflight: std::collections::VecDeque<Vec<BatchEntry>>,
@@ -47,7 +47,7 @@ impl Harness {
         };
         Harness {
             sched: (entry.build)(&params),
-            reqs: Vec::new(),
+            reqs: RequestTable::new(),
             kv: KvCache::new(num_blocks, block_size),
             now_ns: 0,
             inflight: Default::default(),
@@ -56,7 +56,7 @@ impl Harness {
 
     /// Adds a request of `p` prompt and `d` output tokens; returns its id.
     pub fn add(&mut self, p: u32, d: u32) -> ReqId {
-        let id = self.reqs.len() as ReqId;
+        let id = self.reqs.len();
         self.reqs
             .push(Request::new(id, 0, &RequestSpec::simple(0, p, d)));
         let mut ctx = SchedCtx {
@@ -78,7 +78,7 @@ impl Harness {
         };
         self.sched.next_batch(&mut ctx, &mut batch).unwrap();
         for e in &batch {
-            self.reqs[e.request as usize].on_schedule(self.now_ns);
+            self.reqs[e.request].on_schedule(self.now_ns);
         }
         self.inflight.push_back(batch.clone());
         batch
@@ -92,7 +92,7 @@ impl Harness {
         self.now_ns += 1;
         let batch = self.inflight.pop_front().expect("a batch in flight");
         for e in &batch {
-            let r = &mut self.reqs[e.request as usize];
+            let r = &mut self.reqs[e.request];
             let out = r.on_batch_end(self.now_ns, e.tokens, 1);
             if out.completed {
                 self.kv.free(r);
@@ -108,6 +108,6 @@ impl Harness {
 
     /// Request `id`.
     pub fn req(&self, id: ReqId) -> &Request {
-        &self.reqs[id as usize]
+        &self.reqs[id]
     }
 }

@@ -140,4 +140,15 @@ mod tests {
         );
         assert_eq!(h.kv.allocated(), 3);
     }
+
+    #[test]
+    fn the_watermark_does_not_block_an_empty_cache() {
+        // 16 blocks, watermark 8: a 200-token prompt (13 blocks) would leave 3 free, below the
+        // watermark; with nothing else in the cache it is admitted anyway.
+        let mut h = Harness::new("vllm", 16, |c| c.watermark_blocks_fraction = 0.5);
+        h.add(200, 2);
+        h.add(10, 2);
+        assert_eq!(h.next(), vec![(0, 200, true)]);
+        assert_eq!(h.kv.allocated(), 13);
+    }
 }

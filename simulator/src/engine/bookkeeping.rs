@@ -1,0 +1,108 @@
+//! What the engine reports besides batches: time-series samples, retired requests, and the
+//! end-of-run check that nothing is left behind.
+
+use super::Engine;
+use crate::error::SimError;
+use crate::output::TimeseriesRow;
+use crate::request::Request;
+
+impl Engine {
+    /// Hands finished requests at the front of the table (or all, at the end) to the outputs.
+    pub(super) fn retire(&mut self, all: bool) -> Result<(), SimError> {
+        let sinks = &mut self.sinks;
+        let kept = &mut self.kept_requests;
+        let mut result = Ok(());
+        let mut take = |r: &Request| {
+            if let Some(s) = sinks.as_mut() {
+                if result.is_ok() {
+                    result = s.request(r);
+                }
+            }
+            if let Some(k) = kept.as_mut() {
+                k.push(r.clone());
+            }
+        };
+        if all {
+            self.requests.retire_all(&mut take);
+        } else {
+            self.requests.retire_finished(&mut take);
+        }
+        result
+    }
+
+    /// Emits the time-series samples due before `t`.
+    pub(super) fn advance_to(&mut self, t: u64) -> Result<(), SimError> {
+        if self.sinks.is_none() {
+            return Ok(());
+        }
+        // a sample at time T covers the events at T too
+        while self.ts_start_ns + self.ts_interval_ns < t {
+            let at = self.ts_start_ns + self.ts_interval_ns;
+            self.sample(at)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn sample(&mut self, at: u64) -> Result<(), SimError> {
+        let Some(sinks) = &mut self.sinks else {
+            return Ok(());
+        };
+        let span = (at - self.ts_start_ns).max(1);
+        for (i, rep) in self.replicas.iter_mut().enumerate() {
+            if let Some(since) = rep.stage0_since_ns {
+                rep.ts_busy_ns += at - since.max(self.ts_start_ns);
+            }
+            let queued = rep.scheduler.num_queued() as u64;
+            sinks.timeseries(&TimeseriesRow {
+                time_ns: at,
+                replica: i as u32,
+                queued,
+                running: rep.outstanding as u64 - queued,
+                kv_used: rep.kv.allocated(),
+                kv_total: rep.kv.num_blocks(),
+                completed: rep.ts_completed,
+                batches: rep.ts_batches,
+                busy_fraction: rep.ts_busy_ns as f64 / span as f64,
+            })?;
+            rep.ts_completed = 0;
+            rep.ts_batches = 0;
+            rep.ts_busy_ns = 0;
+        }
+        self.ts_start_ns = at;
+        Ok(())
+    }
+
+    pub(super) fn finish_timeseries(&mut self) -> Result<(), SimError> {
+        if self.now_ns > self.ts_start_ns {
+            self.sample(self.now_ns)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn check_drained(&self) -> Result<(), SimError> {
+        let unfinished = self.requests.len() as u64 - self.completed;
+        if unfinished == 0 {
+            return Ok(());
+        }
+        let stuck = self
+            .requests
+            .live()
+            .find(|q| !q.completed)
+            .expect("an unfinished request");
+        let rep = &self.replicas[stuck.replica as usize];
+        Err(SimError::Stalled {
+            time_s: self.now_ns as f64 * 1e-9,
+            unfinished,
+            detail: format!(
+                "request {} ({} prompt + {} output tokens) on replica {} never finished; the replica has {} KV blocks of {} tokens, {} in use",
+                stuck.id,
+                stuck.prefill_tokens,
+                stuck.decode_tokens,
+                stuck.replica,
+                rep.kv.num_blocks(),
+                rep.kv.block_size(),
+                rep.kv.allocated()
+            ),
+        })
+    }
+}

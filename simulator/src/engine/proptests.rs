@@ -1,0 +1,134 @@
+//! Invariants over random workloads, clusters and every scheduler.
+
+use proptest::prelude::*;
+
+use super::testkit::*;
+use crate::router::RouterKind;
+use crate::scheduler::SCHEDULERS;
+use crate::workload::RequestSpec;
+
+fn workload() -> impl Strategy<Value = Vec<RequestSpec>> {
+    prop::collection::vec((0u64..40, 1u32..200, 1u32..40), 1..40).prop_map(|v| {
+        let mut t = 0;
+        v.into_iter()
+            .map(|(gap_ms, p, d)| {
+                t += gap_ms * 1_000_000;
+                RequestSpec::simple(t, p, d)
+            })
+            .collect()
+    })
+}
+
+fn cluster() -> impl Strategy<Value = TestCluster> {
+    (
+        0..SCHEDULERS.len(),
+        1u32..4,
+        1u32..3,
+        prop_oneof![
+            Just(RouterKind::RoundRobin),
+            Just(RouterKind::Random),
+            Just(RouterKind::Lor)
+        ],
+        // from barely one longest request to plenty: exercises preemption and restarts
+        16u64..80,
+        (1u32..9, 1u32..300, 1u32..600, 0u32..4, 0u32..3),
+    )
+        .prop_map(
+            |(s, replicas, pp, router, blocks, (cap, chunk, max_tokens, wait, mark))| {
+                let entry = &SCHEDULERS[s];
+                let mut c = TestCluster::new(entry.name);
+                c.replicas = replicas;
+                c.pp = if entry.max_pipeline_stages == Some(1) {
+                    1
+                } else {
+                    pp
+                };
+                c.router = router;
+                c.max_request_tokens = 240;
+                c.scheduler.block_size = 16;
+                // token-granular policies need as many blocks as tokens
+                c.num_blocks = if entry.token_blocks {
+                    blocks * 16
+                } else {
+                    blocks
+                };
+                c.scheduler.batch_size_cap = cap * c.pp;
+                c.scheduler.chunk_size = chunk;
+                c.scheduler.max_tokens_in_batch = max_tokens;
+                c.scheduler.max_waiting_iters = wait;
+                c.scheduler.watermark_blocks_fraction = 0.05 * mark as f64;
+                c.stage_ms = 3.0;
+                c
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn invariants_hold(c in cluster(), specs in workload()) {
+        let n = specs.len();
+        let o = c.run(specs.clone());
+        // every request completes exactly once, with all its output tokens
+        prop_assert_eq!(o.completed as usize, n);
+        prop_assert_eq!(o.requests.len(), n);
+        let mut batch_tokens = 0u64;
+        for (r, s) in o.requests.iter().zip(&specs) {
+            prop_assert!(r.completed);
+            prop_assert_eq!(r.emitted_tokens, s.decode_tokens);
+            prop_assert_eq!(r.tbt_count, s.decode_tokens - 1);
+            // arrival ≤ scheduled ≤ first token ≤ completion
+            let sched = r.scheduled_at_ns.unwrap();
+            let first = r.first_token_at_ns.unwrap();
+            let done = r.completed_at_ns.unwrap();
+            prop_assert!(r.arrived_at_ns <= sched && sched <= first && first <= done);
+            // tokens: exactly prompt + output − 1 without restarts, more with recomputation
+            let need = (s.prefill_tokens + s.decode_tokens - 1) as u64;
+            if r.num_restarts == 0 {
+                prop_assert_eq!(r.batch_tokens, need);
+            } else {
+                prop_assert!(r.batch_tokens > need);
+            }
+            batch_tokens += r.batch_tokens;
+        }
+        // the batches processed exactly the requests' tokens (counted on the first stage)
+        let logged: u64 = o
+            .stage_log
+            .iter()
+            .filter(|s| s.stage == 0)
+            .map(|s| s.prefill_tokens + s.decode_tokens)
+            .sum();
+        prop_assert_eq!(logged, batch_tokens);
+        // KV: never over capacity, all returned at the end
+        for rep in &o.replicas {
+            prop_assert!(rep.kv.peak_allocated() <= rep.kv.num_blocks());
+            prop_assert_eq!(rep.kv.allocated(), 0);
+            prop_assert!(rep.max_in_flight <= c.pp);
+        }
+        // the clock never goes back; each stage serves one batch at a time
+        let mut last_end = 0;
+        let mut busy_until = std::collections::BTreeMap::new();
+        for s in &o.stage_log {
+            prop_assert!(s.end_ns >= last_end && s.start_ns <= s.end_ns);
+            last_end = s.end_ns;
+            let b = busy_until.entry((s.replica, s.stage)).or_insert(0u64);
+            prop_assert!(s.start_ns >= *b, "stage overlap at {:?}", s);
+            *b = s.end_ns;
+        }
+        // at most PP batches between their first stage start and last stage end, per replica
+        let mut spans: std::collections::BTreeMap<(u32, u64), (u64, u64)> = Default::default();
+        for s in &o.stage_log {
+            let e = spans.entry((s.replica, s.batch_id)).or_insert((u64::MAX, 0));
+            e.0 = e.0.min(s.start_ns);
+            e.1 = e.1.max(s.end_ns);
+        }
+        for r in 0..c.replicas {
+            let mine: Vec<(u64, u64)> = spans.iter().filter(|(k, _)| k.0 == r).map(|(_, v)| *v).collect();
+            for &(start, _) in &mine {
+                let live = mine.iter().filter(|&&(a, b)| a <= start && start < b).count();
+                prop_assert!(live as u32 <= c.pp);
+            }
+        }
+    }
+}

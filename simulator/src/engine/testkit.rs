@@ -1,0 +1,149 @@
+//! Running the engine on hand-made request lists with a constant-time execution model (tests).
+
+use std::sync::Arc;
+
+use predictor::{BackendInfo, BackendKind, BatchShape, ExecutionModel, Op, StageTime};
+
+use super::{Engine, EngineOutcome, EngineSetup};
+use crate::config::SloConfig;
+use crate::metrics::FlopModel;
+use crate::router::RouterKind;
+use crate::scheduler::{find, SchedulerConfig, SchedulerParams};
+use crate::workload::RequestSpec;
+
+/// Every batch takes `ms` on every stage.
+pub struct ConstExec(pub f64);
+
+impl ExecutionModel for ConstExec {
+    fn stage_time(&self, _batch: &BatchShape, _stage: u32) -> StageTime {
+        let mut t = StageTime::default();
+        t.ops_ms.set(Op::CpuOverhead, self.0);
+        t
+    }
+    fn info(&self) -> BackendInfo {
+        BackendInfo {
+            kind: BackendKind::Roofline,
+            source: "constant".into(),
+            fallbacks: vec![],
+        }
+    }
+    fn out_of_grid_lookups(&self) -> u64 {
+        0
+    }
+}
+
+/// A small cluster for tests.
+#[derive(Debug, Clone)]
+pub struct TestCluster {
+    /// Policy knobs (name included).
+    pub scheduler: SchedulerConfig,
+    /// Replicas.
+    pub replicas: u32,
+    /// Stages.
+    pub pp: u32,
+    /// Router.
+    pub router: RouterKind,
+    /// KV blocks per replica.
+    pub num_blocks: u64,
+    /// Longest request, tokens.
+    pub max_request_tokens: u32,
+    /// Stage time, ms.
+    pub stage_ms: f64,
+    /// Write the streamed files here.
+    pub out_dir: Option<std::path::PathBuf>,
+    /// Time-series interval, ms.
+    pub timeseries_ms: u64,
+}
+
+impl TestCluster {
+    /// One replica, one stage, 10 ms per batch, 1000 blocks, requests up to 4096 tokens.
+    pub fn new(scheduler: &str) -> Self {
+        TestCluster {
+            scheduler: SchedulerConfig {
+                name: scheduler.into(),
+                ..Default::default()
+            },
+            replicas: 1,
+            pp: 1,
+            router: RouterKind::RoundRobin,
+            num_blocks: 1000,
+            max_request_tokens: 4096,
+            stage_ms: 10.0,
+            out_dir: None,
+            timeseries_ms: 1000,
+        }
+    }
+
+    /// Runs `specs` (in arrival order).
+    pub fn run(&self, specs: Vec<RequestSpec>) -> EngineOutcome {
+        let entry = find(&self.scheduler.name).unwrap();
+        let block_size = if entry.token_blocks {
+            1
+        } else {
+            self.scheduler.block_size
+        };
+        let setup = EngineSetup {
+            exec: Arc::new(ConstExec(self.stage_ms)),
+            num_replicas: self.replicas,
+            pp: self.pp,
+            scheduler: entry,
+            scheduler_params: SchedulerParams {
+                config: self.scheduler.clone(),
+                pp: self.pp,
+                num_blocks: self.num_blocks,
+                max_blocks_per_request: self.max_request_tokens.div_ceil(block_size),
+            },
+            block_size,
+            router: self.router,
+            seed: 1,
+            time_limit_ns: None,
+            max_request_tokens: self.max_request_tokens,
+            flops: FlopModel::default(),
+            slo: SloConfig::default(),
+            timeseries_interval_ns: self.timeseries_ms * 1_000_000,
+            sinks: self.out_dir.as_ref().map(|d| {
+                crate::output::Sinks::create(d, true, true, self.replicas, self.pp).unwrap()
+            }),
+            keep_stage_log: true,
+            keep_requests: true,
+        };
+        Engine::new(setup, Box::new(specs.into_iter()))
+            .run(&mut |_| {})
+            .unwrap()
+    }
+}
+
+/// `ms` milliseconds in ns.
+pub fn ms(ms: u64) -> u64 {
+    ms * 1_000_000
+}
+
+/// The stage log as (batch, stage, start ms, end ms, prefill tokens, decode tokens).
+pub fn stages(o: &EngineOutcome) -> Vec<(u64, u32, u64, u64, u64, u64)> {
+    o.stage_log
+        .iter()
+        .map(|r| {
+            (
+                r.batch_id,
+                r.stage,
+                r.start_ns / 1_000_000,
+                r.end_ns / 1_000_000,
+                r.prefill_tokens,
+                r.decode_tokens,
+            )
+        })
+        .collect()
+}
+
+/// Each request's (first token ms, completion ms).
+pub fn times(o: &EngineOutcome) -> Vec<(u64, u64)> {
+    o.requests
+        .iter()
+        .map(|r| {
+            (
+                r.first_token_at_ns.unwrap() / 1_000_000,
+                r.completed_at_ns.unwrap() / 1_000_000,
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,239 @@
+//! Hand-computed scenarios: every batch takes 10 ms per stage; the expected batch sequences and
+//! times are worked out in the comments.
+
+use super::testkit::*;
+use crate::router::RouterKind;
+use crate::workload::RequestSpec;
+
+/// r0 at 0 (4 prompt, 3 output tokens), r1 at 5 ms (4 prompt, 2 output).
+fn two_requests() -> Vec<RequestSpec> {
+    vec![
+        RequestSpec::simple(0, 4, 3),
+        RequestSpec::simple(ms(5), 4, 2),
+    ]
+}
+
+#[test]
+fn vllm_prioritizes_prefills() {
+    // 0–10 prefill r0; r1 arrives at 5 and waits; 10–20 prefill r1 (r0 waits: prefill first);
+    // 20–30 both decode (r1 done); 30–40 r0 decodes (done).
+    let o = TestCluster::new("vllm").run(two_requests());
+    assert_eq!(
+        stages(&o),
+        vec![
+            (0, 0, 0, 10, 4, 0),
+            (1, 0, 10, 20, 4, 0),
+            (2, 0, 20, 30, 0, 2),
+            (3, 0, 30, 40, 0, 1)
+        ]
+    );
+    assert_eq!(times(&o), vec![(10, 40), (20, 30)]);
+    assert_eq!(o.requests[1].tbt_max_ns, ms(10));
+    assert_eq!(o.requests[0].tbt_max_ns, ms(20));
+}
+
+#[test]
+fn orca_mixes_decodes_and_whole_prefills() {
+    // 0–10 prefill r0; 10–20 r0 decodes while r1 prefills; 20–30 both decode, both done.
+    let o = TestCluster::new("orca").run(two_requests());
+    assert_eq!(
+        stages(&o),
+        vec![
+            (0, 0, 0, 10, 4, 0),
+            (1, 0, 10, 20, 4, 1),
+            (2, 0, 20, 30, 0, 2)
+        ]
+    );
+    assert_eq!(times(&o), vec![(10, 30), (20, 30)]);
+}
+
+#[test]
+fn faster_transformer_runs_static_batches() {
+    // r0's batch runs to its end (0–30) before r1 gets in (30–50).
+    let o = TestCluster::new("faster_transformer").run(two_requests());
+    assert_eq!(
+        stages(&o),
+        vec![
+            (0, 0, 0, 10, 4, 0),
+            (1, 0, 10, 20, 0, 1),
+            (2, 0, 20, 30, 0, 1),
+            (3, 0, 30, 40, 4, 0),
+            (4, 0, 40, 50, 0, 1)
+        ]
+    );
+    assert_eq!(times(&o), vec![(10, 30), (40, 50)]);
+    assert_eq!(o.replicas[0].kv.allocated(), 0);
+}
+
+#[test]
+fn sarathi_chunks_under_the_budget() {
+    // chunk 3: 0–10 r0 chunk 3; 10–20 r0's last prompt token + r1 chunk 2;
+    // 20–30 r0 decode + r1's last 2 prompt tokens; 30–40 both decode, both done.
+    let mut c = TestCluster::new("sarathi");
+    c.scheduler.chunk_size = 3;
+    let o = c.run(two_requests());
+    assert_eq!(
+        stages(&o),
+        vec![
+            (0, 0, 0, 10, 3, 0),
+            (1, 0, 10, 20, 3, 0),
+            (2, 0, 20, 30, 2, 1),
+            (3, 0, 30, 40, 0, 2)
+        ]
+    );
+    assert_eq!(times(&o), vec![(20, 40), (30, 40)]);
+}
+
+#[test]
+fn lightllm_alternates_prefill_and_decode() {
+    // max_waiting_iters 1: 0–10 prefill r0; 10–20 decode r0; 20–30 prefill r1 (waited one
+    // iteration); 30–40 both decode, both done.
+    let mut c = TestCluster::new("lightllm");
+    c.scheduler.max_waiting_iters = 1;
+    let o = c.run(two_requests());
+    assert_eq!(
+        stages(&o),
+        vec![
+            (0, 0, 0, 10, 4, 0),
+            (1, 0, 10, 20, 0, 1),
+            (2, 0, 20, 30, 4, 0),
+            (3, 0, 30, 40, 0, 2)
+        ]
+    );
+    assert_eq!(times(&o), vec![(10, 40), (30, 40)]);
+}
+
+#[test]
+fn two_stage_pipeline_overlaps_micro_batches() {
+    // vLLM, PP 2, r0 at 0 and r1 at 5 (4 prompt, 2 output each). b0 = prefill r0: stage 0 0–10,
+    // stage 1 10–20. b1 = prefill r1, formed at 5, waits for stage 0: 10–20, 20–30. At 20 b0 ends
+    // (r0's first token) and b2 = decode r0 runs 20–30, 30–40 (r0 done at 40). At 30 b1 ends and
+    // b3 = decode r1 runs 30–40, 40–50.
+    let mut c = TestCluster::new("vllm");
+    c.pp = 2;
+    let o = c.run(vec![
+        RequestSpec::simple(0, 4, 2),
+        RequestSpec::simple(ms(5), 4, 2),
+    ]);
+    assert_eq!(
+        stages(&o),
+        vec![
+            (0, 0, 0, 10, 4, 0),
+            (0, 1, 10, 20, 4, 0),
+            (1, 0, 10, 20, 4, 0),
+            (1, 1, 20, 30, 4, 0),
+            (2, 0, 20, 30, 0, 1),
+            (2, 1, 30, 40, 0, 1),
+            (3, 0, 30, 40, 0, 1),
+            (3, 1, 40, 50, 0, 1)
+        ]
+    );
+    assert_eq!(times(&o), vec![(20, 40), (30, 50)]);
+    // execution time counts both stages; r1 waited 5 ms before its first stage
+    assert_eq!(o.requests[1].execution_ns, ms(40));
+}
+
+#[test]
+fn lor_counts_running_requests() {
+    // r0 is running on replica 0 when r1 arrives: Vidur's LOR saw no queued request anywhere and
+    // picked replica 0; counting running requests sends r1 to replica 1.
+    let mut c = TestCluster::new("vllm");
+    c.replicas = 2;
+    c.router = RouterKind::Lor;
+    let o = c.run(vec![
+        RequestSpec::simple(0, 4, 10),
+        RequestSpec::simple(ms(1), 4, 10),
+        RequestSpec::simple(ms(2), 4, 10),
+    ]);
+    let placed: Vec<u32> = o.requests.iter().map(|r| r.replica).collect();
+    assert_eq!(placed, vec![0, 1, 0]);
+}
+
+#[test]
+fn simultaneous_arrivals_join_one_batch() {
+    // Arrivals at the same time are all handled before the replica schedules.
+    let o = TestCluster::new("vllm").run(vec![
+        RequestSpec::simple(0, 4, 1),
+        RequestSpec::simple(0, 4, 1),
+        RequestSpec::simple(0, 4, 1),
+    ]);
+    assert_eq!(stages(&o), vec![(0, 0, 0, 10, 12, 0)]);
+}
+
+#[test]
+fn vllm_restart_recomputes_and_keeps_the_first_times() {
+    // 4 blocks of 4 tokens, no watermark; r0 and r1 at 0, 6 prompt + 4 output tokens each.
+    // 0–10 both prefill (2 blocks each); 10–20 and 20–30 both decode within their blocks.
+    // At 30 r0 needs a third block: r1 (the latest arrival) is restarted with its 9 tokens as
+    // prompt; 30–40 r0 decodes alone and finishes; 40–50 r1 re-prefills 9 tokens, which yields
+    // its fourth and last token.
+    let mut c = TestCluster::new("vllm");
+    c.num_blocks = 4;
+    c.max_request_tokens = 16;
+    c.scheduler.block_size = 4;
+    c.scheduler.watermark_blocks_fraction = 0.0;
+    let o = c.run(vec![
+        RequestSpec::simple(0, 6, 4),
+        RequestSpec::simple(0, 6, 4),
+    ]);
+    assert_eq!(
+        stages(&o),
+        vec![
+            (0, 0, 0, 10, 12, 0),
+            (1, 0, 10, 20, 0, 2),
+            (2, 0, 20, 30, 0, 2),
+            (3, 0, 30, 40, 0, 1),
+            (4, 0, 40, 50, 9, 0)
+        ]
+    );
+    assert_eq!(times(&o), vec![(10, 40), (10, 50)]);
+    let r1 = &o.requests[1];
+    assert_eq!((r1.num_restarts, r1.num_preemptions), (1, 1));
+    assert_eq!(r1.emitted_tokens, 4);
+    assert_eq!(r1.tbt_max_ns, ms(20));
+    assert_eq!(r1.batch_tokens, 6 + 1 + 1 + 9);
+    assert_eq!(r1.scheduled_at_ns, Some(0));
+}
+
+#[test]
+fn timeseries_counts_each_interval() {
+    // One request (4 prompt, 5 output): batches 0–10 … 40–50 ms. Samples every 25 ms: at 25 two
+    // batches finished and stage 0 was always busy; the last row (50 ms) has the other three
+    // batches and the completion.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = TestCluster::new("vllm");
+    c.out_dir = Some(tmp.path().to_path_buf());
+    c.timeseries_ms = 25;
+    let o = c.run(vec![RequestSpec::simple(0, 4, 5)]);
+    assert_eq!(o.end_ns, ms(50));
+    let ts = std::fs::read_to_string(tmp.path().join("timeseries.csv")).unwrap();
+    let rows: Vec<&str> = ts.lines().skip(1).collect();
+    assert_eq!(
+        rows,
+        vec![
+            "0.025000000,0,0,1,1,1000,0,2,1",
+            "0.050000000,0,0,0,0,1000,1,3,1"
+        ]
+    );
+    let requests = std::fs::read_to_string(tmp.path().join("requests.csv")).unwrap();
+    let row: Vec<&str> = requests.lines().nth(1).unwrap().split(',').collect();
+    // first token at 10 ms, completion at 50 ms, TBT mean 10 ms, TPOT 10 ms
+    assert_eq!(
+        &row[2..6],
+        &["0.000000000", "0.000000000", "0.010000000", "0.050000000"]
+    );
+    assert_eq!(row[10], "0.01");
+    assert_eq!(row[11], "0.010000000");
+    let trace: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("trace.json")).unwrap())
+            .unwrap();
+    let spans: Vec<&serde_json::Value> = trace["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["ph"] == "X")
+        .collect();
+    assert_eq!(spans.len(), 5);
+    assert_eq!(spans[1]["ts"].as_f64(), Some(10_000.0));
+    assert_eq!(spans[1]["dur"].as_f64(), Some(10_000.0));
+}

@@ -1,0 +1,250 @@
+//! End-to-end: `simulator run` writes every documented file, reproducibly.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use servesim_e2e::binary;
+
+fn simulator(args: &[&str]) -> Output {
+    let bin = binary("simulator");
+    assert!(
+        bin.exists(),
+        "{} is missing: build the binaries first (cargo build --release --workspace --bins)",
+        bin.display()
+    );
+    Command::new(bin)
+        .args(args)
+        .output()
+        .expect("run simulator")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = simulator(args);
+    assert!(
+        out.status.success(),
+        "simulator {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn read(dir: &Path, name: &str) -> Vec<u8> {
+    std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+#[test]
+fn a_run_writes_every_file_and_names_the_backend() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let stdout = ok(&[
+        "run",
+        "--num-requests",
+        "40",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(stdout.contains("execution backend: roofline"), "{stdout}");
+    assert!(stdout.contains(dir.to_str().unwrap()), "{stdout}");
+
+    let requests = String::from_utf8(read(&dir, "requests.csv")).unwrap();
+    let mut lines = requests.lines();
+    let header = lines.next().unwrap();
+    assert!(
+        header.starts_with("request_id,replica_id,arrived_at_s"),
+        "{header}"
+    );
+    assert_eq!(lines.count(), 40);
+
+    let summary: serde_json::Value = serde_json::from_slice(&read(&dir, "summary.json")).unwrap();
+    assert_eq!(summary["requests"]["completed"], 40);
+    assert_eq!(summary["backend"]["kind"], "roofline");
+    let ttft = &summary["latency"]["ttft_s"];
+    assert!(ttft["p50"].as_f64().unwrap() > 0.0);
+    assert!(ttft["p99"].as_f64().unwrap() <= ttft["max"].as_f64().unwrap());
+
+    let trace: serde_json::Value = serde_json::from_slice(&read(&dir, "trace.json")).unwrap();
+    let spans = trace["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["ph"] == "X")
+        .count();
+    let batches = String::from_utf8(read(&dir, "batches.csv")).unwrap();
+    assert_eq!(spans, batches.lines().count() - 1, "one span per batch row");
+    assert!(batches
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with("send_recv_ms,cpu_overhead_ms"));
+
+    let ts = String::from_utf8(read(&dir, "timeseries.csv")).unwrap();
+    assert!(ts.lines().count() > 2);
+    let config = String::from_utf8(read(&dir, "config.toml")).unwrap();
+    assert!(config.contains("node = \"h100_dgx\""), "{config}");
+}
+
+#[test]
+fn same_seed_same_bytes_and_config_reproduces_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let b = tmp.path().join("b");
+    let c = tmp.path().join("c");
+    let common = [
+        "run",
+        "-q",
+        "--num-requests",
+        "120",
+        "--qps",
+        "20",
+        "--num-replicas",
+        "2",
+        "--router",
+        "random",
+        "--scheduler",
+        "vllm",
+    ];
+    for dir in [&a, &b] {
+        let mut args = common.to_vec();
+        args.extend(["--out", dir.to_str().unwrap()]);
+        ok(&args);
+    }
+    let cfg = a.join("config.toml");
+    ok(&[
+        "run",
+        "-q",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        c.to_str().unwrap(),
+    ]);
+    for name in [
+        "requests.csv",
+        "summary.json",
+        "batches.csv",
+        "timeseries.csv",
+        "trace.json",
+        "config.toml",
+    ] {
+        assert!(
+            read(&a, name) == read(&b, name),
+            "{name} differs between runs"
+        );
+        assert!(
+            read(&a, name) == read(&c, name),
+            "{name} differs when rerun from config.toml"
+        );
+    }
+    // a flag overrides the file
+    let d = tmp.path().join("d");
+    ok(&[
+        "run",
+        "-q",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--seed",
+        "7",
+        "--out",
+        d.to_str().unwrap(),
+    ]);
+    assert!(read(&a, "requests.csv") != read(&d, "requests.csv"));
+    let text = String::from_utf8(read(&d, "config.toml")).unwrap();
+    assert!(text.starts_with("seed = 7"), "{text}");
+}
+
+#[test]
+fn every_scheduler_runs_and_skipping_files_works() {
+    let tmp = tempfile::tempdir().unwrap();
+    for s in ["vllm", "orca", "faster_transformer", "sarathi", "lightllm"] {
+        let dir = tmp.path().join(s);
+        ok(&[
+            "run",
+            "-q",
+            "--scheduler",
+            s,
+            "--model",
+            "Llama-2-7b-hf",
+            "--device",
+            "a100",
+            "--num-requests",
+            "30",
+            "--no-batches",
+            "--no-trace",
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        let summary: serde_json::Value =
+            serde_json::from_slice(&read(&dir, "summary.json")).unwrap();
+        assert_eq!(summary["requests"]["completed"], 30, "{s}");
+        assert!(!dir.join("batches.csv").exists() && !dir.join("trace.json").exists());
+    }
+}
+
+#[test]
+fn a_time_limit_stops_the_run_and_lists_unfinished_requests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    ok(&[
+        "run",
+        "-q",
+        "--num-requests",
+        "200",
+        "--qps",
+        "10",
+        "--time-limit",
+        "5",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let summary: serde_json::Value = serde_json::from_slice(&read(&dir, "summary.json")).unwrap();
+    let arrived = summary["requests"]["arrived"].as_u64().unwrap();
+    let completed = summary["requests"]["completed"].as_u64().unwrap();
+    assert!(
+        arrived < 200 && completed < arrived,
+        "{arrived} {completed}"
+    );
+    assert_eq!(summary["simulated_time_s"].as_f64().unwrap(), 5.0);
+    let requests = String::from_utf8(read(&dir, "requests.csv")).unwrap();
+    let rows: Vec<&str> = requests.lines().skip(1).collect();
+    assert_eq!(rows.len() as u64, arrived);
+    // completed_at_s is the sixth column; unfinished requests leave it empty
+    let unfinished = rows
+        .iter()
+        .filter(|l| l.split(',').nth(5) == Some(""))
+        .count() as u64;
+    assert_eq!(unfinished, arrived - completed);
+}
+
+#[test]
+fn no_arguments_runs_the_default_scenario() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(binary("simulator"))
+        .current_dir(tmp.path())
+        .output()
+        .expect("run simulator");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Meta-Llama-3-8B on 1 × h100 (TP1 PP1), sarathi scheduler"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("execution backend: roofline"), "{stdout}");
+    assert!(
+        stdout.contains("requests: 1000 arrived, 1000 completed"),
+        "{stdout}"
+    );
+    let runs: Vec<_> = std::fs::read_dir(tmp.path().join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1);
+    assert!(runs[0].join("summary.json").is_file());
+    let name = runs[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        stdout.contains(&format!("outputs: runs/{name}")),
+        "{stdout}"
+    );
+}
