@@ -18,6 +18,7 @@ pub mod request;
 pub mod router;
 pub mod run;
 pub mod scheduler;
+pub mod search;
 pub mod workload;
 
 pub use config::SimConfig;

@@ -22,12 +22,23 @@ struct Cli {
 enum Command {
     /// Simulate one configuration (default: Meta-Llama-3-8B on one h100, sarathi, 1,000 Poisson requests).
     Run(Box<cli::RunArgs>),
+    /// Capacity planning: the highest rate meeting the SLOs for every configuration of a space (docs/search.md).
+    Search(Box<simulator::search::SearchArgs>),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Run(a)) => *a,
+        Some(Command::Search(a)) => {
+            return match simulator::search::main(&a) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         None => cli::RunArgs::default(),
     };
     match run(&args) {

@@ -1,0 +1,508 @@
+//! The space file of `simulator search` (docs/search.md): what to vary, the workload, the SLOs and
+//! the search knobs; [`SpaceFile::expand`] turns it into numbered [`Candidate`]s in a stable order.
+
+use std::path::Path;
+
+use predictor::Catalog;
+use serde::{Deserialize, Serialize};
+
+use super::error::SearchError;
+use crate::config::{PredictorConfig, SimConfig};
+use crate::router::RouterKind;
+use crate::scheduler::{find, SchedulerConfig};
+use crate::workload::WorkloadConfig;
+
+/// Percentiles an SLO may name: those `summary.json` reports (100 is the maximum).
+pub const SLO_PERCENTILES: [f64; 5] = [50.0, 90.0, 95.0, 99.0, 100.0];
+
+/// The whole space file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpaceFile {
+    /// Seed of every simulation.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Search knobs.
+    #[serde(default)]
+    pub search: SearchKnobs,
+    /// What varies.
+    pub space: Space,
+    /// The workload (any `[workload]` of `simulator run`); its rate is what the search scales.
+    #[serde(default)]
+    pub workload: WorkloadConfig,
+    /// The execution-time model (as in `simulator run`).
+    #[serde(default)]
+    pub predictor: PredictorConfig,
+    /// Percentile limits; absent: Vidur's defaults (TTFT p90 ≤ 2 s, TBT p99 ≤ 0.2 s, scheduling
+    /// delay p99 ≤ 5 s).
+    pub slo: Option<Vec<SloLimit>>,
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+/// `[search]`: how the capacity of one configuration is searched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchKnobs {
+    /// Stop bisecting when (fail rate − pass rate) ≤ tolerance × pass rate.
+    pub tolerance: f64,
+    /// Most simulations per configuration (the saturation probe included).
+    pub max_evaluations: u32,
+    /// Each evaluation stops at `time_limit_factor` × the expected arrival span (a run cut short
+    /// misses the SLOs) ...
+    pub time_limit_factor: f64,
+    /// ... but never before this many simulated seconds.
+    pub min_time_limit_s: f64,
+}
+
+impl Default for SearchKnobs {
+    fn default() -> Self {
+        SearchKnobs {
+            tolerance: 0.025,
+            max_evaluations: 30,
+            time_limit_factor: 3.0,
+            min_time_limit_s: 60.0,
+        }
+    }
+}
+
+/// `[space]`: the axes of the Cartesian product.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Space {
+    /// Models (catalog names or HF `config.json` paths).
+    pub models: Vec<String>,
+    /// Devices, each with an optional node and price.
+    pub devices: Vec<DeviceChoice>,
+    /// Tensor-parallel degrees.
+    #[serde(default = "one_u32")]
+    pub tp: Vec<u32>,
+    /// Pipeline depths.
+    #[serde(default = "one_u32")]
+    pub pp: Vec<u32>,
+    /// Replica counts (exclusive with `gpu_budget`); default `[1]`.
+    pub replicas: Option<Vec<u32>>,
+    /// GPUs per configuration: replicas = gpu_budget / (TP × PP) (Vidur's rule).
+    pub gpu_budget: Option<u32>,
+    /// Replica schedulers with their knobs.
+    pub schedulers: Vec<SchedulerChoice>,
+    /// Router between replicas.
+    #[serde(default)]
+    pub router: RouterKind,
+    /// Fraction of GPU memory kept free of weights and KV cache.
+    #[serde(default = "default_margin")]
+    pub memory_margin_fraction: f64,
+}
+
+fn one_u32() -> Vec<u32> {
+    vec![1]
+}
+fn default_margin() -> f64 {
+    0.1
+}
+
+/// One entry of `[[space.devices]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceChoice {
+    /// Catalog device name.
+    pub device: String,
+    /// Node type; absent: the device's default node.
+    pub node: Option<String>,
+    /// Price of one GPU-hour, USD; absent: the catalog's price.
+    pub price_per_gpu_hour_usd: Option<f64>,
+}
+
+/// One entry of `[[space.schedulers]]`: a policy and lists of knob values (absent: the default).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerChoice {
+    /// Policy name (`simulator run --scheduler`).
+    pub name: String,
+    /// Values of `batch_size_cap`.
+    pub batch_size_cap: Option<Vec<u32>>,
+    /// Values of `chunk_size` (Sarathi's token budget).
+    pub chunk_size: Option<Vec<u32>>,
+    /// Values of `max_tokens_in_batch` (vLLM's token cap).
+    pub max_tokens_in_batch: Option<Vec<u32>>,
+}
+
+/// A latency metric an SLO can bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SloMetric {
+    /// Time to first token.
+    Ttft,
+    /// Time between consecutive output tokens.
+    Tbt,
+    /// Time per output token after the first.
+    Tpot,
+    /// End-to-end latency.
+    E2e,
+    /// Arrival to first batch.
+    SchedulingDelay,
+}
+
+impl SloMetric {
+    /// The name used in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            SloMetric::Ttft => "ttft",
+            SloMetric::Tbt => "tbt",
+            SloMetric::Tpot => "tpot",
+            SloMetric::E2e => "e2e",
+            SloMetric::SchedulingDelay => "scheduling_delay",
+        }
+    }
+}
+
+/// One `[[slo]]`: the `percentile` of `metric` must be at most `max_s`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloLimit {
+    /// The metric.
+    pub metric: SloMetric,
+    /// The percentile, one of 50, 90, 95, 99, 100.
+    pub percentile: f64,
+    /// Its largest allowed value, seconds.
+    pub max_s: f64,
+}
+
+impl SloLimit {
+    /// `ttft_p90`.
+    pub fn label(&self) -> String {
+        format!("{}_p{}", self.metric.name(), self.percentile)
+    }
+}
+
+/// Vidur's default SLOs.
+pub fn default_slos() -> Vec<SloLimit> {
+    vec![
+        SloLimit {
+            metric: SloMetric::Ttft,
+            percentile: 90.0,
+            max_s: 2.0,
+        },
+        SloLimit {
+            metric: SloMetric::Tbt,
+            percentile: 99.0,
+            max_s: 0.2,
+        },
+        SloLimit {
+            metric: SloMetric::SchedulingDelay,
+            percentile: 99.0,
+            max_s: 5.0,
+        },
+    ]
+}
+
+/// One point of the space, before its capacity is known.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Position in the expansion order (stable: models, devices, TP, PP, replicas, schedulers).
+    pub index: usize,
+    /// Readable key, e.g. `Llama-2-7b-hf_a100_tp1_pp1_r1_vllm_bsz128`.
+    pub key: String,
+    /// The simulation configuration (its workload rate is set per evaluation).
+    pub config: SimConfig,
+    /// Price of one GPU-hour, USD.
+    pub price_per_gpu_hour_usd: f64,
+    /// Why the configuration cannot run, if it cannot.
+    pub invalid: Option<String>,
+}
+
+fn bad(field: &str, why: impl Into<String>) -> SearchError {
+    SearchError::Space {
+        field: field.to_string(),
+        why: why.into(),
+    }
+}
+
+fn nonempty<T>(field: &str, v: &[T]) -> Result<(), SearchError> {
+    if v.is_empty() {
+        return Err(bad(
+            field,
+            "is empty, so the space has no configuration; give at least one value",
+        ));
+    }
+    Ok(())
+}
+
+impl SpaceFile {
+    /// Reads and checks a space file.
+    pub fn load(path: &Path) -> Result<SpaceFile, SearchError> {
+        let text = std::fs::read_to_string(path).map_err(|e| SearchError::Read {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let f: SpaceFile = toml::from_str(&text).map_err(|e| SearchError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        f.check()?;
+        Ok(f)
+    }
+
+    /// The SLOs in force.
+    pub fn slos(&self) -> Vec<SloLimit> {
+        self.slo.clone().unwrap_or_else(default_slos)
+    }
+
+    /// Checks what does not depend on one configuration.
+    pub fn check(&self) -> Result<(), SearchError> {
+        let k = &self.search;
+        if !(k.tolerance.is_finite() && k.tolerance > 0.0 && k.tolerance < 1.0) {
+            return Err(bad("search.tolerance", "must be in (0, 1), e.g. 0.025"));
+        }
+        if k.max_evaluations < 4 {
+            return Err(bad("search.max_evaluations", "must be at least 4"));
+        }
+        if !(k.time_limit_factor.is_finite() && k.time_limit_factor >= 1.0) {
+            return Err(bad("search.time_limit_factor", "must be at least 1"));
+        }
+        if !(k.min_time_limit_s.is_finite() && k.min_time_limit_s > 0.0) {
+            return Err(bad("search.min_time_limit_s", "must be a positive number"));
+        }
+        let slos = self.slos();
+        if slos.is_empty() {
+            return Err(bad(
+                "slo",
+                "is empty: with no SLO every rate passes; give at least one [[slo]] or omit the key for Vidur's defaults",
+            ));
+        }
+        for (i, s) in slos.iter().enumerate() {
+            let field = format!("slo[{i}]");
+            if !(s.max_s.is_finite() && s.max_s > 0.0) {
+                return Err(bad(
+                    &format!("{field}.max_s"),
+                    format!("{} s is impossible to meet: a latency limit must be a positive number of seconds", s.max_s),
+                ));
+            }
+            if !(s.percentile > 0.0 && s.percentile <= 100.0) {
+                return Err(bad(
+                    &format!("{field}.percentile"),
+                    format!(
+                        "{} is not a percentile: it must be in (0, 100]",
+                        s.percentile
+                    ),
+                ));
+            }
+            if !SLO_PERCENTILES.contains(&s.percentile) {
+                return Err(bad(
+                    &format!("{field}.percentile"),
+                    format!("{} is not reported by summary.json; use one of 50, 90, 95, 99 or 100 (the maximum)", s.percentile),
+                ));
+            }
+        }
+        let sp = &self.space;
+        nonempty("space.models", &sp.models)?;
+        nonempty("space.devices", &sp.devices)?;
+        nonempty("space.tp", &sp.tp)?;
+        nonempty("space.pp", &sp.pp)?;
+        nonempty("space.schedulers", &sp.schedulers)?;
+        match (&sp.replicas, sp.gpu_budget) {
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "space.gpu_budget",
+                    "give either space.replicas or space.gpu_budget, not both",
+                ))
+            }
+            (Some(r), None) => {
+                nonempty("space.replicas", r)?;
+                if r.contains(&0) {
+                    return Err(bad("space.replicas", "0 replicas is not a deployment"));
+                }
+            }
+            (None, Some(0)) => return Err(bad("space.gpu_budget", "must be at least 1")),
+            _ => {}
+        }
+        let catalog = Catalog::builtin();
+        for (i, m) in sp.models.iter().enumerate() {
+            catalog
+                .model(m)
+                .map_err(|e| bad(&format!("space.models[{i}]"), e.to_string()))?;
+        }
+        for (i, d) in sp.devices.iter().enumerate() {
+            let field = format!("space.devices[{i}]");
+            catalog
+                .device(&d.device)
+                .map_err(|e| bad(&format!("{field}.device"), e.to_string()))?;
+            if let Some(n) = &d.node {
+                catalog
+                    .node(n)
+                    .map_err(|e| bad(&format!("{field}.node"), e.to_string()))?;
+            }
+            if let Some(p) = d.price_per_gpu_hour_usd {
+                if !(p.is_finite() && p > 0.0) {
+                    return Err(bad(
+                        &format!("{field}.price_per_gpu_hour_usd"),
+                        "must be a positive number of USD",
+                    ));
+                }
+            }
+        }
+        for (i, s) in sp.schedulers.iter().enumerate() {
+            let field = format!("space.schedulers[{i}]");
+            find(&s.name).map_err(|e| bad(&format!("{field}.name"), e))?;
+            for (knob, v) in [
+                ("batch_size_cap", &s.batch_size_cap),
+                ("chunk_size", &s.chunk_size),
+                ("max_tokens_in_batch", &s.max_tokens_in_batch),
+            ] {
+                if let Some(v) = v {
+                    nonempty(&format!("{field}.{knob}"), v)?;
+                }
+            }
+        }
+        self.workload
+            .validate()
+            .map_err(|e| bad("workload", e.to_string()))?;
+        super::rate::RateKnob::of(&self.workload, self.seed)?;
+        Ok(())
+    }
+
+    /// Every configuration of the space, numbered in a stable order; invalid ones carry the reason.
+    pub fn expand(&self) -> Vec<Candidate> {
+        let catalog = Catalog::builtin();
+        let sp = &self.space;
+        let replicas = sp.replicas.clone().unwrap_or_else(|| vec![1]);
+        let replica_axis: Vec<Option<u32>> = match sp.gpu_budget {
+            Some(_) => vec![None],
+            None => replicas.into_iter().map(Some).collect(),
+        };
+        let mut out = Vec::new();
+        for model in &sp.models {
+            for dev in &sp.devices {
+                for &tp in &sp.tp {
+                    for &pp in &sp.pp {
+                        for &reps in &replica_axis {
+                            for sched in &sp.schedulers {
+                                for knobs in scheduler_variants(sched) {
+                                    let index = out.len();
+                                    out.push(self.candidate(
+                                        &catalog, index, model, dev, tp, pp, reps, knobs,
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn candidate(
+        &self,
+        catalog: &Catalog,
+        index: usize,
+        model: &str,
+        dev: &DeviceChoice,
+        tp: u32,
+        pp: u32,
+        reps: Option<u32>,
+        knobs: (SchedulerConfig, String),
+    ) -> Candidate {
+        let (scheduler, sched_label) = knobs;
+        let gpus_per_replica = tp.saturating_mul(pp);
+        let (num_replicas, mut invalid) = match (reps, self.space.gpu_budget) {
+            (Some(r), _) => (r, None),
+            (None, Some(b)) if gpus_per_replica > 0 && b / gpus_per_replica > 0 => {
+                (b / gpus_per_replica, None)
+            }
+            (None, b) => (
+                1,
+                Some(format!(
+                    "TP {tp} × PP {pp} = {gpus_per_replica} GPUs exceed the GPU budget of {}",
+                    b.unwrap_or(0)
+                )),
+            ),
+        };
+        let mut config = SimConfig {
+            seed: self.seed,
+            workload: self.workload.clone(),
+            predictor: self.predictor.clone(),
+            scheduler,
+            ..SimConfig::default()
+        };
+        config.cluster.num_replicas = num_replicas;
+        config.cluster.router = self.space.router;
+        config.replica.model = model.to_string();
+        config.replica.device = dev.device.clone();
+        config.replica.node = dev.node.clone();
+        config.replica.tp = tp;
+        config.replica.pp = pp;
+        config.replica.memory_margin_fraction = self.space.memory_margin_fraction;
+        config.output.batches = false;
+        config.output.trace = false;
+        let mut price = dev.price_per_gpu_hour_usd.unwrap_or(0.0);
+        if invalid.is_none() {
+            match config.resolve(catalog) {
+                Ok(r) => {
+                    config.replica.model = r.model.name.clone();
+                    config.replica.node = Some(r.node.name.clone());
+                    if dev.price_per_gpu_hour_usd.is_none() {
+                        price = r.device.price_per_gpu_hour_usd;
+                    }
+                }
+                Err(e) => invalid = Some(e.to_string()),
+            }
+        }
+        let short_model = model.rsplit('/').next().unwrap_or(model);
+        let node = dev
+            .node
+            .as_ref()
+            .map(|n| format!("_{n}"))
+            .unwrap_or_default();
+        let key = format!(
+            "{short_model}_{}{node}_tp{tp}_pp{pp}_r{num_replicas}_{sched_label}",
+            dev.device
+        );
+        Candidate {
+            index,
+            key,
+            config,
+            price_per_gpu_hour_usd: price,
+            invalid,
+        }
+    }
+}
+
+/// The knob combinations of one scheduler entry, with a label naming the knobs that were listed.
+fn scheduler_variants(s: &SchedulerChoice) -> Vec<(SchedulerConfig, String)> {
+    let opt = |v: &Option<Vec<u32>>| -> Vec<Option<u32>> {
+        match v {
+            Some(v) => v.iter().copied().map(Some).collect(),
+            None => vec![None],
+        }
+    };
+    let mut out = Vec::new();
+    for bsz in opt(&s.batch_size_cap) {
+        for chunk in opt(&s.chunk_size) {
+            for mtb in opt(&s.max_tokens_in_batch) {
+                let mut c = SchedulerConfig {
+                    name: s.name.clone(),
+                    ..SchedulerConfig::default()
+                };
+                let mut label = s.name.clone();
+                if let Some(b) = bsz {
+                    c.batch_size_cap = b;
+                    label.push_str(&format!("_bsz{b}"));
+                }
+                if let Some(ch) = chunk {
+                    c.chunk_size = ch;
+                    label.push_str(&format!("_cs{ch}"));
+                }
+                if let Some(m) = mtb {
+                    c.max_tokens_in_batch = m;
+                    label.push_str(&format!("_mtb{m}"));
+                }
+                out.push((c, label));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,172 @@
+//! Tests of the space file: parsing errors, expansion order and invalid configurations.
+
+use super::space::SpaceFile;
+
+const MINIMAL: &str = r#"
+[space]
+models = ["meta-llama/Llama-2-7b-hf"]
+[[space.devices]]
+device = "a100"
+[[space.schedulers]]
+name = "vllm"
+"#;
+
+fn parse(text: &str) -> Result<SpaceFile, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("space.toml");
+    std::fs::write(&p, text).unwrap();
+    SpaceFile::load(&p).map_err(|e| e.to_string())
+}
+
+#[test]
+fn minimal_space_has_vidur_default_slos() {
+    let f = parse(MINIMAL).unwrap();
+    let s = f.slos();
+    assert_eq!(s.len(), 3);
+    assert_eq!(
+        s.iter().map(|s| s.label()).collect::<Vec<_>>(),
+        ["ttft_p90", "tbt_p99", "scheduling_delay_p99"]
+    );
+    assert_eq!(f.expand().len(), 1);
+}
+
+#[test]
+fn unknown_keys_are_named_with_their_line() {
+    let e = parse(&format!("{MINIMAL}\n[search]\ntolerence = 0.1\n")).unwrap_err();
+    assert!(e.contains("tolerence") && e.contains("line"), "{e}");
+    assert!(e.contains("docs/search.md"), "{e}");
+    let e = parse(&MINIMAL.replace("[space]", "[space]\nmodel = \"x\"")).unwrap_err();
+    assert!(e.contains("unknown field `model`"), "{e}");
+}
+
+#[test]
+fn impossible_slos_are_rejected() {
+    for (slo, want) in [
+        (
+            "metric = \"ttft\"\npercentile = 90\nmax_s = 0",
+            "impossible",
+        ),
+        (
+            "metric = \"ttft\"\npercentile = 90\nmax_s = -1",
+            "impossible",
+        ),
+        ("metric = \"tbt\"\npercentile = 0\nmax_s = 1", "(0, 100]"),
+        ("metric = \"tbt\"\npercentile = 101\nmax_s = 1", "(0, 100]"),
+        (
+            "metric = \"tbt\"\npercentile = 75\nmax_s = 1",
+            "one of 50, 90, 95, 99",
+        ),
+        (
+            "metric = \"latency\"\npercentile = 90\nmax_s = 1",
+            "unknown variant",
+        ),
+    ] {
+        let e = parse(&format!("{MINIMAL}\n[[slo]]\n{slo}\n")).unwrap_err();
+        assert!(e.contains(want), "{slo}: {e}");
+        assert!(e.contains("slo[0]") || e.contains("line 10"), "{slo}: {e}");
+    }
+    let e = parse(&format!("slo = []\n{MINIMAL}")).unwrap_err();
+    assert!(e.contains("slo: is empty"), "{e}");
+}
+
+#[test]
+fn empty_spaces_are_rejected() {
+    for (from, to, field) in [
+        (
+            "models = [\"meta-llama/Llama-2-7b-hf\"]",
+            "models = []",
+            "space.models",
+        ),
+        ("[space]", "[space]\ntp = []", "space.tp"),
+        ("[space]", "[space]\nreplicas = []", "space.replicas"),
+    ] {
+        let e = parse(&MINIMAL.replace(from, to)).unwrap_err();
+        assert!(
+            e.contains(field) && e.contains("no configuration"),
+            "{field}: {e}"
+        );
+    }
+    let e =
+        parse("[space]\nmodels = [\"meta-llama/Llama-2-7b-hf\"]\ndevices = []\nschedulers = []\n")
+            .unwrap_err();
+    assert!(e.contains("space.devices"), "{e}");
+}
+
+#[test]
+fn unknown_names_and_unscalable_workloads_are_errors() {
+    let e = parse(&MINIMAL.replace("\"a100\"", "\"a1000\"")).unwrap_err();
+    assert!(e.contains("space.devices[0].device"), "{e}");
+    let e = parse(&MINIMAL.replace("\"vllm\"", "\"vllm2\"")).unwrap_err();
+    assert!(
+        e.contains("space.schedulers[0].name") && e.contains("sarathi"),
+        "{e}"
+    );
+    let e = parse(&format!(
+        "{MINIMAL}\n[workload.arrival]\nkind = \"static\"\n"
+    ))
+    .unwrap_err();
+    assert!(e.contains("no rate to scale"), "{e}");
+}
+
+#[test]
+fn invalid_configurations_are_listed_with_their_reason() {
+    let f = parse(
+        r#"
+[space]
+models = ["meta-llama/Llama-2-70b-hf"]
+tp = [1, 3, 16]
+pp = [1, 100]
+[[space.devices]]
+device = "a100"
+[[space.schedulers]]
+name = "vllm"
+"#,
+    )
+    .unwrap();
+    let c = f.expand();
+    assert_eq!(c.len(), 6);
+    let keys: Vec<&str> = c.iter().map(|c| c.key.as_str()).collect();
+    assert_eq!(keys[0], "Llama-2-70b-hf_a100_tp1_pp1_r1_vllm");
+    assert_eq!(keys[5], "Llama-2-70b-hf_a100_tp16_pp100_r1_vllm");
+    let why: Vec<String> = c.iter().map(|c| c.invalid.clone().unwrap()).collect();
+    assert!(why[0].contains("does not fit"), "{}", why[0]);
+    assert!(
+        why[2].contains("TP 3") || why[2].contains("tp 3") || why[2].contains('3'),
+        "{}",
+        why[2]
+    );
+    assert!(why[2].contains("heads"), "{}", why[2]);
+    assert!(why[1].contains("layers"), "{}", why[1]);
+    assert!(why[4].to_lowercase().contains("node"), "{}", why[4]);
+}
+
+#[test]
+fn gpu_budget_sets_replicas_and_prices_default_to_the_catalog() {
+    let f = parse(
+        r#"
+[space]
+models = ["meta-llama/Llama-2-7b-hf"]
+tp = [1, 2, 8]
+gpu_budget = 4
+[[space.devices]]
+device = "h100"
+[[space.devices]]
+device = "a100"
+price_per_gpu_hour_usd = 3.72
+[[space.schedulers]]
+name = "sarathi"
+chunk_size = [256, 1024]
+"#,
+    )
+    .unwrap();
+    let c = f.expand();
+    assert_eq!(c.len(), 12);
+    assert_eq!(c[0].config.cluster.num_replicas, 4);
+    assert_eq!(c[1].key, "Llama-2-7b-hf_h100_tp1_pp1_r4_sarathi_cs1024");
+    assert_eq!(c[1].config.scheduler.chunk_size, 1024);
+    assert_eq!(c[2].config.cluster.num_replicas, 2);
+    assert!(c[4].invalid.as_ref().unwrap().contains("budget"));
+    let h100 = predictor::Catalog::builtin().device("h100").unwrap();
+    assert_eq!(c[0].price_per_gpu_hour_usd, h100.price_per_gpu_hour_usd);
+    assert_eq!(c[6].price_per_gpu_hour_usd, 3.72);
+}
