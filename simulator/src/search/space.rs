@@ -438,15 +438,16 @@ impl SpaceFile {
         config.replica.memory_margin_fraction = self.space.memory_margin_fraction;
         config.output.batches = false;
         config.output.trace = false;
-        let mut price = dev.price_per_gpu_hour_usd.unwrap_or(0.0);
+        let price = dev.price_per_gpu_hour_usd.unwrap_or_else(|| {
+            catalog
+                .device(&dev.device)
+                .map_or(0.0, |d| d.price_per_gpu_hour_usd)
+        });
         if invalid.is_none() {
             match config.resolve(catalog) {
                 Ok(r) => {
                     config.replica.model = r.model.name.clone();
                     config.replica.node = Some(r.node.name.clone());
-                    if dev.price_per_gpu_hour_usd.is_none() {
-                        price = r.device.price_per_gpu_hour_usd;
-                    }
                 }
                 Err(e) => invalid = Some(e.to_string()),
             }
