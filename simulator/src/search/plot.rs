@@ -112,9 +112,9 @@ pub fn frontier_svg(
         let x = px(l);
         let _ = write!(
             s,
-            r##"<line x1="{x:.1}" y1="{mt}" x2="{x:.1}" y2="{:.1}" stroke="#c0392b" stroke-dasharray="6 4"/><text x="{:.1}" y="{:.1}" fill="#c0392b">SLO {}</text>"##,
+            r##"<line x1="{x:.1}" y1="{mt}" x2="{x:.1}" y2="{:.1}" stroke="#c0392b" stroke-dasharray="6 4"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="#c0392b">SLO {}</text>"##,
             h - mb,
-            x + 4.0,
+            x - 4.0,
             mt + 14.0,
             fmt_tick(l)
         );
