@@ -199,4 +199,6 @@ fn print_summary(rows: &[FullRow], wall_s: Option<f64>) {
 }
 
 #[cfg(test)]
+mod capacity_tests;
+#[cfg(test)]
 mod space_tests;
