@@ -19,6 +19,8 @@ use crate::run::{execution_model, simulate, RunOptions};
 pub const PROBE_QPS: f64 = 1e6;
 /// The probe stops at this multiple of `min_time_limit_s`.
 pub const PROBE_TIME_LIMIT_FACTOR: f64 = 10.0;
+/// Most requests of the probe (enough to fill any batch many times over).
+pub const PROBE_MAX_REQUESTS: u64 = 2000;
 /// Halvings below the probe's throughput before the search gives up.
 const MAX_HALVINGS: u32 = 10;
 
@@ -164,9 +166,17 @@ struct Ctx<'a> {
 type Verdict = (bool, SimConfig, Summary);
 
 impl Ctx<'_> {
-    fn run(&mut self, rate: f64, limit_s: f64) -> Result<Verdict, String> {
+    fn run(&mut self, rate: f64, limit_s: f64, max_requests: u64) -> Result<Verdict, String> {
         let mut cfg = self.cand.config.clone();
         cfg.workload = self.knob.apply(&cfg.workload, rate);
+        let n = cfg
+            .workload
+            .num_requests
+            .unwrap_or(u64::MAX)
+            .min(max_requests);
+        if n != u64::MAX {
+            cfg.workload.num_requests = Some(n);
+        }
         cfg.time_limit_s = Some(limit_s);
         let opts = RunOptions {
             out_dir: None,
@@ -184,9 +194,15 @@ impl Ctx<'_> {
     }
 
     fn evaluate(&mut self, rate: f64) -> Result<Verdict, String> {
-        let span = self.knob.span_s(&self.cand.config.workload, rate);
+        let span = self
+            .knob
+            .span_s(&self.cand.config.workload, rate, self.knobs.max_requests);
         let limit = (self.knobs.time_limit_factor * span).max(self.knobs.min_time_limit_s);
-        self.run(rate, (limit * 1000.0).ceil() / 1000.0)
+        self.run(
+            rate,
+            (limit * 1000.0).ceil() / 1000.0,
+            self.knobs.max_requests,
+        )
     }
 
     fn budget_left(&self) -> bool {
@@ -238,7 +254,7 @@ pub fn search(
             c.evaluations = ctx.evaluations;
             c.arrival_span_s = c
                 .capacity_qps
-                .map(|r| knob.span_s(&cand.config.workload, r));
+                .map(|r| knob.span_s(&cand.config.workload, r, knobs.max_requests));
             c
         }
         Err(e) => result(Status::Failed, Some(e), ctx.evaluations),
@@ -247,7 +263,11 @@ pub fn search(
 
 fn bracket_and_bisect(ctx: &mut Ctx) -> Result<Capacity, String> {
     let probe_limit = ctx.knobs.min_time_limit_s * PROBE_TIME_LIMIT_FACTOR;
-    let (probe_ok, probe_cfg, probe) = ctx.run(PROBE_QPS, probe_limit)?;
+    let (probe_ok, probe_cfg, probe) = ctx.run(
+        PROBE_QPS,
+        probe_limit,
+        PROBE_MAX_REQUESTS.min(ctx.knobs.max_requests),
+    )?;
     let throughput = if probe.simulated_time_s > 0.0 {
         probe.requests.completed as f64 / probe.simulated_time_s
     } else {

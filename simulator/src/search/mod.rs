@@ -196,7 +196,25 @@ fn print_summary(rows: &[FullRow], wall_s: Option<f64>) {
         rows.len() - with - invalid,
         wall_s.map(|w| format!(" in {w:.1} s wall")).unwrap_or_default()
     );
+    let short = rows
+        .iter()
+        .filter(|r| r.row.status.has_capacity())
+        .filter(|r| {
+            r.row
+                .at_capacity
+                .as_ref()
+                .is_some_and(|a| a.arrival_span_s < SHORT_SPAN_S)
+        })
+        .count();
+    if short > 0 {
+        eprintln!(
+            "note: {short} configuration(s) see an arrival span under {SHORT_SPAN_S} s at their capacity; short bursts can overstate capacity (docs/search.md, \"Choosing the workload size\")"
+        );
+    }
 }
+
+/// Arrival spans below this many seconds at the capacity get a note (docs/search.md).
+pub const SHORT_SPAN_S: f64 = 60.0;
 
 #[cfg(test)]
 mod capacity_tests;

@@ -106,11 +106,12 @@ impl RateKnob {
         w
     }
 
-    /// Expected time from the first to the last arrival at `rate_qps`, seconds.
-    pub fn span_s(&self, w: &WorkloadConfig, rate_qps: f64) -> f64 {
+    /// Expected time from the first to the last arrival at `rate_qps`, seconds, with at most
+    /// `max_requests` requests (the search's cap).
+    pub fn span_s(&self, w: &WorkloadConfig, rate_qps: f64, max_requests: u64) -> f64 {
         let n = match *self {
-            RateKnob::Qps { requests } => requests,
-            RateKnob::TimeScale { requests, .. } => Some(requests),
+            RateKnob::Qps { requests } => Some(requests.unwrap_or(u64::MAX).min(max_requests)),
+            RateKnob::TimeScale { requests, .. } => Some(requests.min(max_requests)),
         };
         match (n, w.duration_s) {
             (Some(n), Some(d)) => (n as f64 / rate_qps).min(d),
@@ -131,7 +132,8 @@ mod tests {
         let k = RateKnob::of(&w, 1).unwrap();
         let w2 = k.apply(&w, 12.5);
         assert_eq!(w2.arrival, ArrivalConfig::Poisson { qps: 12.5 });
-        assert!((k.span_s(&w, 10.0) - 100.0).abs() < 1e-9);
+        assert!((k.span_s(&w, 10.0, u64::MAX) - 100.0).abs() < 1e-9);
+        assert!((k.span_s(&w, 10.0, 500) - 50.0).abs() < 1e-9);
         let timed = WorkloadConfig {
             num_requests: None,
             duration_s: Some(30.0),
@@ -139,7 +141,8 @@ mod tests {
         };
         let k = RateKnob::of(&timed, 1).unwrap();
         assert_eq!(k, RateKnob::Qps { requests: None });
-        assert_eq!(k.span_s(&timed, 10.0), 30.0);
+        assert_eq!(k.span_s(&timed, 10.0, u64::MAX), 30.0);
+        assert_eq!(k.span_s(&timed, 10.0, 100), 10.0);
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub struct SearchKnobs {
     pub time_limit_factor: f64,
     /// ... but never before this many simulated seconds.
     pub min_time_limit_s: f64,
+    /// Most requests per simulation when the workload has no `num_requests` (a `duration_s`
+    /// workload grows with the rate); a synthetic workload's `num_requests` is capped by it too.
+    pub max_requests: u64,
 }
 
 impl Default for SearchKnobs {
@@ -64,6 +67,7 @@ impl Default for SearchKnobs {
             max_evaluations: 30,
             time_limit_factor: 3.0,
             min_time_limit_s: 60.0,
+            max_requests: 100_000,
         }
     }
 }
@@ -264,6 +268,9 @@ impl SpaceFile {
         }
         if !(k.min_time_limit_s.is_finite() && k.min_time_limit_s > 0.0) {
             return Err(bad("search.min_time_limit_s", "must be a positive number"));
+        }
+        if k.max_requests == 0 {
+            return Err(bad("search.max_requests", "must be at least 1"));
         }
         let slos = self.slos();
         if slos.is_empty() {
