@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Capacity-search benchmark: `simulator search` over examples/search/llama2-bench.toml, 128
 # configurations (Llama-2-7b-hf and Llama-2-70b-hf; a100 and h100; TP 1, 2, 4, 8; PP 1, 2; vllm,
-# sarathi at chunk 512 and 2048, orca; 400 Zipf-length Poisson requests per simulation; Vidur's
-# default SLOs). Prints the search's own summary and, last, one line
+# sarathi at chunk 512 and 2048, orca; 300 s of Poisson arrivals with Zipf lengths per
+# simulation; Vidur's default SLOs). Prints the search's own summary and, last, one line
 #   search_wall_s=<S> configurations=<N> simulations=<K> threads=<T>
 # Target: under 60 s wall on 2 cores.
 #
