@@ -50,9 +50,9 @@ pub struct SearchArgs {
     /// Search only configurations whose index is I modulo N (0 ≤ I < N) and write DIR/shard.json
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
-    /// Worker threads [default: one per core]
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub threads: usize,
+    /// Worker threads; the results do not depend on it [default: one per core]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// No progress bar and no summary
     #[arg(long, short)]
     pub quiet: bool,
@@ -100,7 +100,7 @@ pub fn main(args: &SearchArgs) -> Result<(), SearchError> {
     let space = SpaceFile::load(space_path)?;
     let start = Instant::now();
     let show = !args.quiet && std::io::stderr().is_terminal();
-    let (header, rows) = search(&space, shard, args.threads, show)?;
+    let (header, rows) = search(&space, shard, args.threads.unwrap_or(0), show)?;
     let wall_s = start.elapsed().as_secs_f64();
     match shard {
         Some(s) => {
