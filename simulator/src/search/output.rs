@@ -15,6 +15,22 @@ fn write(path: &Path, text: &str) -> Result<(), SearchError> {
     std::fs::write(path, text).map_err(|e| SearchError::io(path, e))
 }
 
+/// Removes `NNNN.toml` files left by an earlier search (and nothing else).
+fn remove_old_run_files(configs: &Path) -> Result<(), SearchError> {
+    let entries = std::fs::read_dir(configs).map_err(|e| SearchError::io(configs, e))?;
+    for e in entries {
+        let path = e.map_err(|e| SearchError::io(configs, e))?.path();
+        let stem_is_index = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+        if stem_is_index && path.extension().is_some_and(|x| x == "toml") && path.is_file() {
+            std::fs::remove_file(&path).map_err(|e| SearchError::io(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Width of the zero-padded index in `configs/NNNN.toml`.
 pub fn index_width(n: usize) -> usize {
     n.saturating_sub(1).max(1).to_string().len().max(4)
@@ -41,10 +57,8 @@ pub fn write_outputs(dir: &Path, header: &Header, full: &[FullRow]) -> Result<()
     write_csv(&dir.join("results.csv"), &rows, slos)?;
 
     let configs = dir.join("configs");
-    if configs.is_dir() {
-        std::fs::remove_dir_all(&configs).map_err(|e| SearchError::io(&configs, e))?;
-    }
     std::fs::create_dir_all(&configs).map_err(|e| SearchError::io(&configs, e))?;
+    remove_old_run_files(&configs)?;
     let width = index_width(header.num_configurations);
     for f in full {
         if let Some(cfg) = &f.run_config {
