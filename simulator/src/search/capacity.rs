@@ -8,12 +8,13 @@ use std::sync::Arc;
 use predictor::{Catalog, ExecutionModel};
 use serde::{Deserialize, Serialize};
 
+use super::exec_cache::ExecCache;
 use super::rate::RateKnob;
 use super::space::{Candidate, SearchKnobs, SloLimit, SloMetric};
 use crate::config::SimConfig;
 use crate::metrics::summary::Summary;
 use crate::metrics::Stats;
-use crate::run::{execution_model, simulate, RunOptions};
+use crate::run::{simulate, RunOptions};
 
 /// Arrival rate of the saturation probe, requests/s: every request arrives at once, in effect.
 pub const PROBE_QPS: f64 = 1e6;
@@ -229,6 +230,7 @@ pub fn search(
     knob: RateKnob,
     knobs: &SearchKnobs,
     slos: &[SloLimit],
+    cache: &ExecCache,
 ) -> Capacity {
     if let Some(why) = &cand.invalid {
         return result(Status::Invalid, Some(why.clone()), Vec::new());
@@ -236,10 +238,11 @@ pub fn search(
     let exec = match cand
         .config
         .resolve(&Catalog::builtin())
-        .and_then(|r| execution_model(&cand.config, &r))
+        .map_err(|e| e.to_string())
+        .and_then(|r| cache.get(&cand.config, &r))
     {
         Ok(e) => e,
-        Err(e) => return result(Status::Invalid, Some(e.to_string()), Vec::new()),
+        Err(e) => return result(Status::Invalid, Some(e), Vec::new()),
     };
     let mut ctx = Ctx {
         cand,

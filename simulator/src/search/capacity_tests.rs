@@ -1,8 +1,13 @@
 //! Tests of the capacity search on small real simulations.
 
-use super::capacity::{search, violations, Status};
+use super::capacity::{violations, Capacity, Status};
+use super::exec_cache::ExecCache;
 use super::rate::RateKnob;
-use super::space::{default_slos, SearchKnobs, SpaceFile};
+use super::space::{default_slos, Candidate, SearchKnobs, SloLimit, SpaceFile};
+
+fn search(c: &Candidate, knob: RateKnob, knobs: &SearchKnobs, slos: &[SloLimit]) -> Capacity {
+    super::capacity::search(c, knob, knobs, slos, &ExecCache::new())
+}
 
 fn space(workload: &str) -> SpaceFile {
     let text = format!(

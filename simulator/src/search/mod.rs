@@ -10,6 +10,7 @@
 
 pub mod capacity;
 pub mod error;
+pub mod exec_cache;
 pub mod output;
 pub mod plot;
 pub mod rate;
@@ -167,10 +168,11 @@ pub fn search(
             field: "--threads".into(),
             why: e.to_string(),
         })?;
+    let cache = exec_cache::ExecCache::new();
     let rows: Vec<FullRow> = pool.install(|| {
         mine.par_iter()
             .map(|c| {
-                let cap = capacity::search(c, knob, &space.search, &slos);
+                let cap = capacity::search(c, knob, &space.search, &slos, &cache);
                 let r = results::row(c, cap, &slos);
                 bar.inc(1);
                 r
