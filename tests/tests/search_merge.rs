@@ -127,4 +127,33 @@ fn four_shards_merge_byte_identically() {
         &[&shard_dirs[0], &shard_dirs[0], Path::new("--out"), &merged],
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("given twice"));
+    // A shard of another space of the same size (one price changed) is refused.
+    let other_space = dir.path().join("other.toml");
+    std::fs::write(
+        &other_space,
+        SPACE.replace(
+            "device = \"h100\"",
+            "device = \"h100\"\nprice_per_gpu_hour_usd = 9.0",
+        ),
+    )
+    .unwrap();
+    let other = dir.path().join("other-shard2");
+    let o = sim(
+        &["search", "--quiet", "--shard", "2/4", "--space"],
+        &[&other_space, Path::new("--out"), &other],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = sim(
+        &["search", "merge"],
+        &[
+            &shard_dirs[0],
+            &shard_dirs[1],
+            &other,
+            &shard_dirs[3],
+            Path::new("--out"),
+            &merged,
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("different spaces"));
 }

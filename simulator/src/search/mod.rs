@@ -16,6 +16,7 @@ pub mod plot;
 pub mod rate;
 pub mod results;
 pub mod shard;
+pub mod slo;
 pub mod space;
 
 use std::io::IsTerminal;
@@ -146,6 +147,7 @@ pub fn search(
         search: space.search.clone(),
         slos: slos.clone(),
         num_configurations: candidates.len(),
+        space_fingerprint: results::fingerprint(&candidates),
     };
     let mine: Vec<_> = candidates
         .into_iter()

@@ -26,6 +26,29 @@ pub struct Header {
     pub slos: Vec<SloLimit>,
     /// Configurations in the whole space.
     pub num_configurations: usize,
+    /// FNV-1a hash of every configuration (key, price and simulation configuration), so that
+    /// shards of different spaces are not merged.
+    pub space_fingerprint: String,
+}
+
+/// The fingerprint of an expanded space (64-bit FNV-1a over each candidate's key, price and
+/// configuration as JSON), in hex.
+pub fn fingerprint(candidates: &[Candidate]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for c in candidates {
+        eat(c.key.as_bytes());
+        eat(&c.price_per_gpu_hour_usd.to_le_bytes());
+        eat(serde_json::to_string(&c.config)
+            .expect("configurations serialize")
+            .as_bytes());
+    }
+    format!("{h:016x}")
 }
 
 /// Metrics of the run at the capacity.

@@ -91,7 +91,7 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(Header, Vec<FullRow>), SearchError> {
     for (d, s) in &shards {
         if s.header != header {
             return Err(SearchError::Merge(format!(
-                "{} and {} come from different spaces (seed, search knobs, SLOs or size differ)",
+                "{} and {} come from different spaces (configurations, seed, search knobs or SLOs differ)",
                 first_dir.display(),
                 d.display()
             )));
