@@ -91,7 +91,7 @@ pub struct ReplicaArgs {
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "Scheduler")]
 pub struct SchedulerArgs {
-    /// Replica scheduler: vllm, orca, faster_transformer, sarathi, lightllm [default: sarathi]
+    /// Replica scheduler: vllm, orca, faster_transformer, sarathi, vllm_v1, lightllm [default: sarathi]
     #[arg(long)]
     pub scheduler: Option<String>,
     /// Most requests admitted on a replica (and per batch) [default: 128]
@@ -115,6 +115,9 @@ pub struct SchedulerArgs {
     /// Decode iterations between admission attempts (lightllm) [default: 10]
     #[arg(long)]
     pub max_waiting_iters: Option<u32>,
+    /// vllm_v1 and prefix-caching flags.
+    #[command(flatten)]
+    pub vllm_v1: crate::cli_v1::VllmV1Args,
 }
 
 /// Predictor flags.
@@ -212,6 +215,7 @@ impl RunArgs {
         );
         set(&mut cfg.scheduler.chunk_size, &s.chunk_size);
         set(&mut cfg.scheduler.max_waiting_iters, &s.max_waiting_iters);
+        s.vllm_v1.apply_to(&mut cfg.scheduler);
         self.workload.apply_to(&mut cfg.workload);
         let p = &self.predictor;
         if let Some(b) = p.backend {

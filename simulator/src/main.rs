@@ -2,6 +2,7 @@
 //! docs/cli.md describes them and docs/outputs.md the files a run writes.
 
 mod cli;
+mod cli_v1;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
