@@ -459,3 +459,7 @@ impl PrefixCache {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "prefix_cache_tests.rs"]
+mod tests;

@@ -496,6 +496,8 @@ impl Engine {
 }
 
 #[cfg(test)]
+mod cache_tests;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 pub(crate) mod testkit;
