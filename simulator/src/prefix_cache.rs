@@ -18,6 +18,7 @@
 //! = capacity, always. Hash maps are only looked up, never iterated, so runs stay deterministic.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +31,30 @@ const KIND_SEGMENT: u64 = 1;
 const KIND_UNIQUE: u64 = 2;
 /// Parent hash of a request's first block.
 const ROOT_HASH: u64 = 0x5345_5256_4553_494d;
+
+/// A fast hasher for integer keys (request ids, block hashes): one multiply. Maps keyed by it are
+/// only looked up, never iterated.
+#[derive(Debug, Default, Clone, Copy)]
+struct IntHasher(u64);
+
+impl Hasher for IntHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
 
 /// The longest chain of cached blocks matching a request's prompt.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -81,9 +106,11 @@ pub struct PrefixCache {
     tail: u32,
     queue_len: u64,
     cached_in_queue: u64,
-    by_hash: HashMap<u64, u32>,
-    tables: HashMap<ReqId, Table>,
+    by_hash: IntMap<u64, u32>,
+    tables: IntMap<ReqId, Table>,
     stats: PrefixCacheStats,
+    /// Reused buffer of [`PrefixCache::allocate`].
+    scratch: Vec<u32>,
 }
 
 /// Mixes one word into a running hash (multiply–rotate; not cryptographic, 64-bit collisions are
@@ -204,9 +231,10 @@ impl PrefixCache {
             tail: if n == 0 { NIL } else { n as u32 - 1 },
             queue_len: n as u64,
             cached_in_queue: 0,
-            by_hash: HashMap::new(),
-            tables: HashMap::new(),
+            by_hash: IntMap::default(),
+            tables: IntMap::default(),
             stats: PrefixCacheStats::default(),
+            scratch: Vec::new(),
         }
     }
 
@@ -295,7 +323,8 @@ impl PrefixCache {
     /// content. The caller has checked that `n` blocks are reclaimable.
     pub fn allocate(&mut self, req: ReqId, n: u32) {
         debug_assert!(u64::from(n) <= self.queue_len);
-        let mut taken = Vec::with_capacity(n as usize);
+        let mut taken = std::mem::take(&mut self.scratch);
+        taken.clear();
         for _ in 0..n {
             let b = self.head;
             self.unlink(b);
@@ -309,7 +338,12 @@ impl PrefixCache {
             self.ref_count[b as usize] = 1;
             taken.push(b);
         }
-        self.tables.entry(req).or_default().blocks.extend(taken);
+        self.tables
+            .entry(req)
+            .or_default()
+            .blocks
+            .extend_from_slice(&taken);
+        self.scratch = taken;
     }
 
     /// Drops every reference of request `req`; blocks left with none join the free queue's tail,

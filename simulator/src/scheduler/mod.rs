@@ -99,7 +99,10 @@ impl SchedCtx<'_> {
         } else {
             r.processed_tokens
         };
-        self.kv.register_scheduled(r, kv_tokens);
+        // A decode extends the sequence by one token: it can only fill a block on a boundary.
+        if is_prefill || kv_tokens.is_multiple_of(self.kv.block_size()) {
+            self.kv.register_scheduled(r, kv_tokens);
+        }
         batch.push(BatchEntry {
             request: id,
             tokens,
