@@ -330,8 +330,10 @@ impl PrefixCache {
             self.unlink(b);
             let h = std::mem::replace(&mut self.hash[b as usize], NO_HASH);
             if h != NO_HASH {
-                if self.by_hash.get(&h) == Some(&b) {
-                    self.by_hash.remove(&h);
+                if let std::collections::hash_map::Entry::Occupied(e) = self.by_hash.entry(h) {
+                    if *e.get() == b {
+                        e.remove();
+                    }
                 }
                 self.stats.evictions += 1;
             }

@@ -257,3 +257,47 @@ fn sarathi_and_the_vidur_policies_do_not_cache_by_default() {
         assert_eq!(h.req(1).cached_prefill_tokens, 0, "{name}");
     }
 }
+
+#[test]
+fn knobs_round_trip_through_toml_and_bad_values_name_their_field() {
+    use crate::config::SimConfig;
+    let mut c = SimConfig::default();
+    c.scheduler.name = "vllm_v1".into();
+    c.scheduler.vllm_v1.max_num_batched_tokens = Some(8192);
+    c.scheduler.vllm_v1.max_num_seqs = 1024;
+    c.scheduler.vllm_v1.gpu_memory_utilization = Some(0.8);
+    let text = c.to_toml();
+    assert!(text.contains("[scheduler.vllm_v1]"), "{text}");
+    assert_eq!(SimConfig::from_toml(&text).unwrap(), c);
+    assert!((c.memory_margin_fraction() - 0.2).abs() < 1e-12);
+    // A larger memory share gives more blocks.
+    let catalog = predictor::Catalog::builtin();
+    let more = c.resolve(&catalog).unwrap().memory.num_blocks;
+    c.scheduler.vllm_v1.gpu_memory_utilization = Some(0.5);
+    assert!(c.resolve(&catalog).unwrap().memory.num_blocks < more);
+    let e = SimConfig::from_toml("[scheduler.vllm_v1]\nmax_num_batched_token = 1\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("max_num_batched_token"), "{e}");
+    let mut c = SimConfig::default();
+    c.scheduler.name = "orca".into();
+    c.scheduler.enable_prefix_caching = Some(true);
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("scheduler.enable_prefix_caching"), "{e}");
+    // Off is always allowed; on is the default for vllm_v1 only.
+    c.scheduler.enable_prefix_caching = Some(false);
+    c.validate().unwrap();
+}
+
+#[test]
+fn default_budget_follows_vllm() {
+    let mut v = super::VllmV1Config::default();
+    assert_eq!((v.token_budget(4096), v.max_num_seqs), (2048, 256));
+    v.enable_chunked_prefill = false;
+    assert_eq!(v.token_budget(4096), 4096);
+    assert_eq!(v.token_budget(1000), 2048);
+    v.max_num_batched_tokens = Some(100);
+    assert!(v.validate(4096).is_err());
+    v.enable_chunked_prefill = true;
+    assert!(v.validate(4096).is_ok());
+}
