@@ -178,8 +178,9 @@ fn set<T: Clone>(dst: &mut T, v: &Option<T>) {
 }
 
 impl RunArgs {
-    /// Applies the flags given to `cfg`.
-    pub fn apply_to(&self, cfg: &mut SimConfig) {
+    /// Applies the flags given to `cfg`. A workload flag that has no effect on the chosen
+    /// generators (e.g. `--cv` with Poisson arrivals) is an error.
+    pub fn apply_to(&self, cfg: &mut SimConfig) -> Result<(), simulator::workload::WorkloadError> {
         set(&mut cfg.seed, &self.seed);
         if self.time_limit.is_some() {
             cfg.time_limit_s = self.time_limit;
@@ -212,7 +213,7 @@ impl RunArgs {
         );
         set(&mut cfg.scheduler.chunk_size, &s.chunk_size);
         set(&mut cfg.scheduler.max_waiting_iters, &s.max_waiting_iters);
-        self.workload.apply_to(&mut cfg.workload);
+        self.workload.try_apply_to(&mut cfg.workload)?;
         let p = &self.predictor;
         if let Some(b) = p.backend {
             cfg.predictor.backend = match b {
@@ -250,5 +251,6 @@ impl RunArgs {
             &mut cfg.output.timeseries_interval_s,
             &self.output.timeseries_interval,
         );
+        Ok(())
     }
 }

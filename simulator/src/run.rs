@@ -181,9 +181,10 @@ mod tests {
 
     #[test]
     fn parallel_runs_agree_and_write_nothing_without_a_directory() {
-        let mut cfg = SimConfig::default();
-        cfg.workload.num_requests = Some(60);
-        cfg.cluster.num_replicas = 2;
+        // (through TOML, so the test does not depend on the workload's field types)
+        let cfg =
+            SimConfig::from_toml("[cluster]\nnum_replicas = 2\n[workload]\nnum_requests = 60\n")
+                .unwrap();
         let opts = RunOptions {
             quiet: true,
             ..Default::default()
