@@ -9,13 +9,17 @@
 //! - [`ops`]: the timed operators and per-operator breakdowns;
 //! - [`exec`]: the execution model (a batch on a pipeline stage → time with breakdown) and its
 //!   backends;
+//! - [`profile`]: readers for profile CSVs in Vidur's layout;
+//! - [`fit`]: fitting operator models to profiles, model selection and held-out accuracy;
 //! - [`setup`]: building the execution model for a replica (backend choice).
 
 pub mod batch;
 pub mod catalog;
 pub mod exec;
+pub mod fit;
 pub mod ops;
 pub mod parallel;
+pub mod profile;
 pub mod setup;
 
 pub use batch::BatchShape;
