@@ -11,6 +11,7 @@
 //!   backends;
 //! - [`profile`]: readers for profile CSVs in Vidur's layout;
 //! - [`fit`]: fitting operator models to profiles, model selection and held-out accuracy;
+//! - [`table`]: dense prediction tables over Vidur's grids;
 //! - [`setup`]: building the execution model for a replica (backend choice).
 
 pub mod batch;
@@ -21,6 +22,7 @@ pub mod ops;
 pub mod parallel;
 pub mod profile;
 pub mod setup;
+pub mod table;
 
 pub use batch::BatchShape;
 pub use catalog::{Catalog, CatalogError, DeviceSpec, ModelSpec, NodeSpec};

@@ -8,9 +8,14 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{DeviceSpec, ModelSpec, NodeSpec};
+use crate::exec::profiled::{build_profiled, needed_ops};
 use crate::exec::roofline::{Roofline, RooflineEfficiency};
-use crate::exec::{ExecParams, ExecutionModel, StageModel};
+use crate::exec::tables::read_tables;
+use crate::exec::tabulated::Tabulated;
+use crate::exec::{BackendKind, ExecParams, ExecutionModel, StageModel};
 use crate::parallel::Parallelism;
+use crate::profile::ProfileLayout;
+use crate::table::TableBounds;
 
 /// Which backend to use.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +56,39 @@ pub struct ExecSetup {
     pub tables_dir: Option<PathBuf>,
     /// Where fitted models are cached (keyed by the data's hash); `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
+    /// Bounds of the profiled backend's prediction tables (Vidur's defaults).
+    pub table_bounds: TableBounds,
+}
+
+impl ExecSetup {
+    /// A set-up with Vidur's formula defaults, the default roofline, backend `Auto`, no profile
+    /// directories, no tables and no cache; set the public fields to change them.
+    pub fn new(
+        model: ModelSpec,
+        device: DeviceSpec,
+        node: NodeSpec,
+        parallelism: Parallelism,
+    ) -> Self {
+        ExecSetup {
+            model,
+            device,
+            node,
+            parallelism,
+            params: ExecParams::default(),
+            roofline: RooflineEfficiency::default(),
+            backend: BackendChoice::Auto,
+            profiles_dirs: Vec::new(),
+            tables_dir: None,
+            cache_dir: None,
+            table_bounds: TableBounds::default(),
+        }
+    }
+
+    /// True when one of `profiles_dirs` holds `compute/<device>/<org>/<model>/mlp.csv`.
+    pub fn has_profile(&self) -> bool {
+        ProfileLayout::find_compute(&self.profiles_dirs, &self.device.name, &self.model.name)
+            .is_some()
+    }
 }
 
 /// Errors while building an execution model.
@@ -65,16 +103,79 @@ pub enum SetupError {
 }
 
 /// Builds the execution model for `setup`.
+///
+/// `Auto` uses the profiled backend when one of `profiles_dirs` holds
+/// `compute/<device>/<org>/<model>/mlp.csv` for this model and device, else the roofline.
 pub fn build_execution_model(setup: &ExecSetup) -> Result<Arc<dyn ExecutionModel>, SetupError> {
     match setup.backend {
-        BackendChoice::Auto | BackendChoice::Roofline => Ok(Arc::new(roofline_model(setup))),
-        BackendChoice::Profiled => Err(SetupError::Missing(
-            "the profiled backend is not available yet".into(),
-        )),
-        BackendChoice::Tables => Err(SetupError::Missing(
-            "the tables backend is not available yet".into(),
-        )),
+        BackendChoice::Roofline => Ok(Arc::new(roofline_model(setup))),
+        BackendChoice::Auto if !setup.has_profile() => Ok(Arc::new(roofline_model(setup))),
+        BackendChoice::Auto | BackendChoice::Profiled => Ok(Arc::new(profiled_model(setup)?)),
+        BackendChoice::Tables => Ok(Arc::new(tables_model(setup)?)),
     }
+}
+
+/// The profiled execution model for `setup` (an error when no profile exists).
+pub fn profiled_model(setup: &ExecSetup) -> Result<StageModel<Tabulated>, SetupError> {
+    let backend = build_profiled(setup, setup.table_bounds)
+        .map_err(|e| SetupError::Other(e.into()))?
+        .ok_or_else(|| {
+            SetupError::Missing(format!(
+                "no profile of {} on {}: none of [{}] has compute/{}/{}/mlp.csv; profile it, or use the roofline backend",
+                setup.model.name,
+                setup.device.name,
+                setup
+                    .profiles_dirs
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                setup.device.name,
+                setup.model.name
+            ))
+        })?;
+    Ok(StageModel::new(
+        backend,
+        &setup.model,
+        setup.parallelism,
+        setup.params,
+    ))
+}
+
+/// The tables execution model: prediction tables in Vidur's dump format from `tables_dir`.
+pub fn tables_model(setup: &ExecSetup) -> Result<StageModel<Tabulated>, SetupError> {
+    let dir = setup.tables_dir.as_ref().ok_or_else(|| {
+        SetupError::Missing(
+            "the tables backend needs a directory of prediction tables (<dir>/<op>.csv)".into(),
+        )
+    })?;
+    if !dir.is_dir() {
+        return Err(SetupError::Missing(format!(
+            "prediction-table directory {} does not exist",
+            dir.display()
+        )));
+    }
+    let tables = read_tables(dir).map_err(|e| SetupError::Other(e.into()))?;
+    let r = Roofline::new(
+        &setup.model,
+        &setup.device,
+        &setup.node,
+        setup.parallelism,
+        setup.roofline,
+    );
+    let backend = Tabulated::new(
+        tables,
+        r,
+        BackendKind::Tables,
+        format!("prediction tables in {}", dir.display()),
+        needed_ops(&setup.model, setup.parallelism),
+    );
+    Ok(StageModel::new(
+        backend,
+        &setup.model,
+        setup.parallelism,
+        setup.params,
+    ))
 }
 
 /// The roofline execution model for `setup`.

@@ -87,15 +87,15 @@ pub fn one_d_candidates(cfg: &SearchConfig) -> Vec<Box<dyn Regressor>> {
     }
     #[cfg(feature = "xgboost")]
     if cfg.boost_1d {
-        for (max_depth, rounds) in [(4, 150)] {
-            v.push(Box::new(super::boost::BoostFitter {
-                max_depth,
-                eta: 0.15,
-                rounds,
-                min_child_weight: 1.0,
-                monotone: true,
-            }));
-        }
+        // One configuration: on these dense 1-D profiles XGBoost rarely wins (see
+        // docs/predictor.md), and each extra configuration costs ~1 s per case.
+        v.push(Box::new(super::boost::BoostFitter {
+            max_depth: 4,
+            eta: 0.15,
+            rounds: 150,
+            min_child_weight: 1.0,
+            monotone: true,
+        }));
     }
     #[cfg(not(feature = "xgboost"))]
     let _ = cfg;
