@@ -499,3 +499,165 @@ pub fn fit_case_cached(
     fitted.save(&path)?;
     Ok(fitted)
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+    use crate::ops::Op;
+
+    /// Writes a small synthetic profile directory for Llama-2-7b on a100 (TP 1 and 2) and the
+    /// a100_dgx network, with a little deterministic noise. Returns the temp dir.
+    pub(crate) fn synthetic_profiles(with_attention: bool) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let comp = dir.path().join("compute/a100/meta-llama/Llama-2-7b-hf");
+        std::fs::create_dir_all(&comp).unwrap();
+        let mut mlp = String::new();
+        let ops = Op::TOKEN_OPS;
+        for op in ops {
+            mlp += &format!("time_stats.{}.median,", op.name());
+        }
+        mlp += "n_head,n_kv_head,n_embd,n_expanded_embd,vocab_size,use_gated_mlp,num_tokens,num_tensor_parallel_workers\n";
+        let mut i = 0u64;
+        for tp in [1u32, 2] {
+            let mut n = 1u64;
+            while n <= 512 {
+                for (k, _) in ops.iter().enumerate() {
+                    i += 1;
+                    let noise = 1.0 + ((i * 7919) % 13) as f64 * 0.002;
+                    let t = (0.004 + 0.0004 * (k as f64 + 1.0) * n as f64 / tp as f64) * noise;
+                    mlp += &format!("{:.4},", t);
+                }
+                mlp += &format!("32,32,4096,11008,32768,True,{n},{tp}\n");
+                n = if n < 8 { n * 2 } else { n + 8 };
+            }
+        }
+        std::fs::write(comp.join("mlp.csv"), mlp).unwrap();
+        if with_attention {
+            let mut a = String::from("time_stats.attn_prefill.median,time_stats.attn_decode.median,time_stats.attn_kv_cache_save.median,n_embd,n_q_head,n_kv_head,block_size,num_tensor_parallel_workers,max_model_len,batch_size,prefill_chunk_size,kv_cache_size,is_prefill\n");
+            for tp in [1u32, 2] {
+                for b in 1..=8u64 {
+                    for kv in (64..=1024).step_by(64) {
+                        let t = 0.01 + 0.00002 * (b * kv) as f64 / tp as f64;
+                        a +=
+                            &format!("0.0,{t:.5},0.003,4096,32,32,16,{tp},4096,{b},0,{kv},False\n");
+                    }
+                }
+                for c in (64..=1024u64).step_by(64) {
+                    for kv in (0..=1024u64).step_by(128) {
+                        let t = 0.02 + 1e-7 * (c * (c + kv)) as f64 / tp as f64;
+                        a += &format!("{t:.5},0.0,0.004,4096,32,32,16,{tp},4096,1,{c},{kv},True\n");
+                    }
+                }
+            }
+            std::fs::write(comp.join("attention.csv"), a).unwrap();
+        }
+        let net = dir.path().join("network/a100_dgx");
+        std::fs::create_dir_all(&net).unwrap();
+        for coll in ["all_reduce", "send_recv"] {
+            let mut s = format!(
+                ",time_stats.{coll}.median,rank,num_workers,size,collective,devices_per_node\n"
+            );
+            let mut row = 0;
+            let groups: &[(u32, u32)] = if coll == "all_reduce" {
+                &[(2, 2)]
+            } else {
+                &[(2, 1), (2, 2)]
+            };
+            for &(w, d) in groups {
+                let mut size = 2048u64;
+                while size <= 64 << 20 {
+                    let t = 0.01 + size as f64 / 1e8 / d as f64;
+                    s += &format!("{row},{t:.5},0,{w},{size},{coll},{d}\n");
+                    row += 1;
+                    size = size * 5 / 4 + 2048;
+                }
+            }
+            std::fs::write(net.join(format!("{coll}.csv")), s).unwrap();
+        }
+        dir
+    }
+
+    fn inputs(dir: &Path, tps: Option<&[u32]>) -> Result<CaseInputs, CaseError> {
+        let cat = Catalog::builtin();
+        let m = cat.model("meta-llama/Llama-2-7b-hf").unwrap();
+        let node = cat.node("a100_dgx").unwrap();
+        CaseInputs::load(&[dir.to_path_buf()], &m, "a100", Some(&node), tps)
+    }
+
+    #[test]
+    fn fitting_twice_gives_identical_bytes() {
+        let dir = synthetic_profiles(true);
+        let inp = inputs(dir.path(), None).unwrap();
+        assert_eq!(inp.tps, vec![1, 2]);
+        let cfg = SearchConfig::default();
+        let a = serde_json::to_string(&fit_case(&inp, &cfg).unwrap()).unwrap();
+        let b = serde_json::to_string(&fit_case(&inp, &cfg).unwrap()).unwrap();
+        assert!(a == b, "two fits of the same data differ");
+        let fitted: FittedCase = serde_json::from_str(&a).unwrap();
+        // 9 token ops × 2 TPs, prefill/decode/kv-save × 2, all_reduce 2, send_recv × 2
+        assert_eq!(fitted.ops.len(), 18 + 6 + 1 + 2);
+        let pre = fitted
+            .get(OpKey {
+                op: Op::AttnPrefill,
+                tp: 2,
+                devices_per_node: None,
+            })
+            .unwrap();
+        assert!(pre.chosen.starts_with("xgb"), "{}", pre.chosen);
+        let p = pre.model.predict(&[512.0, 512.0], 2).unwrap()[0];
+        let truth = 0.02 + 1e-7 * (512.0 * 1024.0) / 2.0;
+        assert!((p / truth - 1.0).abs() < 0.1, "{p} vs {truth}");
+    }
+
+    #[test]
+    fn tp_that_does_not_divide_the_heads_is_refused() {
+        let dir = synthetic_profiles(false);
+        let e = inputs(dir.path(), Some(&[3])).unwrap_err().to_string();
+        assert!(
+            e.contains("tensor-parallel degree 3") && e.contains("32"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_cache_never_serves_a_stale_fit() {
+        let dir = synthetic_profiles(false);
+        let cache = tempfile::tempdir().unwrap();
+        let cfg = SearchConfig {
+            boost_1d: false,
+            ..SearchConfig::default()
+        };
+        let inp = inputs(dir.path(), Some(&[1])).unwrap();
+        let a = fit_case_cached(&inp, &cfg, Some(cache.path())).unwrap();
+        assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1);
+        let again = fit_case_cached(&inp, &cfg, Some(cache.path())).unwrap();
+        assert!(
+            serde_json::to_string(&a).unwrap() == serde_json::to_string(&again).unwrap(),
+            "the cached fit differs from the fresh one"
+        );
+        // Change one time in mlp.csv: a new cache entry, and a different model.
+        let p = dir
+            .path()
+            .join("compute/a100/meta-llama/Llama-2-7b-hf/mlp.csv");
+        let text = std::fs::read_to_string(&p).unwrap();
+        let line2 = text.lines().nth(1).unwrap().to_string();
+        let first = line2.split(',').next().unwrap().to_string();
+        let changed = line2.replacen(&first, "9.0", 1);
+        std::fs::write(&p, text.replacen(&line2, &changed, 1)).unwrap();
+        let inp2 = inputs(dir.path(), Some(&[1])).unwrap();
+        let b = fit_case_cached(&inp2, &cfg, Some(cache.path())).unwrap();
+        assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 2);
+        assert_ne!(a.metadata.inputs[0].sha256, b.metadata.inputs[0].sha256);
+    }
+
+    #[test]
+    fn missing_profiles_are_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = inputs(dir.path(), None).unwrap_err().to_string();
+        assert!(
+            e.contains("no profile of meta-llama/Llama-2-7b-hf on a100"),
+            "{e}"
+        );
+    }
+}

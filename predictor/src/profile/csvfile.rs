@@ -243,3 +243,107 @@ impl Row<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::{Collective, MlpProfile, NetworkProfile};
+
+    const MLP_HEADER: &str = "time_stats.input_layernorm.median,time_stats.attn_pre_proj.median,time_stats.attn_rope.median,time_stats.attn_post_proj.median,time_stats.post_attention_layernorm.median,time_stats.mlp_up_proj.median,time_stats.mlp_act.median,time_stats.mlp_down_proj.median,time_stats.add.median,n_head,n_kv_head,n_embd,n_expanded_embd,vocab_size,use_gated_mlp,num_tokens,num_tensor_parallel_workers";
+    const MLP_ROW: &str =
+        "0.005,0.065,0.005,0.025,0.005,0.116,0.007,0.06,0.002,32,32,4096,11008,32768,True,1,1";
+
+    fn write(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        (dir, p)
+    }
+
+    #[test]
+    fn a_good_file_parses() {
+        let (_d, p) = write("mlp.csv", &format!("{MLP_HEADER}\n{MLP_ROW}\n"));
+        let m = MlpProfile::read(&p).unwrap();
+        assert_eq!(m.rows.len(), 1);
+        assert_eq!(m.rows[0].median_ms[0], Some(0.065)); // attn_pre_proj is TOKEN_OPS[0]
+    }
+
+    #[test]
+    fn empty_file_names_the_file() {
+        let (_d, p) = write("mlp.csv", "");
+        let e = MlpProfile::read(&p).unwrap_err().to_string();
+        assert!(e.contains("mlp.csv:1") && e.contains("empty"), "{e}");
+        let (_d, p) = write("mlp.csv", &format!("{MLP_HEADER}\n"));
+        let e = MlpProfile::read(&p).unwrap_err().to_string();
+        assert!(e.contains("mlp.csv:2") && e.contains("no data rows"), "{e}");
+    }
+
+    #[test]
+    fn truncated_row_names_line_and_first_missing_column() {
+        let cut = &MLP_ROW[..MLP_ROW.rfind(',').unwrap()];
+        let (_d, p) = write("mlp.csv", &format!("{MLP_HEADER}\n{MLP_ROW}\n{cut}\n"));
+        let e = MlpProfile::read(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("mlp.csv:3")
+                && e.contains("num_tensor_parallel_workers")
+                && e.contains("truncated"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_column_is_named() {
+        let header = MLP_HEADER.replace("time_stats.mlp_act.median", "something_else");
+        let (_d, p) = write("mlp.csv", &format!("{header}\n{MLP_ROW}\n"));
+        let e = MlpProfile::read(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("mlp.csv:1")
+                && e.contains("`time_stats.mlp_act.median`")
+                && e.contains("missing"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn non_numeric_cell_names_line_and_column() {
+        let row = MLP_ROW.replace("0.116", "fast");
+        let (_d, p) = write("mlp.csv", &format!("{MLP_HEADER}\n{MLP_ROW}\n{row}\n"));
+        let e = MlpProfile::read(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("mlp.csv:3")
+                && e.contains("time_stats.mlp_up_proj.median")
+                && e.contains("`fast` is not a number"),
+            "{e}"
+        );
+        let row = MLP_ROW.replace("True", "maybe");
+        let (_d, p) = write("mlp.csv", &format!("{MLP_HEADER}\n{row}\n"));
+        let e = MlpProfile::read(&p).unwrap_err().to_string();
+        assert!(e.contains("use_gated_mlp") && e.contains("boolean"), "{e}");
+    }
+
+    #[test]
+    fn network_files_with_bad_cells_and_gzip() {
+        let text = ",time_stats.all_reduce.median,rank,num_workers,size,collective,devices_per_node\n0,0.01,0,2,2048,all_reduce,2\n1,oops,0,2,4096,all_reduce,2\n";
+        let (_d, p) = write("all_reduce.csv", text);
+        let e = NetworkProfile::read(&p, Collective::AllReduce)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("all_reduce.csv:3") && e.contains("time_stats.all_reduce.median"),
+            "{e}"
+        );
+        // The same good rows, gzip-compressed.
+        let good = &text[..text.find("1,oops").unwrap()];
+        let dir = tempfile::tempdir().unwrap();
+        let gz = dir.path().join("all_reduce.csv.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut enc, good.as_bytes()).unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        let n = NetworkProfile::read(&gz, Collective::AllReduce).unwrap();
+        assert_eq!(n.samples(2).unwrap(), vec![(2048, 0.01)]);
+        let e = CsvFile::open(&dir.path().join("nope.csv"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nope.csv"), "{e}");
+    }
+}
