@@ -132,6 +132,11 @@ impl CaseInputs {
         node: Option<&NodeSpec>,
         tps: Option<&[u32]>,
     ) -> Result<Self, CaseError> {
+        for &tp in tps.unwrap_or(&[]) {
+            Parallelism::new(tp, 1)
+                .validate(model, node)
+                .map_err(|e| CaseError::Invalid(e.to_string()))?;
+        }
         let layout = ProfileLayout::find_compute(dirs, device, &model.name);
         let mlp = match &layout {
             Some(l) => Some(MlpProfile::read(
@@ -166,14 +171,7 @@ impl CaseInputs {
             )));
         }
         let tps = match tps {
-            Some(t) => {
-                for &tp in t {
-                    Parallelism::new(tp, 1)
-                        .validate(model, node)
-                        .map_err(|e| CaseError::Invalid(e.to_string()))?;
-                }
-                t.to_vec()
-            }
+            Some(t) => t.to_vec(),
             None => match &mlp {
                 Some(m) => m
                     .tps(ModelDims::of(model))
