@@ -279,7 +279,7 @@ fn write_boosters(fitted: &FittedCase, out: &Path) -> Result<()> {
             std::fs::write(dir.join(name), &b.xgboost_json)?;
         }
         #[cfg(not(feature = "xgboost"))]
-        let Model::Curve(_) = &o.model;
+        let _ = &o.model;
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ pub mod boost;
 pub mod case;
 pub mod curve;
 pub mod folds;
+pub mod grid;
 pub mod select;
 
 use serde::{Deserialize, Serialize};
@@ -96,6 +97,8 @@ pub trait Regressor: Send + Sync {
 pub enum Model {
     /// A 1-D log-log curve.
     Curve(curve::CurveModel),
+    /// Per-level curves of a 2-D grid profile.
+    Grid(grid::GridModel),
     /// Gradient-boosted trees.
     #[cfg(feature = "xgboost")]
     Boosted(boost::BoostedModel),
@@ -112,6 +115,14 @@ impl Model {
                     )));
                 }
                 Ok(x.iter().map(|v| c.predict_one(*v)).collect())
+            }
+            Model::Grid(g) => {
+                if dims != 2 {
+                    return Err(FitError::Shape(format!(
+                        "a grid model takes two features, got {dims}"
+                    )));
+                }
+                Ok(x.chunks(2).map(|r| g.predict_one(r)).collect())
             }
             #[cfg(feature = "xgboost")]
             Model::Boosted(b) => b.predict(x, dims),
