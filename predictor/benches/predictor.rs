@@ -30,7 +30,7 @@ fn bench(c: &mut Criterion) {
     let device = cat.device("a100").unwrap();
     let node = cat.node("a100_dgx").unwrap();
     let inputs = CaseInputs::load(
-        &[dir.clone()],
+        std::slice::from_ref(&dir),
         &model,
         "a100",
         Some(&node),
