@@ -2,7 +2,7 @@
 //! `compute/<device>/<org>/<model>/{mlp,attention}.csv` and `network/<node>/{all_reduce,send_recv}.csv`
 //! (each also accepted as `.csv.gz`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::Collective;
 
@@ -70,9 +70,4 @@ impl ProfileLayout {
         dirs.iter()
             .find_map(|d| ProfileLayout::new(d.clone()).network(node_dir, collective))
     }
-}
-
-/// Display helper: the path relative to `root` when it is inside it.
-pub fn relative<'a>(path: &'a Path, root: &Path) -> &'a Path {
-    path.strip_prefix(root).unwrap_or(path)
 }
