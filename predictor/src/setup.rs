@@ -196,7 +196,7 @@ mod tests {
     use crate::batch::BatchShape;
     use crate::catalog::Catalog;
     use crate::exec::tables::write_tables;
-    use crate::fit::case::tests::synthetic_profiles;
+    use crate::fit::synthetic::synthetic_profiles;
     use crate::ops::Op;
 
     fn setup(tp: u32, pp: u32) -> ExecSetup {

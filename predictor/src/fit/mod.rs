@@ -15,6 +15,8 @@ pub mod curve;
 pub mod folds;
 pub mod grid;
 pub mod select;
+#[cfg(test)]
+pub(crate) mod synthetic;
 
 use serde::{Deserialize, Serialize};
 
