@@ -34,6 +34,17 @@ impl Default for TableBounds {
 }
 
 impl TableBounds {
+    /// Checks that every bound is at least 1.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_tokens == 0 || self.max_batch_size == 0 || self.max_prefill_chunk == 0 {
+            return Err(format!(
+                "prediction-table bounds must be at least 1 (max_tokens {}, max_batch_size {}, max_prefill_chunk {})",
+                self.max_tokens, self.max_batch_size, self.max_prefill_chunk
+            ));
+        }
+        Ok(())
+    }
+
     /// The KV axis of the attention tables: `0, 64, ..., max_tokens`.
     pub fn kv_axis(&self) -> Vec<u64> {
         (0..=self.max_tokens / KV_GRANULARITY)

@@ -90,6 +90,7 @@ pub fn tables_from_fit(
     par: Parallelism,
     bounds: TableBounds,
 ) -> Result<OpTables, FitError> {
+    bounds.validate().map_err(FitError::Data)?;
     let tp = par.tp;
     let key = |op: Op| OpKey {
         op,

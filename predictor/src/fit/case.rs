@@ -22,6 +22,10 @@ use crate::profile::{
     AttentionProfile, Collective, MlpProfile, NetworkProfile, ProfileError, ProfileLayout,
 };
 
+/// The XGBoost binding (pinned `=3.4.0` in the workspace) and library (PyPI `xgboost-cpu` 3.4.1,
+/// see `scripts/setup.sh`) recorded in model metadata.
+pub const XGBOOST_VERSION: &str = "xgb 3.4.0 / XGBoost 3.4.1";
+
 /// Errors of loading or fitting a case.
 #[derive(Debug, thiserror::Error)]
 pub enum CaseError {
@@ -350,6 +354,8 @@ pub struct FittedOp {
 pub struct FitMetadata {
     /// `predictor` crate version.
     pub crate_version: String,
+    /// The XGBoost binding and library the boosted models were trained with.
+    pub xgboost_version: String,
     /// Model name.
     pub model: String,
     /// Device name.
@@ -414,10 +420,17 @@ impl FittedCase {
             path: path.to_path_buf(),
             why: e.to_string(),
         })?;
-        serde_json::from_str(&text).map_err(|e| CaseError::File {
+        let case: FittedCase = serde_json::from_str(&text).map_err(|e| CaseError::File {
             path: path.to_path_buf(),
             why: format!("not a fitted-model file of this version: {e}"),
-        })
+        })?;
+        for o in &case.ops {
+            o.model.validate().map_err(|why| CaseError::File {
+                path: path.to_path_buf(),
+                why: format!("model of {}: {why}; delete the file to refit", o.key),
+            })?;
+        }
+        Ok(case)
     }
 }
 
@@ -425,6 +438,7 @@ impl FittedCase {
 pub fn metadata(inputs: &CaseInputs, cfg: &SearchConfig) -> FitMetadata {
     FitMetadata {
         crate_version: env!("CARGO_PKG_VERSION").to_string(),
+        xgboost_version: XGBOOST_VERSION.to_string(),
         model: inputs.model.name.clone(),
         device: inputs.device.clone(),
         node: inputs.node.as_ref().map(|n| n.name.clone()),
@@ -576,6 +590,27 @@ mod tests {
         let b = fit_case_cached(&inp2, &cfg, Some(cache.path())).unwrap();
         assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 2);
         assert_ne!(a.metadata.inputs[0].sha256, b.metadata.inputs[0].sha256);
+    }
+
+    #[test]
+    fn a_damaged_model_file_is_an_error_not_a_panic() {
+        let dir = synthetic_profiles(false);
+        let cfg = SearchConfig {
+            boost_1d: false,
+            ..SearchConfig::default()
+        };
+        let mut fitted = fit_case(&inputs(dir.path(), Some(&[1])).unwrap(), &cfg).unwrap();
+        let Model::Curve(c) = &mut fitted.ops[0].model else {
+            panic!("curves win on this data")
+        };
+        c.log_x.clear();
+        let p = dir.path().join("models.json");
+        fitted.save(&p).unwrap();
+        let e = FittedCase::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("models.json") && e.contains("attn_pre_proj TP 1"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -107,6 +107,31 @@ pub enum Model {
 }
 
 impl Model {
+    /// Checks the internal consistency of a model read from a file (so that a damaged file gives
+    /// an error, not a panic at prediction time).
+    pub fn validate(&self) -> Result<(), String> {
+        let curve = |c: &curve::CurveModel| {
+            if c.log_x.is_empty() || c.log_x.len() != c.log_y.len() {
+                Err("a curve needs as many (at least one) log_x as log_y knots".to_string())
+            } else if c.log_x.windows(2).any(|w| w[0] >= w[1]) {
+                Err("curve knots are not increasing".to_string())
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            Model::Curve(c) => curve(c),
+            Model::Grid(g) => {
+                if g.levels.is_empty() || g.levels.len() != g.curves.len() || g.level_feature > 1 {
+                    return Err("a grid model needs one curve per level, at least one".into());
+                }
+                g.curves.iter().try_for_each(curve)
+            }
+            #[cfg(feature = "xgboost")]
+            Model::Boosted(_) => Ok(()),
+        }
+    }
+
     /// Predicted times (ms) of the rows of `x` (row-major, `dims` features each).
     pub fn predict(&self, x: &[f64], dims: usize) -> Result<Vec<f64>, FitError> {
         match self {
