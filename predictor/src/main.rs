@@ -15,7 +15,6 @@ use predictor::exec::tabulated::Tabulated;
 use predictor::fit::accuracy::accuracy;
 use predictor::fit::case::{fit_case, CaseInputs, FittedCase};
 use predictor::fit::select::SearchConfig;
-use predictor::fit::Model;
 use predictor::setup::{build_execution_model, BackendChoice, ExecSetup};
 use predictor::table::TableBounds;
 use predictor::{BackendKind, BatchShape, Catalog, Op, Parallelism};
@@ -265,10 +264,10 @@ fn run_fit(a: FitArgs) -> Result<()> {
 }
 
 /// Writes each XGBoost model as its own JSON file (loadable by Python's xgboost).
+#[cfg(feature = "xgboost")]
 fn write_boosters(fitted: &FittedCase, out: &Path) -> Result<()> {
-    #[allow(irrefutable_let_patterns)]
+    use predictor::fit::Model;
     for o in &fitted.ops {
-        #[cfg(feature = "xgboost")]
         if let Model::Boosted(b) = &o.model {
             let dir = out.join("xgboost");
             std::fs::create_dir_all(&dir)?;
@@ -278,9 +277,13 @@ fn write_boosters(fitted: &FittedCase, out: &Path) -> Result<()> {
             };
             std::fs::write(dir.join(name), &b.xgboost_json)?;
         }
-        #[cfg(not(feature = "xgboost"))]
-        let _ = &o.model;
     }
+    Ok(())
+}
+
+/// Without XGBoost there are no boosted models to write.
+#[cfg(not(feature = "xgboost"))]
+fn write_boosters(_fitted: &FittedCase, _out: &Path) -> Result<()> {
     Ok(())
 }
 

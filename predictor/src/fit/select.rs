@@ -105,6 +105,7 @@ pub fn one_d_candidates(cfg: &SearchConfig) -> Vec<Box<dyn Regressor>> {
 /// The candidates for 2-D attention (features interact): per-level log-log curves of the grid
 /// along either feature, and XGBoost over a small grid.
 pub fn two_d_candidates(_cfg: &SearchConfig) -> Vec<Box<dyn Regressor>> {
+    #[allow(unused_mut)]
     let mut v: Vec<Box<dyn Regressor>> = vec![
         Box::new(super::grid::GridFitter { level_feature: 0 }),
         Box::new(super::grid::GridFitter { level_feature: 1 }),
