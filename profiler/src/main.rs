@@ -1,6 +1,9 @@
-//! `profiler`: times the operators of a transformer forward pass on an NVIDIA GPU (work in progress).
-
+//! `profiler` command line.
 fn main() {
-    eprintln!("profiler: not built yet");
-    std::process::exit(2);
+    for arch in ["sm_80", "sm_86", "sm_90"] {
+        match profiler::kernels::compile(arch) {
+            Ok(c) => println!("{arch}: ok {:?}", c.register_report()),
+            Err(e) => println!("{arch}: {e}"),
+        }
+    }
 }

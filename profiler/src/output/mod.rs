@@ -1,0 +1,3 @@
+//! Output files: Vidur's CSV layout and the run metadata.
+
+pub mod vidur_csv;
