@@ -43,7 +43,8 @@ pub struct RankShapes {
     pub kv_heads: u64,
     /// MLP intermediate width on this rank (`I/tp`).
     pub intermediate: u64,
-    /// Vocabulary rows on this rank (`ceil(V/tp)`, padded to a multiple of 64).
+    /// Vocabulary rows on this rank: the vocabulary padded to a multiple of 64, divided by `tp`
+    /// (vLLM's `VocabParallelEmbedding`).
     pub vocab: u64,
     /// Whether the MLP is gated (SiLU-and-mul over a merged gate/up projection).
     pub gated_mlp: bool,
@@ -78,7 +79,7 @@ impl RankShapes {
         let q_heads = model.num_attention_heads as u64 / tp64;
         let kv_heads = (model.num_key_value_heads as u64 / tp64).max(1);
         let intermediate = model.intermediate_size as u64 / tp64;
-        let vocab = (model.vocab_size as u64).div_ceil(tp64).div_ceil(64) * 64;
+        let vocab = (model.vocab_size as u64).div_ceil(64) * 64 / tp64;
         let up_cols = if model.gated_mlp {
             2 * intermediate
         } else {
@@ -109,7 +110,10 @@ impl RankShapes {
                 n: hidden,
                 k: intermediate,
             },
-            lm_head: GemmShape { n: vocab, k: hidden },
+            lm_head: GemmShape {
+                n: vocab,
+                k: hidden,
+            },
         })
     }
 
@@ -204,7 +208,9 @@ mod tests {
 
     #[test]
     fn kv_heads_are_replicated_beyond_the_kv_head_count() {
-        let mut m = Catalog::builtin().model("meta-llama/Meta-Llama-3-8B").unwrap();
+        let mut m = Catalog::builtin()
+            .model("meta-llama/Meta-Llama-3-8B")
+            .unwrap();
         m.num_key_value_heads = 4;
         let s = RankShapes::new(&m, 8).unwrap();
         assert_eq!((s.q_heads, s.kv_heads), (4, 1));
@@ -214,7 +220,9 @@ mod tests {
 
     #[test]
     fn a_tp_that_does_not_divide_the_heads_is_an_error_naming_valid_degrees() {
-        let m = Catalog::builtin().model("meta-llama/Meta-Llama-3-8B").unwrap();
+        let m = Catalog::builtin()
+            .model("meta-llama/Meta-Llama-3-8B")
+            .unwrap();
         let e = RankShapes::new(&m, 3).unwrap_err().to_string();
         assert!(e.contains("does not divide"), "{e}");
         assert!(RankShapes::new(&m, 0).is_err());

@@ -73,7 +73,10 @@ mod tests {
     fn matches_numpy_on_fixed_vectors() {
         // np.std([1,2,3,4]) = 1.118033988749895; np.median = 2.5
         let s = TimeStats::from_samples(&[4.0, 1.0, 3.0, 2.0]).unwrap();
-        assert_eq!((s.min_ms, s.max_ms, s.mean_ms, s.median_ms), (1.0, 4.0, 2.5, 2.5));
+        assert_eq!(
+            (s.min_ms, s.max_ms, s.mean_ms, s.median_ms),
+            (1.0, 4.0, 2.5, 2.5)
+        );
         assert!((s.std_ms - 1.118033988749895).abs() < 1e-15);
         // np.std([0.015, 0.038, 0.037]) = 0.010614455552060439 (the first row of Vidur's h100_dgx all_reduce.csv)
         let s = TimeStats::from_samples(&[0.015, 0.038, 0.037]).unwrap();

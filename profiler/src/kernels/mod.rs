@@ -149,7 +149,8 @@ pub fn compile(arch: &str) -> Result<Compiled, CompileError> {
             status,
             log,
         };
-        let prog = result::create_program(&src, Some(&name)).map_err(|e| fail(e.0, String::new()))?;
+        let prog =
+            result::create_program(&src, Some(&name)).map_err(|e| fail(e.0, String::new()))?;
         let opts = compile_options(arch);
         let status = result::compile_program(prog, &opts);
         let log = result::get_program_log(prog)

@@ -35,7 +35,9 @@ fn stats(base: f64) -> TimeStats {
 #[test]
 fn mlp_header_is_byte_identical_to_vidurs_published_files() {
     let mut buf = Vec::new();
-    let m = Catalog::builtin().model("meta-llama/Meta-Llama-3-8B").unwrap();
+    let m = Catalog::builtin()
+        .model("meta-llama/Meta-Llama-3-8B")
+        .unwrap();
     write_mlp(&mut buf, &m, &[]).unwrap();
     for f in [
         "compute/a100/meta-llama/Meta-Llama-3-8B/mlp.csv",
@@ -74,7 +76,9 @@ n_embd,n_q_head,n_kv_head,block_size,num_tensor_parallel_workers,max_model_len,b
 
 #[test]
 fn mlp_rows_read_back_with_the_same_numbers_and_keys() {
-    let m = Catalog::builtin().model("meta-llama/Meta-Llama-3-8B").unwrap();
+    let m = Catalog::builtin()
+        .model("meta-llama/Meta-Llama-3-8B")
+        .unwrap();
     let rows: Vec<MlpRow> = [(1u32, 1u64), (2, 4096)]
         .iter()
         .map(|&(tp, n)| MlpRow {
@@ -109,7 +113,9 @@ fn mlp_rows_read_back_with_the_same_numbers_and_keys() {
 
 #[test]
 fn attention_rows_put_the_time_under_prefill_or_decode_and_zero_elsewhere() {
-    let m = Catalog::builtin().model("meta-llama/Meta-Llama-3-8B").unwrap();
+    let m = Catalog::builtin()
+        .model("meta-llama/Meta-Llama-3-8B")
+        .unwrap();
     let p = AttentionPoint {
         tp: 2,
         is_prefill: false,
@@ -129,7 +135,10 @@ fn attention_rows_put_the_time_under_prefill_or_decode_and_zero_elsewhere() {
     let header = rd.headers().unwrap().clone();
     let rec = rd.records().next().unwrap().unwrap();
     let get = |name: &str| rec[header.iter().position(|h| h == name).unwrap()].to_string();
-    assert_eq!(get("time_stats.attn_decode.median"), stats(0.2).median_ms.to_string());
+    assert_eq!(
+        get("time_stats.attn_decode.median"),
+        stats(0.2).median_ms.to_string()
+    );
     assert_eq!(get("time_stats.attn_prefill.median"), "0");
     assert_eq!(get("time_stats.attn_input_reshape.max"), "0");
     assert_eq!(get("is_prefill"), "False");
@@ -160,5 +169,9 @@ fn collective_rows_carry_the_pandas_index_and_filter_by_collective() {
     assert_eq!(lines.len(), 3);
     assert!(lines[1].starts_with("0,"), "{}", lines[1]);
     assert!(lines[2].starts_with("1,"), "{}", lines[2]);
-    assert!(lines[2].ends_with(",0,2,2048,all_reduce,2,8"), "{}", lines[2]);
+    assert!(
+        lines[2].ends_with(",0,2,2048,all_reduce,2,8"),
+        "{}",
+        lines[2]
+    );
 }

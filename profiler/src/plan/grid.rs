@@ -55,9 +55,7 @@ pub fn prefill_prefixes(kind: GridKind) -> Vec<u64> {
 /// Decode batch sizes (sequences, one new token each).
 pub fn decode_batches(kind: GridKind) -> Vec<u64> {
     match kind {
-        GridKind::Full => vec![
-            1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512,
-        ],
+        GridKind::Full => vec![1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512],
         GridKind::Quick => vec![1, 16, 64, 256],
     }
 }
@@ -65,9 +63,7 @@ pub fn decode_batches(kind: GridKind) -> Vec<u64> {
 /// Decode context lengths (cached tokens per sequence); a log grid that the regressors interpolate.
 pub fn decode_contexts(kind: GridKind) -> Vec<u64> {
     match kind {
-        GridKind::Full => vec![
-            16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768,
-        ],
+        GridKind::Full => vec![16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768],
         GridKind::Quick => vec![128, 1024, 4096, 8192],
     }
 }
@@ -122,12 +118,18 @@ mod tests {
     #[test]
     fn quick_attention_and_collective_grids_are_subsets_of_the_full_ones() {
         for (q, f) in [
-            (prefill_chunks(GridKind::Quick), prefill_chunks(GridKind::Full)),
+            (
+                prefill_chunks(GridKind::Quick),
+                prefill_chunks(GridKind::Full),
+            ),
             (
                 prefill_prefixes(GridKind::Quick),
                 prefill_prefixes(GridKind::Full),
             ),
-            (decode_batches(GridKind::Quick), decode_batches(GridKind::Full)),
+            (
+                decode_batches(GridKind::Quick),
+                decode_batches(GridKind::Full),
+            ),
             (
                 decode_contexts(GridKind::Quick),
                 decode_contexts(GridKind::Full),
