@@ -5,6 +5,7 @@
 //! `cudarc`'s dynamic loading. Everything except the [`gpu`] module runs on a CPU (the sweep plan,
 //! the CSV writers, the CPU reference kernels and the NVRTC compile check).
 
+pub mod gpu;
 pub mod kernels;
 pub mod libs;
 pub mod output;
