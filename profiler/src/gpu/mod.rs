@@ -2,9 +2,13 @@
 //! harness, the sweeps, `profiler check` and the NCCL collectives. Built on cudarc's dynamically
 //! loaded `result`/`sys` layers, so the binary links nothing CUDA.
 
+pub mod check;
+#[cfg(feature = "nccl")]
+pub mod collectives;
 pub mod device;
 pub mod gemm;
 pub mod ops;
+pub mod sweep;
 pub mod timer;
 
 pub use device::{Buffer, Gpu, GpuError, GpuInfo, GpuResult, Kernels};

@@ -94,6 +94,11 @@ impl Kernels {
         launch(self.get("embedding"), (rows as u32, 1, 1), 128, s, &[Arg::Ptr(out), Arg::Ptr(ids), Arg::Ptr(table), Arg::I32(h as i32), Arg::I32(vocab_start), Arg::I32(vocab_end)])
     }
 
+    /// Fills a bf16 buffer with non-zero pseudo-random values in `[-scale, scale)`.
+    pub fn fill_random(&self, s: CUstream, out: CUdeviceptr, n: u64, seed: u32, scale: f32, sms: i32) -> GpuResult<()> {
+        launch(self.get("fill_random"), (grid_stride(n, sms), 1, 1), 256, s, &[Arg::Ptr(out), Arg::I64(n as i64), Arg::I32(seed as i32), Arg::F32(scale)])
+    }
+
     fn check_heads(p: &PagedArgs) -> GpuResult<()> {
         if p.q_heads % p.kv_heads != 0 || (p.q_heads / p.kv_heads) as u32 > MAX_GQA_GROUP {
             return Err(GpuError::Unsupported(format!(

@@ -152,3 +152,18 @@ extern "C" __global__ void embedding(bf16_t* __restrict__ out, const int* __rest
         dst[i] = mine ? src[i] : make_uint4(0, 0, 0, 0);
     }
 }
+
+// Fills n bf16 values with a hash of (index, seed) mapped to [-scale, scale), never exactly zero
+// (timing on zeros is optimistic). Used to initialise weights, activations and KV caches on the GPU.
+extern "C" __global__ void fill_random(bf16_t* __restrict__ out, long n, unsigned seed, float scale) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        unsigned x = (unsigned)i * 0x9E3779B9u ^ (unsigned)(i >> 32) * 0x85EBCA6Bu ^ seed * 0xC2B2AE35u;
+        x ^= x >> 16;
+        x *= 0x7FEB352Du;
+        x ^= x >> 15;
+        x *= 0x846CA68Bu;
+        x ^= x >> 16;
+        const float u = ((x >> 8) + 0.5f) * (1.0f / 16777216.0f);  // (0, 1)
+        out[i] = f2bf((2.0f * u - 1.0f) * scale + (u < 0.5f ? -1e-3f : 1e-3f) * scale);
+    }
+}
