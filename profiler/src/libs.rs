@@ -45,7 +45,11 @@ pub fn python_site_packages() -> Vec<PathBuf> {
 
 /// The directories to search, in order: explicit ones, `$PROFILER_CUDA_LIB_DIRS`, every
 /// `<site-packages>/nvidia/*/lib` (sorted), then `/usr/local/cuda/lib64`. Missing ones are dropped.
-pub fn candidate_dirs(explicit: &[PathBuf], env_dirs: Option<&str>, site_packages: &[PathBuf]) -> Vec<PathBuf> {
+pub fn candidate_dirs(
+    explicit: &[PathBuf],
+    env_dirs: Option<&str>,
+    site_packages: &[PathBuf],
+) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = explicit.to_vec();
     if let Some(e) = env_dirs {
         v.extend(e.split(':').filter(|s| !s.is_empty()).map(PathBuf::from));
@@ -89,7 +93,11 @@ pub struct Prepared {
 
 /// Creates `link_dir` with the compatibility links (`libnccl.so` when only `libnccl.so.2` exists)
 /// and composes `LD_LIBRARY_PATH = link_dir : dirs : old`.
-pub fn prepare(dirs: &[PathBuf], link_dir: &Path, old: Option<&OsString>) -> std::io::Result<Prepared> {
+pub fn prepare(
+    dirs: &[PathBuf],
+    link_dir: &Path,
+    old: Option<&OsString>,
+) -> std::io::Result<Prepared> {
     std::fs::create_dir_all(link_dir)?;
     if find_in(dirs, &["libnccl.so"]).is_none() {
         if let Some(target) = find_in(dirs, &["libnccl.so.2"]) {
@@ -124,8 +132,11 @@ pub fn reexec_with_library_path(explicit: &[PathBuf]) -> std::io::Result<()> {
     }
     let env_dirs = std::env::var(DIRS_ENV).ok();
     let dirs = candidate_dirs(explicit, env_dirs.as_deref(), &python_site_packages());
-    let link_dir = std::env::temp_dir().join(format!("profiler-libs-{}", std::process::id()));
-    let p = prepare(&dirs, &link_dir, std::env::var_os("LD_LIBRARY_PATH").as_ref())?;
+    let p = prepare(
+        &dirs,
+        &link_dir(),
+        std::env::var_os("LD_LIBRARY_PATH").as_ref(),
+    )?;
     let exe = std::env::current_exe()?;
     let err = {
         use std::os::unix::process::CommandExt;
@@ -138,10 +149,26 @@ pub fn reexec_with_library_path(explicit: &[PathBuf]) -> std::io::Result<()> {
     Err(err)
 }
 
+fn link_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("profiler-libs-{}", std::process::id()))
+}
+
+/// Removes this process's link directory (after re-exec the pid is unchanged); the libraries
+/// already loaded stay loaded.
+pub fn remove_link_dir() {
+    if std::env::var_os(READY_ENV).is_some() {
+        let _ = std::fs::remove_dir_all(link_dir());
+    }
+}
+
 /// The directories of `LD_LIBRARY_PATH` (what the loader searched), for error messages.
 pub fn searched_dirs() -> Vec<PathBuf> {
     std::env::var_os("LD_LIBRARY_PATH")
-        .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
+        .map(|v| {
+            std::env::split_paths(&v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -178,7 +205,7 @@ mod tests {
         let extra = t.path().join("extra");
         std::fs::create_dir_all(&extra).unwrap();
         let dirs = candidate_dirs(
-            &[extra.clone()],
+            std::slice::from_ref(&extra),
             Some(&format!("{}:/does/not/exist", extra.display())),
             std::slice::from_ref(&sp),
         );
@@ -197,11 +224,17 @@ mod tests {
         let old = OsString::from("/old/a:/old/b");
         let p = prepare(&dirs, &links, Some(&old)).unwrap();
         let link = links.join("libnccl.so");
-        assert_eq!(std::fs::read_link(&link).unwrap(), sp.join("nvidia/nccl/lib/libnccl.so.2"));
+        assert_eq!(
+            std::fs::read_link(&link).unwrap(),
+            sp.join("nvidia/nccl/lib/libnccl.so.2")
+        );
         let parts: Vec<PathBuf> = std::env::split_paths(&p.ld_library_path).collect();
         assert_eq!(parts[0], links);
         assert_eq!(parts[1], extra);
-        assert_eq!(&parts[parts.len() - 2..], &[PathBuf::from("/old/a"), PathBuf::from("/old/b")]);
+        assert_eq!(
+            &parts[parts.len() - 2..],
+            &[PathBuf::from("/old/a"), PathBuf::from("/old/b")]
+        );
         assert_eq!(
             find_in(&parts, &["libcublas.so.13"]),
             Some(sp.join("nvidia/cu13/lib/libcublas.so.13"))

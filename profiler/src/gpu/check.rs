@@ -98,17 +98,41 @@ pub fn correctness(gpu: &Gpu, k: &Kernels, lt: &Lt, seed: u64) -> GpuResult<Vec<
     let w = rnd(&mut rng, h, 0.5, 1.5);
     let (dx, dw) = (gpu.upload(&x)?, gpu.upload(&w)?);
     let dout = poisoned(gpu, rows * h)?;
-    k.rms_norm(s, dout.ptr(), dx.ptr(), dw.ptr(), 1e-5, rows as u64, h as u64)?;
+    k.rms_norm(
+        s,
+        dout.ptr(),
+        dx.ptr(),
+        dw.ptr(),
+        1e-5,
+        rows as u64,
+        h as u64,
+    )?;
     let want = to_f32(&cpu::rms_norm(&x, &w, h, 1e-5));
     out.push(verdict("rms_norm", &gpu.download(&dout, rows * h)?, &want));
 
     let res = rnd(&mut rng, rows * h, -2.0, 2.0);
     let (dxx, dres) = (gpu.upload(&x)?, gpu.upload(&res)?);
-    k.fused_add_rms_norm(s, dxx.ptr(), dres.ptr(), dw.ptr(), 1e-5, rows as u64, h as u64)?;
+    k.fused_add_rms_norm(
+        s,
+        dxx.ptr(),
+        dres.ptr(),
+        dw.ptr(),
+        1e-5,
+        rows as u64,
+        h as u64,
+    )?;
     let (mut cx, mut cres) = (x.clone(), res.clone());
     cpu::fused_add_rms_norm(&mut cx, &mut cres, &w, h, 1e-5);
-    out.push(verdict("fused_add_rms_norm (x)", &gpu.download(&dxx, rows * h)?, &to_f32(&cx)));
-    out.push(verdict("fused_add_rms_norm (residual)", &gpu.download(&dres, rows * h)?, &to_f32(&cres)));
+    out.push(verdict(
+        "fused_add_rms_norm (x)",
+        &gpu.download(&dxx, rows * h)?,
+        &to_f32(&cx),
+    ));
+    out.push(verdict(
+        "fused_add_rms_norm (residual)",
+        &gpu.download(&dres, rows * h)?,
+        &to_f32(&cres),
+    ));
 
     let (qh, kvh, d) = (8usize, 2usize, 128usize);
     let stride = (qh + 2 * kvh) * d;
@@ -116,7 +140,17 @@ pub fn correctness(gpu: &Gpu, k: &Kernels, lt: &Lt, seed: u64) -> GpuResult<Vec<
     let pos: Vec<i32> = (0..rows).map(|_| rng.random_range(0..4096)).collect();
     let cs = cpu::cos_sin_cache(4096, d, 500000.0);
     let (dqkv, dpos, dcs) = (gpu.upload(&qkv)?, gpu.upload(&pos)?, gpu.upload(&cs)?);
-    k.rotary(s, dqkv.ptr(), dpos.ptr(), dcs.ptr(), rows as u64, qh as u64, kvh as u64, d as u64, stride as u64)?;
+    k.rotary(
+        s,
+        dqkv.ptr(),
+        dpos.ptr(),
+        dcs.ptr(),
+        rows as u64,
+        qh as u64,
+        kvh as u64,
+        d as u64,
+        stride as u64,
+    )?;
     let mut cq = qkv.clone();
     cpu::rotary_neox(&mut cq, &pos, &cs, qh + kvh, d, stride);
     let gq: Vec<bf16> = gpu.download(&dqkv, rows * stride)?;
@@ -127,11 +161,26 @@ pub fn correctness(gpu: &Gpu, k: &Kernels, lt: &Lt, seed: u64) -> GpuResult<Vec<
     let dgu = gpu.upload(&gu)?;
     let dact = poisoned(gpu, rows * width)?;
     k.silu_and_mul(s, dact.ptr(), dgu.ptr(), rows as u64, width as u64, sms)?;
-    out.push(verdict("silu_and_mul", &gpu.download(&dact, rows * width)?, &to_f32(&cpu::silu_and_mul(&gu, width))));
+    out.push(verdict(
+        "silu_and_mul",
+        &gpu.download(&dact, rows * width)?,
+        &to_f32(&cpu::silu_and_mul(&gu, width)),
+    ));
 
     let dsum = poisoned(gpu, rows * h)?;
-    k.residual_add(s, dsum.ptr(), dx.ptr(), gpu.upload(&res)?.ptr(), (rows * h) as u64, sms)?;
-    out.push(verdict("residual_add", &gpu.download(&dsum, rows * h)?, &to_f32(&cpu::residual_add(&x, &res))));
+    k.residual_add(
+        s,
+        dsum.ptr(),
+        dx.ptr(),
+        gpu.upload(&res)?.ptr(),
+        (rows * h) as u64,
+        sms,
+    )?;
+    out.push(verdict(
+        "residual_add",
+        &gpu.download(&dsum, rows * h)?,
+        &to_f32(&cpu::residual_add(&x, &res)),
+    ));
 
     // KV write: exact, and untouched slots keep their sentinel
     let pages = 64usize;
@@ -141,29 +190,70 @@ pub fn correctness(gpu: &Gpu, k: &Kernels, lt: &Lt, seed: u64) -> GpuResult<Vec<
     let mut slots: Vec<i64> = (0..(pages * 16) as i64).collect();
     slots.shuffle(&mut rng);
     slots.truncate(rows);
-    let (dkc, dvc) = (gpu.upload(&vec![sentinel; cache_elems])?, gpu.upload(&vec![sentinel; cache_elems])?);
+    let (dkc, dvc) = (
+        gpu.upload(&vec![sentinel; cache_elems])?,
+        gpu.upload(&vec![sentinel; cache_elems])?,
+    );
     let dslots = gpu.upload(&slots)?;
     let kp = dqkv.ptr() + (qh * d * 2) as u64;
     let vp = kp + (kvh * d * 2) as u64;
-    k.reshape_and_cache(s, kp, vp, dkc.ptr(), dvc.ptr(), dslots.ptr(), rows as u64, kvh as u64, d as u64, stride as u64)?;
+    k.reshape_and_cache(
+        s,
+        kp,
+        vp,
+        dkc.ptr(),
+        dvc.ptr(),
+        dslots.ptr(),
+        rows as u64,
+        kvh as u64,
+        d as u64,
+        stride as u64,
+    )?;
     let (mut ckc, mut cvc) = (vec![sentinel; cache_elems], vec![sentinel; cache_elems]);
-    cpu::reshape_and_cache(&gq[qh * d..], &gq[(qh + kvh) * d..], &mut ckc, &mut cvc, &slots, kv_width, stride);
+    cpu::reshape_and_cache(
+        &gq[qh * d..],
+        &gq[(qh + kvh) * d..],
+        &mut ckc,
+        &mut cvc,
+        &slots,
+        kv_width,
+        stride,
+    );
     let gk: Vec<bf16> = gpu.download(&dkc, cache_elems)?;
     let gv: Vec<bf16> = gpu.download(&dvc, cache_elems)?;
     let exact = gk == ckc && gv == cvc;
     out.push(KernelCheck {
         name: "reshape_and_cache (exact)".into(),
-        rel_l2_error: if exact { 0.0 } else { rel_l2(&to_f32(&gk), &to_f32(&ckc)).max(1.0) },
+        rel_l2_error: if exact {
+            0.0
+        } else {
+            rel_l2(&to_f32(&gk), &to_f32(&ckc)).max(1.0)
+        },
         pass: exact,
     });
 
     let (vocab_rank, eh) = (1000usize, 512usize);
     let table = rnd(&mut rng, vocab_rank * eh, -1.0, 1.0);
-    let ids: Vec<i32> = (0..rows).map(|_| rng.random_range(0..2 * vocab_rank as i32)).collect();
+    let ids: Vec<i32> = (0..rows)
+        .map(|_| rng.random_range(0..2 * vocab_rank as i32))
+        .collect();
     let demb = poisoned(gpu, rows * eh)?;
-    k.embedding(s, demb.ptr(), gpu.upload(&ids)?.ptr(), gpu.upload(&table)?.ptr(), rows as u64, eh as u64, vocab_rank as i32, 2 * vocab_rank as i32)?;
+    k.embedding(
+        s,
+        demb.ptr(),
+        gpu.upload(&ids)?.ptr(),
+        gpu.upload(&table)?.ptr(),
+        rows as u64,
+        eh as u64,
+        vocab_rank as i32,
+        2 * vocab_rank as i32,
+    )?;
     let want = cpu::embedding(&ids, &table, eh, vocab_rank as i32, 2 * vocab_rank as i32);
-    out.push(verdict("embedding", &gpu.download(&demb, rows * eh)?, &to_f32(&want)));
+    out.push(verdict(
+        "embedding",
+        &gpu.download(&demb, rows * eh)?,
+        &to_f32(&want),
+    ));
 
     out.extend(attention(gpu, k, &mut rng)?);
 
@@ -172,9 +262,19 @@ pub fn correctness(gpu: &Gpu, k: &Kernels, lt: &Lt, seed: u64) -> GpuResult<Vec<
     let wa = rnd(&mut rng, (n * kk) as usize, -1.0, 1.0);
     let dy = poisoned(gpu, (m * n) as usize)?;
     let plan = lt.plan(m, n, kk)?;
-    lt.run(&plan, gpu.upload(&wa)?.ptr(), gpu.upload(&xa)?.ptr(), dy.ptr(), s)?;
+    lt.run(
+        &plan,
+        gpu.upload(&wa)?.ptr(),
+        gpu.upload(&xa)?.ptr(),
+        dy.ptr(),
+        s,
+    )?;
     let want = cpu::gemm_tn(&xa, &wa, m as usize, n as usize, kk as usize);
-    out.push(verdict("cublaslt gemm 37x256x512", &gpu.download(&dy, (m * n) as usize)?, &want));
+    out.push(verdict(
+        "cublaslt gemm 37x256x512",
+        &gpu.download(&dy, (m * n) as usize)?,
+        &want,
+    ));
     Ok(out)
 }
 
@@ -182,7 +282,11 @@ fn attention(gpu: &Gpu, k: &Kernels, rng: &mut StdRng) -> GpuResult<Vec<KernelCh
     let (qh, kvh, d, page) = (8usize, 2usize, 128usize, 16usize);
     let scale = 1.0 / (d as f32).sqrt();
     let s = gpu.stream;
-    let run = |rng: &mut StdRng, q_lens: &[usize], prefixes: &[usize], prefill: bool| -> GpuResult<KernelCheck> {
+    let run = |rng: &mut StdRng,
+               q_lens: &[usize],
+               prefixes: &[usize],
+               prefill: bool|
+     -> GpuResult<KernelCheck> {
         let kv_lens: Vec<usize> = q_lens.iter().zip(prefixes).map(|(q, p)| q + p).collect();
         let blocks: Vec<usize> = kv_lens.iter().map(|l| l.div_ceil(page)).collect();
         let total_pages = blocks.iter().sum::<usize>() + 7;
@@ -196,40 +300,85 @@ fn attention(gpu: &Gpu, k: &Kernels, rng: &mut StdRng) -> GpuResult<Vec<KernelCh
             let bt = ids[next..next + b].to_vec();
             next += b;
             table[i * max_blocks..i * max_blocks + b].copy_from_slice(&bt);
-            seqs.push(att::Seq { q_len: q_lens[i], kv_len: kv_lens[i], block_table: bt });
+            seqs.push(att::Seq {
+                q_len: q_lens[i],
+                kv_len: kv_lens[i],
+                block_table: bt,
+            });
         }
         let cache = total_pages * page * kvh * d;
         let kc = rnd(rng, cache, -1.0, 1.0);
         let vc = rnd(rng, cache, -1.0, 1.0);
         let rows: usize = q_lens.iter().sum();
         let q = rnd(rng, rows * qh * d, -1.0, 1.0);
-        let kv = att::PagedKv { k: kc.clone(), v: vc.clone(), kv_heads: kvh, d, page };
-        let qs = att::Queries { q: &q, stride: qh * d, q_heads: qh };
+        let kv = att::PagedKv {
+            k: kc.clone(),
+            v: vc.clone(),
+            kv_heads: kvh,
+            d,
+            page,
+        };
+        let qs = att::Queries {
+            q: &q,
+            stride: qh * d,
+            q_heads: qh,
+        };
         let want = att::naive(qs, &seqs, &kv, scale);
         let dout = poisoned(gpu, rows * qh * d)?;
         let (dq, dk, dv) = (gpu.upload(&q)?, gpu.upload(&kc)?, gpu.upload(&vc)?);
         let dt = gpu.upload(&table)?;
         let lens: Vec<i32> = kv_lens.iter().map(|&l| l as i32).collect();
         let dl = gpu.upload(&lens)?;
-        let args = PagedArgs { out: dout.ptr(), q: dq.ptr(), q_stride: (qh * d) as i32, k_cache: dk.ptr(), v_cache: dv.ptr(), block_tables: dt.ptr(), max_blocks: max_blocks as i32, seq_lens: dl.ptr(), q_heads: qh as i32, kv_heads: kvh as i32, scale };
-        let name;
-        if prefill {
+        let args = PagedArgs {
+            out: dout.ptr(),
+            q: dq.ptr(),
+            q_stride: (qh * d) as i32,
+            k_cache: dk.ptr(),
+            v_cache: dv.ptr(),
+            block_tables: dt.ptr(),
+            max_blocks: max_blocks as i32,
+            seq_lens: dl.ptr(),
+            q_heads: qh as i32,
+            kv_heads: kvh as i32,
+            scale,
+        };
+        let name = if prefill {
             let mut cu = vec![0i32];
             for &ql in q_lens {
                 cu.push(cu.last().unwrap() + ql as i32);
             }
             let dcu = gpu.upload(&cu)?;
-            k.prefill(s, &args, dcu.ptr(), q_lens.len() as u32, *q_lens.iter().max().unwrap() as u64)?;
-            name = format!("paged_prefill q {q_lens:?} prefix {prefixes:?}");
+            k.prefill(
+                s,
+                &args,
+                dcu.ptr(),
+                q_lens.len() as u32,
+                *q_lens.iter().max().unwrap() as u64,
+            )?;
+            format!("paged_prefill q {q_lens:?} prefix {prefixes:?}")
         } else {
             let max_len = *kv_lens.iter().max().unwrap();
-            let (splits, keys) = att::decode_splits(q_lens.len(), kvh, max_len, gpu.info.sms as usize, crate::kernels::DECODE_SPLIT_MAX_KEYS as usize);
+            let (splits, keys) = att::decode_splits(
+                q_lens.len(),
+                kvh,
+                max_len,
+                gpu.info.sms as usize,
+                crate::kernels::DECODE_SPLIT_MAX_KEYS as usize,
+            );
             let parts = q_lens.len() * qh * splits;
             let op = gpu.alloc(parts * d * 4)?;
             let lse = gpu.alloc(parts * 4)?;
-            k.decode(s, &args, op.ptr(), lse.ptr(), q_lens.len() as u32, splits as u32, keys as u32)?;
-            name = format!("paged_decode contexts {kv_lens:?} ({splits} splits)");
-        }
+            k.decode(
+                s,
+                &args,
+                op.ptr(),
+                lse.ptr(),
+                q_lens.len() as u32,
+                splits as u32,
+                keys as u32,
+            )?;
+            format!("paged_decode contexts {kv_lens:?} ({splits} splits)")
+        };
         Ok(verdict(&name, &gpu.download(&dout, rows * qh * d)?, &want))
     };
     Ok(vec![
@@ -248,8 +397,19 @@ fn memcpy_rate(gpu: &Gpu) -> GpuResult<f64> {
             cudarc::driver::sys::cuMemcpyDtoDAsync_v2(b.ptr(), a.ptr(), bytes, s).result()
         })
     };
-    let (samples, _) = time_block(gpu, Reps { warmup: 2, samples: 10, inner: 1 }, &mut launch, true)?;
-    let med = crate::stats::TimeStats::from_samples(&samples).map(|t| t.median_ms).unwrap_or(f64::NAN);
+    let (samples, _) = time_block(
+        gpu,
+        Reps {
+            warmup: 2,
+            samples: 10,
+            inner: 1,
+        },
+        &mut launch,
+        true,
+    )?;
+    let med = crate::stats::TimeStats::from_samples(&samples)
+        .map(|t| t.median_ms)
+        .unwrap_or(f64::NAN);
     Ok(2.0 * bytes as f64 / (med * 1e-3) / 1e9)
 }
 
@@ -268,8 +428,19 @@ fn gemm_rate(gpu: &Gpu, k: &Kernels, lt: &Lt) -> GpuResult<f64> {
         lt.run(&plan, w.ptr(), x.ptr(), y.ptr(), s)?;
     }
     let mut launch = |_r: usize| lt.run(&plan, w.ptr(), x.ptr(), y.ptr(), s);
-    let (samples, _) = time_block(gpu, Reps { warmup: 2, samples: 10, inner: 1 }, &mut launch, true)?;
-    let med = crate::stats::TimeStats::from_samples(&samples).map(|t| t.median_ms).unwrap_or(f64::NAN);
+    let (samples, _) = time_block(
+        gpu,
+        Reps {
+            warmup: 2,
+            samples: 10,
+            inner: 1,
+        },
+        &mut launch,
+        true,
+    )?;
+    let med = crate::stats::TimeStats::from_samples(&samples)
+        .map(|t| t.median_ms)
+        .unwrap_or(f64::NAN);
     Ok(2.0 * (n * n * n) as f64 / (med * 1e-3) / 1e12)
 }
 
@@ -299,25 +470,60 @@ pub fn rates(bench: &mut Bench, model: &predictor::ModelSpec) -> GpuResult<(f64,
             }
             Work::Collective { .. } => (None, None, f64::NAN),
         };
-        rates.push(Rate { name, median_ms, tflops, gb_per_s: gbs, fraction_of_ceiling: frac });
+        rates.push(Rate {
+            name,
+            median_ms,
+            tflops,
+            gb_per_s: gbs,
+            fraction_of_ceiling: frac,
+        });
     };
     for (i, op) in MlpOp::ALL.iter().enumerate() {
-        push(format!("{} M={m}", op.vidur_name()), row.stats[i].median_ms, op.work(&s, m));
+        push(
+            format!("{} M={m}", op.vidur_name()),
+            row.stats[i].median_ms,
+            op.work(&s, m),
+        );
     }
     let pts = [
-        AttentionPoint { tp: 1, is_prefill: true, batch_size: 1, prefill_chunk_size: 4096, kv_cache_size: 0 },
-        AttentionPoint { tp: 1, is_prefill: false, batch_size: 64, prefill_chunk_size: 0, kv_cache_size: 4096 },
-        AttentionPoint { tp: 1, is_prefill: false, batch_size: 256, prefill_chunk_size: 0, kv_cache_size: 4096 },
+        AttentionPoint {
+            tp: 1,
+            is_prefill: true,
+            batch_size: 1,
+            prefill_chunk_size: 4096,
+            kv_cache_size: 0,
+        },
+        AttentionPoint {
+            tp: 1,
+            is_prefill: false,
+            batch_size: 64,
+            prefill_chunk_size: 0,
+            kv_cache_size: 4096,
+        },
+        AttentionPoint {
+            tp: 1,
+            is_prefill: false,
+            batch_size: 256,
+            prefill_chunk_size: 0,
+            kv_cache_size: 4096,
+        },
     ];
     for r in bench.attention(&s, &pts, "nvrtc_fa2")? {
         let p = r.point;
         let name = if p.is_prefill {
-            format!("attn_prefill q={} prefix={}", p.prefill_chunk_size, p.kv_cache_size)
+            format!(
+                "attn_prefill q={} prefix={}",
+                p.prefill_chunk_size, p.kv_cache_size
+            )
         } else {
             format!("attn_decode b={} kv={}", p.batch_size, p.kv_cache_size)
         };
         push(name, r.attention.median_ms, p.attention_work(&s));
-        push(format!("attn_kv_cache_save tokens={}", p.new_tokens()), r.kv_save.median_ms, p.kv_save_work(&s));
+        push(
+            format!("attn_kv_cache_save tokens={}", p.new_tokens()),
+            r.kv_save.median_ms,
+            p.kv_save_work(&s),
+        );
     }
     Ok((copy, gemm, rates))
 }

@@ -62,9 +62,15 @@ fn run_one(
     unsafe {
         if p.send_recv {
             if rank == 0 {
-                nc("ncclSend", nccl::send(send as *const c_void, count, bf16, 1, comm.0, s))?;
+                nc(
+                    "ncclSend",
+                    nccl::send(send as *const c_void, count, bf16, 1, comm.0, s),
+                )?;
             } else {
-                nc("ncclRecv", nccl::recv(recv as *mut c_void, count, bf16, 0, comm.0, s))?;
+                nc(
+                    "ncclRecv",
+                    nccl::recv(recv as *mut c_void, count, bf16, 0, comm.0, s),
+                )?;
             }
         } else {
             nc(
@@ -114,8 +120,9 @@ pub fn measure(
                         }
                         barrier.wait();
                         let reps = Reps::for_estimate(estimate_s(p));
-                        let mut launch =
-                            |_r: usize| run_one(&gpu, &comm, rank as i32, p, send.ptr(), recv.ptr());
+                        let mut launch = |_r: usize| {
+                            run_one(&gpu, &comm, rank as i32, p, send.ptr(), recv.ptr())
+                        };
                         let (samples, _) = time_block(&gpu, reps, &mut launch, graphs)?;
                         if rank == 0 {
                             on_done();
@@ -131,7 +138,9 @@ pub fn measure(
             .into_iter()
             .map(|h| {
                 h.join().unwrap_or_else(|_| {
-                    Err(GpuError::Unsupported("a collective worker thread panicked".into()))
+                    Err(GpuError::Unsupported(
+                        "a collective worker thread panicked".into(),
+                    ))
                 })
             })
             .collect()
@@ -178,5 +187,8 @@ pub fn one_rank_all_reduce(gpu: &Gpu) -> GpuResult<f32> {
         .iter()
         .zip(&data)
         .map(|(a, b)| (a.to_f32() - b.to_f32()).abs())
-        .fold(0.0f32, |m, x| if x.is_nan() { f32::INFINITY } else { m.max(x) }))
+        .fold(
+            0.0f32,
+            |m, x| if x.is_nan() { f32::INFINITY } else { m.max(x) },
+        ))
 }

@@ -297,7 +297,9 @@ impl Gpu {
     /// Makes this GPU's context current on the calling thread.
     pub fn bind(&self) -> GpuResult<()> {
         // SAFETY: the context was retained in `open`.
-        drv("cuCtxSetCurrent", unsafe { result::ctx::set_current(self.ctx) })
+        drv("cuCtxSetCurrent", unsafe {
+            result::ctx::set_current(self.ctx)
+        })
     }
 
     /// Allocates `bytes` of device memory.
@@ -319,7 +321,10 @@ impl Gpu {
 
     /// Copies `n` values of type `T` from the start of `b`.
     pub fn download<T: Copy + Default>(&self, b: &Buffer, n: usize) -> GpuResult<Vec<T>> {
-        assert!(n * std::mem::size_of::<T>() <= b.bytes, "download past the buffer");
+        assert!(
+            n * std::mem::size_of::<T>() <= b.bytes,
+            "download past the buffer"
+        );
         self.sync()?;
         let mut v = vec![T::default(); n];
         // SAFETY: `v` holds `n` values and the buffer at least as many bytes.
@@ -384,8 +389,8 @@ pub enum Arg {
     F32(f32),
 }
 
-/// Launches `f` on `stream` with `args`.
-pub fn launch(
+/// Launches `f` on `stream` with `args` (crate-internal: `f` and `stream` must be live handles).
+pub(crate) fn launch(
     f: sys::CUfunction,
     grid: (u32, u32, u32),
     block: u32,

@@ -8,6 +8,7 @@ pub mod collectives;
 pub mod device;
 pub mod gemm;
 pub mod ops;
+pub mod run;
 pub mod sweep;
 pub mod timer;
 

@@ -76,7 +76,11 @@ impl Bench<'_> {
         Ok(b)
     }
 
-    fn time(&mut self, work: Work, launch: &mut dyn FnMut(usize) -> GpuResult<()>) -> GpuResult<TimeStats> {
+    fn time(
+        &mut self,
+        work: Work,
+        launch: &mut dyn FnMut(usize) -> GpuResult<()>,
+    ) -> GpuResult<TimeStats> {
         let est = self.ceilings.estimate_s(&work, None);
         let reps = Reps::for_estimate(est);
         let (samples, mode) = time_block(self.gpu, reps, launch, self.graphs)?;
@@ -96,7 +100,12 @@ impl Bench<'_> {
     }
 
     /// Times every `mlp.csv` operator at each of `tokens` for one rank's shapes.
-    pub fn mlp(&mut self, s: &RankShapes, tokens: &[u64], max_position: u64) -> GpuResult<Vec<MlpRow>> {
+    pub fn mlp(
+        &mut self,
+        s: &RankShapes,
+        tokens: &[u64],
+        max_position: u64,
+    ) -> GpuResult<Vec<MlpRow>> {
         let max_m = tokens.iter().copied().max().unwrap_or(1);
         let (h, st) = (s.hidden, self.gpu.stream);
         let x = self.rand_buf(max_m * h, 1.0)?;
@@ -109,13 +118,18 @@ impl Bench<'_> {
         let act = self.rand_buf(max_m * s.intermediate, 1.0)?;
         let table = self.rand_buf(s.vocab * h, 0.05)?;
         let mut rng = StdRng::seed_from_u64(self.seed ^ s.tp as u64);
-        let positions: Vec<i32> = (0..max_m).map(|_| rng.random_range(0..max_position as i32)).collect();
+        let positions: Vec<i32> = (0..max_m)
+            .map(|_| rng.random_range(0..max_position as i32))
+            .collect();
         let positions = self.gpu.upload(&positions)?;
-        let cos_sin = crate::reference::cos_sin_cache(max_position as usize, s.head_dim as usize, 500000.0);
+        let cos_sin =
+            crate::reference::cos_sin_cache(max_position as usize, s.head_dim as usize, 500000.0);
         let cos_sin = self.gpu.upload(&cos_sin)?;
         // ids over the whole vocabulary, as a rank of a TP group sees them
         let full_vocab = s.vocab * s.tp as u64;
-        let ids: Vec<i32> = (0..max_m).map(|_| rng.random_range(0..full_vocab as i32)).collect();
+        let ids: Vec<i32> = (0..max_m)
+            .map(|_| rng.random_range(0..full_vocab as i32))
+            .collect();
         let ids = self.gpu.upload(&ids)?;
         let w_qkv = self.weights(s.qkv.n, s.qkv.k)?;
         let w_out = self.weights(s.out.n, s.out.k)?;
@@ -123,15 +137,30 @@ impl Bench<'_> {
         let w_down = self.weights(s.down.n, s.down.k)?;
         let mut rows = Vec::with_capacity(tokens.len());
         for &m in tokens {
-            self.progress.set_message(format!("mlp tp{} tokens {m}", s.tp));
+            self.progress
+                .set_message(format!("mlp tp{} tokens {m}", s.tp));
             let mut stats = [TimeStats::zero(); 10];
             for (i, op) in MlpOp::ALL.iter().enumerate() {
                 let work = op.work(s, m);
                 let k = self.kernels;
                 let sms = self.gpu.info.sms;
                 let lt = self.lt;
-                let gemm = |w: &[Buffer], xin: CUdeviceptr, yout: CUdeviceptr, g: crate::shapes::GemmShape| -> GpuResult<(super::gemm::GemmPlan, Vec<CUdeviceptr>, CUdeviceptr, CUdeviceptr)> {
-                    Ok((lt.plan(m, g.n, g.k)?, w.iter().map(Buffer::ptr).collect(), xin, yout))
+                let gemm = |w: &[Buffer],
+                            xin: CUdeviceptr,
+                            yout: CUdeviceptr,
+                            g: crate::shapes::GemmShape|
+                 -> GpuResult<(
+                    super::gemm::GemmPlan,
+                    Vec<CUdeviceptr>,
+                    CUdeviceptr,
+                    CUdeviceptr,
+                )> {
+                    Ok((
+                        lt.plan(m, g.n, g.k)?,
+                        w.iter().map(Buffer::ptr).collect(),
+                        xin,
+                        yout,
+                    ))
                 };
                 let gemm_setup = match op {
                     MlpOp::AttnPreProj => Some(gemm(&w_qkv, x.ptr(), qkv.ptr(), s.qkv)?),
@@ -147,18 +176,53 @@ impl Bench<'_> {
                         return lt.run(plan, ws[r % ws.len()], *xin, *yout, st);
                     }
                     match op {
-                        MlpOp::Emb => k.embedding(st, out.ptr(), ids.ptr(), table.ptr(), m, h, vocab_start, vocab_end),
-                        MlpOp::InputLayernorm => k.rms_norm(st, out.ptr(), x.ptr(), norm_w.ptr(), RMS_EPS, m, h),
-                        MlpOp::AttnRope => k.rotary(st, qkv.ptr(), positions.ptr(), cos_sin.ptr(), m, s.q_heads, s.kv_heads, s.head_dim, s.qkv.n),
-                        MlpOp::PostAttentionLayernorm => k.fused_add_rms_norm(st, out.ptr(), res.ptr(), norm_w.ptr(), RMS_EPS, m, h),
-                        MlpOp::MlpAct => k.silu_and_mul(st, act.ptr(), up.ptr(), m, s.intermediate, sms),
+                        MlpOp::Emb => k.embedding(
+                            st,
+                            out.ptr(),
+                            ids.ptr(),
+                            table.ptr(),
+                            m,
+                            h,
+                            vocab_start,
+                            vocab_end,
+                        ),
+                        MlpOp::InputLayernorm => {
+                            k.rms_norm(st, out.ptr(), x.ptr(), norm_w.ptr(), RMS_EPS, m, h)
+                        }
+                        MlpOp::AttnRope => k.rotary(
+                            st,
+                            qkv.ptr(),
+                            positions.ptr(),
+                            cos_sin.ptr(),
+                            m,
+                            s.q_heads,
+                            s.kv_heads,
+                            s.head_dim,
+                            s.qkv.n,
+                        ),
+                        MlpOp::PostAttentionLayernorm => k.fused_add_rms_norm(
+                            st,
+                            out.ptr(),
+                            res.ptr(),
+                            norm_w.ptr(),
+                            RMS_EPS,
+                            m,
+                            h,
+                        ),
+                        MlpOp::MlpAct => {
+                            k.silu_and_mul(st, act.ptr(), up.ptr(), m, s.intermediate, sms)
+                        }
                         MlpOp::Add => k.residual_add(st, out.ptr(), x.ptr(), res.ptr(), m * h, sms),
                         _ => unreachable!("GEMMs are handled above"),
                     }
                 };
                 stats[i] = self.time(work, &mut launch)?;
             }
-            rows.push(MlpRow { tp: s.tp, num_tokens: m, stats });
+            rows.push(MlpRow {
+                tp: s.tp,
+                num_tokens: m,
+                stats,
+            });
         }
         Ok(rows)
     }
@@ -171,18 +235,28 @@ impl Bench<'_> {
         let w = self.weights(s.lm_head.n, s.lm_head.k)?;
         let mut out = Vec::new();
         for &b in rows {
-            self.progress.set_message(format!("lm_head tp{} rows {b}", s.tp));
+            self.progress
+                .set_message(format!("lm_head tp{} rows {b}", s.tp));
             let plan = self.lt.plan(b, s.lm_head.n, s.lm_head.k)?;
             let (lt, st) = (self.lt, self.gpu.stream);
             let mut launch = |r: usize| lt.run(&plan, w[r % w.len()].ptr(), x.ptr(), y.ptr(), st);
-            let work = Work::Gemm { m: b, n: s.lm_head.n, k: s.lm_head.k };
+            let work = Work::Gemm {
+                m: b,
+                n: s.lm_head.n,
+                k: s.lm_head.k,
+            };
             out.push((b, self.time(work, &mut launch)?));
         }
         Ok(out)
     }
 
     /// Times the KV-cache write and the attention kernel for each point of one rank.
-    pub fn attention(&mut self, s: &RankShapes, points: &[AttentionPoint], backend: &str) -> GpuResult<Vec<AttentionRow>> {
+    pub fn attention(
+        &mut self,
+        s: &RankShapes,
+        points: &[AttentionPoint],
+        backend: &str,
+    ) -> GpuResult<Vec<AttentionRow>> {
         if points.is_empty() {
             return Ok(Vec::new());
         }
@@ -194,7 +268,10 @@ impl Bench<'_> {
             p.batch_size * len.div_ceil(PAGE_TOKENS as u64)
         };
         let largest = points.iter().map(need_pages).max().unwrap_or(1);
-        let (free, _) = cudarc::driver::result::mem_get_info().map_err(|e| GpuError::Driver { call: "cuMemGetInfo", detail: format!("{e:?}") })?;
+        let (free, _) = cudarc::driver::result::mem_get_info().map_err(|e| GpuError::Driver {
+            call: "cuMemGetInfo",
+            detail: format!("{e:?}"),
+        })?;
         let budget_bytes = (free as u64 / 2).min(24 << 30);
         let budget_pages = budget_bytes / (2 * page_bytes.max(1));
         let cache_pages = (largest * 4).min(budget_pages).max(largest);
@@ -203,7 +280,9 @@ impl Bench<'_> {
         let v_cache = self.rand_buf(elems, 1.0)?;
         let max_rows = points.iter().map(|p| p.new_tokens()).max().unwrap_or(1);
         let qkv = self.rand_buf(max_rows * s.qkv.n, 1.0)?;
-        let out = self.gpu.alloc((max_rows * s.q_heads * s.head_dim * 2) as usize)?;
+        let out = self
+            .gpu
+            .alloc((max_rows * s.q_heads * s.head_dim * 2) as usize)?;
         let mut rng = StdRng::seed_from_u64(self.seed ^ 0xA77E ^ s.tp as u64);
         let mut all_pages: Vec<i32> = (0..cache_pages as i32).collect();
         let mut rows = Vec::with_capacity(points.len());
@@ -218,27 +297,38 @@ impl Bench<'_> {
             ));
             let pages = need_pages(p);
             let point_bytes = p.batch_size * (p.kv_cache_size + 1) * kvb;
-            let copies = rotation_copies(point_bytes, self.gpu.info.l2_bytes as u64).min(8).min(cache_pages / pages.max(1)).max(1);
+            let copies = rotation_copies(point_bytes, self.gpu.info.l2_bytes as u64)
+                .min(8)
+                .min(cache_pages / pages.max(1))
+                .max(1);
             all_pages.shuffle(&mut rng);
-            let per_seq_new = if p.is_prefill { p.prefill_chunk_size } else { 1 };
+            let per_seq_new = if p.is_prefill {
+                p.prefill_chunk_size
+            } else {
+                1
+            };
             let kv_len = p.kv_cache_size + per_seq_new;
             let blocks_per_seq = kv_len.div_ceil(PAGE_TOKENS as u64);
             let mut tables = Vec::new();
             let mut slots = Vec::new();
             for c in 0..copies {
                 let base = (c * pages) as usize;
-                let table: Vec<i32> = all_pages[base..base + (p.batch_size * blocks_per_seq) as usize].to_vec();
+                let table: Vec<i32> =
+                    all_pages[base..base + (p.batch_size * blocks_per_seq) as usize].to_vec();
                 let mut slot: Vec<i64> = Vec::with_capacity(p.new_tokens() as usize);
                 for b in 0..p.batch_size {
                     for t in p.kv_cache_size..kv_len {
-                        let page = table[(b * blocks_per_seq + t / PAGE_TOKENS as u64) as usize] as i64;
+                        let page =
+                            table[(b * blocks_per_seq + t / PAGE_TOKENS as u64) as usize] as i64;
                         slot.push(page * PAGE_TOKENS as i64 + (t % PAGE_TOKENS as u64) as i64);
                     }
                 }
                 tables.push(self.gpu.upload(&table)?);
                 slots.push(self.gpu.upload(&slot)?);
             }
-            let seq_lens = self.gpu.upload(&vec![kv_len as i32; p.batch_size as usize])?;
+            let seq_lens = self
+                .gpu
+                .upload(&vec![kv_len as i32; p.batch_size as usize])?;
             let cu = self.gpu.upload(&[0i32, p.prefill_chunk_size as i32])?;
             let rows_new = p.new_tokens();
             let k = self.kernels;
@@ -246,7 +336,18 @@ impl Bench<'_> {
             let k_ptr = qkv.ptr() + s.q_heads * s.head_dim * elem;
             let v_ptr = k_ptr + s.kv_heads * s.head_dim * elem;
             let mut save = |r: usize| {
-                k.reshape_and_cache(st, k_ptr, v_ptr, k_cache.ptr(), v_cache.ptr(), slots[r % slots.len()].ptr(), rows_new, s.kv_heads, s.head_dim, s.qkv.n)
+                k.reshape_and_cache(
+                    st,
+                    k_ptr,
+                    v_ptr,
+                    k_cache.ptr(),
+                    v_cache.ptr(),
+                    slots[r % slots.len()].ptr(),
+                    rows_new,
+                    s.kv_heads,
+                    s.head_dim,
+                    s.qkv.n,
+                )
             };
             let kv_save = self.time(p.kv_save_work(s), &mut save)?;
             let args = |r: usize| super::ops::PagedArgs {
@@ -266,14 +367,35 @@ impl Bench<'_> {
                 let mut run = |r: usize| k.prefill(st, &args(r), cu.ptr(), 1, p.prefill_chunk_size);
                 self.time(p.attention_work(s), &mut run)?
             } else {
-                let (splits, keys) = decode_splits(p.batch_size as usize, s.kv_heads as usize, kv_len as usize, self.gpu.info.sms as usize, crate::kernels::DECODE_SPLIT_MAX_KEYS as usize);
+                let (splits, keys) = decode_splits(
+                    p.batch_size as usize,
+                    s.kv_heads as usize,
+                    kv_len as usize,
+                    self.gpu.info.sms as usize,
+                    crate::kernels::DECODE_SPLIT_MAX_KEYS as usize,
+                );
                 let parts = p.batch_size * s.q_heads * splits as u64;
                 let o_part = self.gpu.alloc((parts * s.head_dim * 4) as usize)?;
                 let lse = self.gpu.alloc((parts * 4) as usize)?;
-                let mut run = |r: usize| k.decode(st, &args(r), o_part.ptr(), lse.ptr(), p.batch_size as u32, splits as u32, keys as u32);
+                let mut run = |r: usize| {
+                    k.decode(
+                        st,
+                        &args(r),
+                        o_part.ptr(),
+                        lse.ptr(),
+                        p.batch_size as u32,
+                        splits as u32,
+                        keys as u32,
+                    )
+                };
                 self.time(p.attention_work(s), &mut run)?
             };
-            rows.push(AttentionRow { point: *p, kv_save, attention, backend: backend.to_string() });
+            rows.push(AttentionRow {
+                point: *p,
+                kv_save,
+                attention,
+                backend: backend.to_string(),
+            });
         }
         Ok(rows)
     }

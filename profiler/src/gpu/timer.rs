@@ -67,11 +67,14 @@ fn capture(
         }
     }
     // SAFETY: capture was begun above on this stream.
-    let graph = drv("cuStreamEndCapture", unsafe { result::stream::end_capture(s) });
+    let graph = drv("cuStreamEndCapture", unsafe {
+        result::stream::end_capture(s)
+    });
     launched?;
     let graph = graph?;
     // SAFETY: `graph` is a captured graph.
-    let exec = match unsafe { result::graph::instantiate(graph, sys::CUgraphInstantiate_flags(0)) } {
+    let exec = match unsafe { result::graph::instantiate(graph, sys::CUgraphInstantiate_flags(0)) }
+    {
         Ok(e) => e,
         Err(e) => {
             // SAFETY: destroy the graph we own.
@@ -138,7 +141,9 @@ pub fn time_block(
     }
     for i in 0..n {
         // SAFETY: valid events and stream.
-        drv("cuEventRecord", unsafe { result::event::record(ev.0[2 * i], s) })?;
+        drv("cuEventRecord", unsafe {
+            result::event::record(ev.0[2 * i], s)
+        })?;
         run_block(&graph)?;
         drv("cuEventRecord", unsafe {
             result::event::record(ev.0[2 * i + 1], s)

@@ -229,6 +229,45 @@ pub fn write_collective<W: Write>(
     Ok(())
 }
 
+/// Header of `lm_head.csv`, our extra file for the logits GEMM (Vidur leaves it out).
+pub fn lm_head_header() -> Vec<String> {
+    let mut h = stat_columns(["lm_head"]);
+    h.extend(
+        [
+            "n_embd",
+            "vocab_size",
+            "num_tokens",
+            "num_tensor_parallel_workers",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    h
+}
+
+/// Writes `lm_head.csv`: one row per `(tp, sampled rows, stats)`.
+pub fn write_lm_head<W: Write>(
+    out: W,
+    model: &ModelSpec,
+    rows: &[(u32, u64, TimeStats)],
+) -> csv::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(lm_head_header())?;
+    for (tp, b, s) in rows {
+        let mut row = Vec::with_capacity(9);
+        push_stats(&mut row, s);
+        row.extend([
+            model.hidden_size.to_string(),
+            model.vocab_size.to_string(),
+            b.to_string(),
+            tp.to_string(),
+        ]);
+        w.write_record(&row)?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
 #[cfg(test)]
 #[path = "vidur_csv_tests.rs"]
 mod tests;
