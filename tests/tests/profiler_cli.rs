@@ -32,7 +32,6 @@ fn gpu_seconds(stdout: &str) -> (f64, f64) {
     let num_after = |key: &str| -> f64 {
         let i = line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len();
         line[i..]
-            .trim_start()
             .split_whitespace()
             .next()
             .unwrap()
