@@ -256,6 +256,7 @@ pub fn correctness(gpu: &Gpu, k: &Kernels, lt: &Lt, seed: u64) -> GpuResult<Vec<
     ));
 
     out.extend(attention(gpu, k, &mut rng)?);
+    out.extend(timer(gpu, k)?);
 
     let (m, n, kk) = (37u64, 256u64, 512u64);
     let xa = rnd(&mut rng, (m * kk) as usize, -1.0, 1.0);
@@ -385,6 +386,35 @@ fn attention(gpu: &Gpu, k: &Kernels, rng: &mut StdRng) -> GpuResult<Vec<KernelCh
         run(rng, &[37, 130], &[0, 200], true)?,
         run(rng, &[1, 1, 1, 1, 1], &[0, 16, 199, 999, 2999], false)?,
     ])
+}
+
+/// The timing harness against a known duration: a 100 µs spin (GPU global timer), timed in graph
+/// and in stream mode; the "error" is the relative deviation of the median, accepted within 10 %
+/// (launch overhead adds a few µs).
+fn timer(gpu: &Gpu, k: &Kernels) -> GpuResult<Vec<KernelCheck>> {
+    let mut out = Vec::new();
+    for graphs in [true, false] {
+        let mut launch = |_r: usize| k.spin_wait(gpu.stream, 100_000);
+        let reps = Reps {
+            warmup: 2,
+            samples: 10,
+            inner: 1,
+        };
+        let (samples, mode) = time_block(gpu, reps, &mut launch, graphs)?;
+        let med = crate::stats::TimeStats::from_samples(&samples)
+            .map(|t| t.median_ms)
+            .unwrap_or(f64::NAN);
+        let dev = (med - 0.1).abs() / 0.1;
+        out.push(KernelCheck {
+            name: format!(
+                "timer: 100 us spin measured {:.1} us ({mode:?} mode)",
+                med * 1e3
+            ),
+            rel_l2_error: dev,
+            pass: dev <= 0.1,
+        });
+    }
+    Ok(out)
 }
 
 fn memcpy_rate(gpu: &Gpu) -> GpuResult<f64> {

@@ -413,3 +413,56 @@ pub(crate) fn launch(
         result::launch_kernel(f, grid, (block, 1, 1), 0, stream, &mut params)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(name: &str, cc: (i32, i32)) -> GpuInfo {
+        GpuInfo {
+            ordinal: 0,
+            name: name.into(),
+            compute_capability: cc,
+            sms: 132,
+            l2_bytes: 50 << 20,
+            memory_bytes: 80 << 30,
+            sm_clock_khz: 1_980_000,
+            memory_clock_khz: 2_619_000,
+            driver_cuda_version: 13000,
+            device_count: 1,
+        }
+    }
+
+    #[test]
+    fn catalog_names_and_architectures() {
+        assert_eq!(info("NVIDIA H100 80GB HBM3", (9, 0)).catalog_name(), "h100");
+        assert_eq!(info("NVIDIA H100 80GB HBM3", (9, 0)).arch(), "sm_90a");
+        assert_eq!(info("NVIDIA H200", (9, 0)).catalog_name(), "h200");
+        assert_eq!(info("NVIDIA A100-SXM4-80GB", (8, 0)).arch(), "sm_80");
+        assert_eq!(info("NVIDIA A40", (8, 6)).catalog_name(), "a40");
+        assert_eq!(info("NVIDIA RTX 6000 Ada", (8, 9)).catalog_name(), "rtx");
+    }
+
+    #[test]
+    fn error_sentences_name_what_where_and_how() {
+        let e = GpuError::NoDriver {
+            searched: vec!["/x/lib".into()],
+        }
+        .to_string();
+        assert!(
+            e.contains("libcuda.so.1") && e.contains("/x/lib") && e.contains("--cuda-lib-dir"),
+            "{e}"
+        );
+        let e = GpuError::MissingLibrary {
+            what: "NVRTC",
+            file: "libnvrtc.so.13",
+            wheel: "nvidia-cuda-nvrtc",
+            searched: vec![],
+        }
+        .to_string();
+        assert!(
+            e.contains("libnvrtc.so.13") && e.contains("nvidia-cuda-nvrtc"),
+            "{e}"
+        );
+    }
+}

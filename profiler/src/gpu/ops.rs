@@ -268,6 +268,11 @@ impl Kernels {
         )
     }
 
+    /// One thread spinning for `ns` nanoseconds (a known duration for checking the timer).
+    pub fn spin_wait(&self, s: CUstream, ns: i64) -> GpuResult<()> {
+        launch(self.get("spin_wait"), (1, 1, 1), 32, s, &[Arg::I64(ns)])
+    }
+
     fn check_heads(p: &PagedArgs) -> GpuResult<()> {
         if p.q_heads % p.kv_heads != 0 || (p.q_heads / p.kv_heads) as u32 > MAX_GQA_GROUP {
             return Err(GpuError::Unsupported(format!(

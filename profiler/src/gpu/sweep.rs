@@ -302,27 +302,12 @@ impl Bench<'_> {
                 .min(cache_pages / pages.max(1))
                 .max(1);
             all_pages.shuffle(&mut rng);
-            let per_seq_new = if p.is_prefill {
-                p.prefill_chunk_size
-            } else {
-                1
-            };
-            let kv_len = p.kv_cache_size + per_seq_new;
-            let blocks_per_seq = kv_len.div_ceil(PAGE_TOKENS as u64);
+            let (kv_len, blocks_per_seq) = seq_geometry(p);
             let mut tables = Vec::new();
             let mut slots = Vec::new();
             for c in 0..copies {
                 let base = (c * pages) as usize;
-                let table: Vec<i32> =
-                    all_pages[base..base + (p.batch_size * blocks_per_seq) as usize].to_vec();
-                let mut slot: Vec<i64> = Vec::with_capacity(p.new_tokens() as usize);
-                for b in 0..p.batch_size {
-                    for t in p.kv_cache_size..kv_len {
-                        let page =
-                            table[(b * blocks_per_seq + t / PAGE_TOKENS as u64) as usize] as i64;
-                        slot.push(page * PAGE_TOKENS as i64 + (t % PAGE_TOKENS as u64) as i64);
-                    }
-                }
+                let (table, slot) = paged_layout(p, &all_pages[base..base + pages as usize]);
                 tables.push(self.gpu.upload(&table)?);
                 slots.push(self.gpu.upload(&slot)?);
             }
@@ -401,6 +386,34 @@ impl Bench<'_> {
     }
 }
 
+/// `(kv_len, blocks per sequence)` of a point: every sequence attends over its cached tokens plus
+/// its new ones.
+pub fn seq_geometry(p: &AttentionPoint) -> (u64, u64) {
+    let per_seq_new = if p.is_prefill {
+        p.prefill_chunk_size
+    } else {
+        1
+    };
+    let kv_len = p.kv_cache_size + per_seq_new;
+    (kv_len, kv_len.div_ceil(PAGE_TOKENS as u64))
+}
+
+/// The block table (`batch × blocks`, row-major) and the slot of every new token for one point,
+/// given the pages to use (`batch · blocks` of them, e.g. a slice of a shuffled page list).
+pub fn paged_layout(p: &AttentionPoint, pages: &[i32]) -> (Vec<i32>, Vec<i64>) {
+    let (kv_len, blocks) = seq_geometry(p);
+    let table = pages[..(p.batch_size * blocks) as usize].to_vec();
+    let page = PAGE_TOKENS as u64;
+    let mut slots = Vec::with_capacity(p.new_tokens() as usize);
+    for b in 0..p.batch_size {
+        for t in p.kv_cache_size..kv_len {
+            let id = table[(b * blocks + t / page) as usize] as i64;
+            slots.push(id * page as i64 + (t % page) as i64);
+        }
+    }
+    (table, slots)
+}
+
 /// Ceilings for the detected GPU: the catalog device of that name, else H100 figures.
 pub fn ceilings_for(device: Option<&DeviceSpec>, fallback: &DeviceSpec) -> Ceilings {
     Ceilings::from_device(device.unwrap_or(fallback))
@@ -409,4 +422,46 @@ pub fn ceilings_for(device: Option<&DeviceSpec>, fallback: &DeviceSpec) -> Ceili
 /// The number of measurements a plan makes on this machine (collectives only with ≥ 2 GPUs).
 pub fn total_measurements(plan: &Plan, _node: Option<&NodeSpec>) -> u64 {
     plan.measurements().len() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_layout_puts_each_new_token_after_its_context() {
+        let p = AttentionPoint {
+            tp: 1,
+            is_prefill: false,
+            batch_size: 2,
+            prefill_chunk_size: 0,
+            kv_cache_size: 17,
+        };
+        assert_eq!(seq_geometry(&p), (18, 2));
+        let (table, slots) = paged_layout(&p, &[5, 9, 2, 7, 99]);
+        assert_eq!(table, vec![5, 9, 2, 7]);
+        assert_eq!(slots, vec![9 * 16 + 1, 7 * 16 + 1]);
+    }
+
+    #[test]
+    fn prefill_layout_spans_page_boundaries() {
+        let p = AttentionPoint {
+            tp: 1,
+            is_prefill: true,
+            batch_size: 1,
+            prefill_chunk_size: 3,
+            kv_cache_size: 14,
+        };
+        let (table, slots) = paged_layout(&p, &[4, 8]);
+        assert_eq!(table, vec![4, 8]);
+        assert_eq!(slots, vec![4 * 16 + 14, 4 * 16 + 15, 8 * 16]);
+    }
+
+    #[test]
+    fn rotation_exceeds_three_l2_caches_within_limits() {
+        let l2 = 50 << 20;
+        assert_eq!(rotation_copies(6 << 20, l2), 16);
+        assert_eq!(rotation_copies(40 << 20, l2), 4);
+        assert_eq!(rotation_copies(1 << 30, l2), 1);
+    }
 }

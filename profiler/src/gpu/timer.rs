@@ -89,6 +89,18 @@ fn capture(
     Ok(Graph { graph, exec })
 }
 
+/// Timed replays actually run: the planned count, lowered when the last warm-up block shows the
+/// call is slower than estimated, so that the timed replays still last about
+/// [`crate::plan::budget::TARGET_TIMED_S`] (never fewer than 5).
+pub fn adaptive_samples(planned: u32, block_ms: f64) -> u32 {
+    if block_ms.is_nan() || block_ms <= 0.0 {
+        return planned;
+    }
+    let target_ms = crate::plan::budget::TARGET_TIMED_S * 1e3;
+    let want = (target_ms / block_ms).ceil().clamp(5.0, 30.0) as u32;
+    planned.min(want).max(5)
+}
+
 /// Times `launch` (called with the rotation index `0..inner`) with `reps`; returns per-call
 /// samples in milliseconds and the mode used.
 pub fn time_block(
@@ -128,10 +140,34 @@ pub fn time_block(
             }
         }
     };
-    for _ in 0..reps.warmup {
-        run_block(&graph)?;
+    let mut probe = Events(Vec::with_capacity(2));
+    for _ in 0..2 {
+        probe.0.push(drv(
+            "cuEventCreate",
+            result::event::create(sys::CUevent_flags::CU_EVENT_DEFAULT),
+        )?);
     }
-    let n = reps.samples as usize;
+    for w in 0..reps.warmup.max(1) {
+        let last = w + 1 == reps.warmup.max(1);
+        if last {
+            // SAFETY: valid event and stream.
+            drv("cuEventRecord", unsafe {
+                result::event::record(probe.0[0], s)
+            })?;
+        }
+        run_block(&graph)?;
+        if last {
+            drv("cuEventRecord", unsafe {
+                result::event::record(probe.0[1], s)
+            })?;
+        }
+    }
+    gpu.sync()?;
+    // SAFETY: both probe events were recorded and the stream is idle.
+    let block_ms = drv("cuEventElapsedTime", unsafe {
+        result::event::elapsed(probe.0[0], probe.0[1])
+    })? as f64;
+    let n = adaptive_samples(reps.samples, block_ms) as usize;
     let mut ev = Events(Vec::with_capacity(2 * n));
     for _ in 0..2 * n {
         ev.0.push(drv(
@@ -159,4 +195,18 @@ pub fn time_block(
         samples.push(ms as f64 / reps.inner as f64);
     }
     Ok((samples, mode))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::adaptive_samples;
+
+    #[test]
+    fn slow_calls_get_fewer_samples_but_never_fewer_than_five() {
+        assert_eq!(adaptive_samples(30, 0.01), 30);
+        assert_eq!(adaptive_samples(30, 1.0), 5);
+        assert_eq!(adaptive_samples(30, 0.5), 10);
+        assert_eq!(adaptive_samples(5, 0.001), 5);
+        assert_eq!(adaptive_samples(12, f64::NAN), 12);
+    }
 }

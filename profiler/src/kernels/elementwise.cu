@@ -167,3 +167,13 @@ extern "C" __global__ void fill_random(bf16_t* __restrict__ out, long n, unsigne
         out[i] = f2bf((2.0f * u - 1.0f) * scale + (u < 0.5f ? -1e-3f : 1e-3f) * scale);
     }
 }
+
+// Spins one thread for `ns` nanoseconds of the GPU's global timer: a known duration that checks
+// the timing harness (`profiler check`).
+extern "C" __global__ void spin_wait(long ns) {
+    unsigned long long start, now;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+    do {
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+    } while ((long)(now - start) < ns);
+}

@@ -21,7 +21,7 @@ const ELEMENTWISE: &str = include_str!("elementwise.cu");
 const ATTENTION: &str = include_str!("attention.cu");
 
 /// Every kernel entry point of the program.
-pub const KERNEL_NAMES: [&str; 11] = [
+pub const KERNEL_NAMES: [&str; 12] = [
     "rms_norm",
     "fused_add_rms_norm",
     "rotary_neox",
@@ -30,6 +30,7 @@ pub const KERNEL_NAMES: [&str; 11] = [
     "reshape_and_cache",
     "embedding",
     "fill_random",
+    "spin_wait",
     "paged_prefill",
     "paged_decode_split",
     "decode_merge",
