@@ -20,12 +20,13 @@ pub const DIRS_ENV: &str = "PROFILER_CUDA_LIB_DIRS";
 pub const PYTHON_ENV: &str = "PROFILER_PYTHON";
 
 /// The libraries the profiler uses: `(what, file names tried, required)`.
-pub const LIBRARIES: [(&str, &[&str], bool); 5] = [
+pub const LIBRARIES: [(&str, &[&str], bool); 6] = [
     ("CUDA driver", &["libcuda.so.1", "libcuda.so"], true),
     ("cuBLAS", &["libcublas.so.13", "libcublas.so"], true),
     ("cuBLASLt", &["libcublasLt.so.13", "libcublasLt.so"], true),
     ("NVRTC", &["libnvrtc.so.13", "libnvrtc.so"], true),
     ("NCCL", &["libnccl.so", "libnccl.so.2"], false),
+    ("cuDNN", &["libcudnn.so.9", "libcudnn.so"], false),
 ];
 
 /// Site-packages directories of the Python named by `$PROFILER_PYTHON` (or `python3`), if any.

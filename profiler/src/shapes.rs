@@ -29,7 +29,7 @@ impl GemmShape {
 }
 
 /// Everything the profiler needs to know about one rank's slice of a block.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RankShapes {
     /// Tensor-parallel degree.
     pub tp: u32,
@@ -48,6 +48,8 @@ pub struct RankShapes {
     pub vocab: u64,
     /// Whether the MLP is gated (SiLU-and-mul over a merged gate/up projection).
     pub gated_mlp: bool,
+    /// Rotary base θ (for the cos/sin table).
+    pub rope_theta: f64,
     /// QKV projection (`attn_pre_proj`).
     pub qkv: GemmShape,
     /// Attention output projection (`attn_post_proj`).
@@ -94,6 +96,7 @@ impl RankShapes {
             intermediate,
             vocab,
             gated_mlp: model.gated_mlp,
+            rope_theta: model.rope_theta,
             qkv: GemmShape {
                 n: (q_heads + 2 * kv_heads) * head_dim,
                 k: hidden,

@@ -168,11 +168,12 @@ pub fn correctness(gpu: &Gpu, k: &Kernels, lt: &Lt, seed: u64) -> GpuResult<Vec<
     ));
 
     let dsum = poisoned(gpu, rows * h)?;
+    let dres_in = gpu.upload(&res)?;
     k.residual_add(
         s,
         dsum.ptr(),
         dx.ptr(),
-        gpu.upload(&res)?.ptr(),
+        dres_in.ptr(),
         (rows * h) as u64,
         sms,
     )?;
@@ -238,11 +239,12 @@ pub fn correctness(gpu: &Gpu, k: &Kernels, lt: &Lt, seed: u64) -> GpuResult<Vec<
         .map(|_| rng.random_range(0..2 * vocab_rank as i32))
         .collect();
     let demb = poisoned(gpu, rows * eh)?;
+    let (dids, dtable) = (gpu.upload(&ids)?, gpu.upload(&table)?);
     k.embedding(
         s,
         demb.ptr(),
-        gpu.upload(&ids)?.ptr(),
-        gpu.upload(&table)?.ptr(),
+        dids.ptr(),
+        dtable.ptr(),
         rows as u64,
         eh as u64,
         vocab_rank as i32,
@@ -263,13 +265,8 @@ pub fn correctness(gpu: &Gpu, k: &Kernels, lt: &Lt, seed: u64) -> GpuResult<Vec<
     let wa = rnd(&mut rng, (n * kk) as usize, -1.0, 1.0);
     let dy = poisoned(gpu, (m * n) as usize)?;
     let plan = lt.plan(m, n, kk)?;
-    lt.run(
-        &plan,
-        gpu.upload(&wa)?.ptr(),
-        gpu.upload(&xa)?.ptr(),
-        dy.ptr(),
-        s,
-    )?;
+    let (dwa, dxa) = (gpu.upload(&wa)?, gpu.upload(&xa)?);
+    lt.run(&plan, dwa.ptr(), dxa.ptr(), dy.ptr(), s)?;
     let want = cpu::gemm_tn(&xa, &wa, m as usize, n as usize, kk as usize);
     out.push(verdict(
         "cublaslt gemm 37x256x512",

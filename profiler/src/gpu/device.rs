@@ -164,8 +164,10 @@ impl Buffer {
 
 impl Drop for Buffer {
     fn drop(&mut self) {
-        // SAFETY: allocated by `Gpu::alloc` and freed once here.
+        // SAFETY: allocated by `Gpu::alloc` and freed once here, after the context is idle (work
+        // launched on a non-blocking stream may still read it).
         unsafe {
+            let _ = result::ctx::synchronize();
             let _ = result::free_sync(self.ptr);
         }
     }
@@ -312,10 +314,13 @@ impl Gpu {
     /// Allocates and fills with `data`.
     pub fn upload<T: Copy>(&self, data: &[T]) -> GpuResult<Buffer> {
         let b = self.alloc(std::mem::size_of_val(data))?;
-        // SAFETY: the buffer holds exactly `data`'s bytes.
-        drv("cuMemcpyHtoD", unsafe {
-            result::memcpy_htod_sync(b.ptr, data)
+        // SAFETY: the buffer holds exactly `data`'s bytes; `data` outlives the copy because the
+        // stream is synchronised before returning (the stream does not order with the legacy
+        // default stream, so a synchronous copy would not be ordered before later kernels).
+        drv("cuMemcpyHtoDAsync", unsafe {
+            result::memcpy_htod_async(b.ptr, data, self.stream)
         })?;
+        self.sync()?;
         Ok(b)
     }
 

@@ -92,12 +92,17 @@ pub fn library_metadata() -> serde_json::Value {
     let nccl = super::collectives::version();
     #[cfg(not(feature = "nccl"))]
     let nccl: Option<i32> = None;
+    let driver = std::fs::read_to_string("/proc/driver/nvidia/version")
+        .ok()
+        .and_then(|t| t.lines().next().map(str::to_string));
     json!({
+        "driver": driver,
         "cuda_bindings": "cudarc 0.19.10, cuda-13000, dynamic-loading",
         "cublaslt_version": gemm::version(),
         "nvrtc_version": crate::kernels::nvrtc_version().map(|(a, b)| format!("{a}.{b}")),
         "nccl_version": nccl,
-        "cudnn": "not used (the cuDNN SDPA path is not implemented; attention is the NVRTC kernels)",
+        "cublas_version": "the cuBLASLt version (cuBLAS and cuBLASLt ship together)",
+        "cudnn": "not used (the cuDNN SDPA path is not implemented; attention is the NVRTC kernels); its resolved path, if any, is under paths",
         "paths": paths,
     })
 }

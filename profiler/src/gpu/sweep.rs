@@ -122,8 +122,11 @@ impl Bench<'_> {
             .map(|_| rng.random_range(0..max_position as i32))
             .collect();
         let positions = self.gpu.upload(&positions)?;
-        let cos_sin =
-            crate::reference::cos_sin_cache(max_position as usize, s.head_dim as usize, 500000.0);
+        let cos_sin = crate::reference::cos_sin_cache(
+            max_position as usize,
+            s.head_dim as usize,
+            s.rope_theta,
+        );
         let cos_sin = self.gpu.upload(&cos_sin)?;
         // ids over the whole vocabulary, as a rank of a TP group sees them
         let full_vocab = s.vocab * s.tp as u64;
@@ -259,6 +262,13 @@ impl Bench<'_> {
     ) -> GpuResult<Vec<AttentionRow>> {
         if points.is_empty() {
             return Ok(Vec::new());
+        }
+        if s.head_dim != crate::kernels::HEAD_DIM as u64 {
+            return Err(GpuError::Unsupported(format!(
+                "the attention kernels are compiled for head_dim {}, and this model's is {}; profile its mlp operators only (`profiler mlp`)",
+                crate::kernels::HEAD_DIM,
+                s.head_dim
+            )));
         }
         let st = self.gpu.stream;
         let kvb = s.kv_bytes_per_token();
