@@ -1,8 +1,9 @@
 // Paged attention over a KV cache laid out [num_blocks, PAGE, kv_heads, HEAD_DIM] (vLLM's flash
 // layout), bf16 in, fp32 accumulation.
 //  * paged_prefill: FlashAttention-2-style forward for chunked prefill. One CTA = 64 query rows of
-//    one head (4 warps x 16 rows), K/V tiles of 64 keys staged in shared memory, QK^T and PV on
-//    tensor cores (mma.sync m16n8k16 bf16), online softmax in registers. Causal with an offset:
+//    one head (4 warps x 16 rows), K/V tiles of 64 keys staged in shared memory (rows padded by 8
+//    elements: conflict-free fragment loads), QK^T and PV on tensor cores (mma.sync m16n8k16 bf16;
+//    V fragments through ldmatrix.trans), online softmax in registers. Causal with an offset:
 //    query i of a chunk sits at absolute position prefix + i ("bottom-right" alignment).
 //    Varlen: cu_seqlens_q gives each sequence's rows, seq_lens_kv its cached length after the write.
 //  * paged_decode_split + decode_merge: split-KV decode (FlashDecoding). One CTA handles all
@@ -17,7 +18,6 @@
 #define BR 64
 #define BC 64
 #define KS (HEAD_DIM + 8)
-#define VS (BC + 8)
 #define NEG_INF __int_as_float(0xff800000)
 
 __device__ __forceinline__ void mma_bf16_16816(float* c, const unsigned* a, const unsigned* b) {
@@ -26,6 +26,23 @@ __device__ __forceinline__ void mma_bf16_16816(float* c, const unsigned* a, cons
         "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// 32-bit shared-state-space address of a generic pointer into shared memory.
+__device__ __forceinline__ unsigned smem_addr(const void* p) {
+    unsigned a;
+    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+    return a;
+}
+
+// Two 8x8 bf16 matrices, transposed: with rows = keys and columns = dims in shared memory, thread t
+// receives (keys 2(t%4), 2(t%4)+1; dim t/4) of each, i.e. the B fragment of mma.m16n8k16 for PV.
+// Threads 0-7 address the rows of the first matrix, threads 8-15 those of the second.
+__device__ __forceinline__ void ldmatrix_x2_trans(unsigned* r, unsigned addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
+                 : "=r"(r[0]), "=r"(r[1])
+                 : "r"(addr)
+                 : "memory");
 }
 
 __device__ __forceinline__ unsigned pack2(float lo, float hi) {
@@ -39,7 +56,7 @@ paged_prefill(bf16_t* __restrict__ out, int out_stride, const bf16_t* __restrict
               const int* __restrict__ cu_seqlens_q, const int* __restrict__ seq_lens_kv,
               int q_heads, int kv_heads, float scale_log2) {
     __shared__ __align__(16) bf16_t ks[BC * KS];
-    __shared__ __align__(16) bf16_t vt[HEAD_DIM * VS];
+    __shared__ __align__(16) bf16_t vs[BC * KS];
     const int seq = blockIdx.z, head = blockIdx.y;
     const int q0 = cu_seqlens_q[seq];
     const int q_len = cu_seqlens_q[seq + 1] - q0;
@@ -85,9 +102,7 @@ paged_prefill(bf16_t* __restrict__ out, int out_stride, const bf16_t* __restrict
                 vv4 = *reinterpret_cast<const uint4*>(v_cache + off);
             }
             *reinterpret_cast<uint4*>(ks + key * KS + c) = kv4;
-            const bf16_t* vv = reinterpret_cast<const bf16_t*>(&vv4);
-#pragma unroll
-            for (int j = 0; j < 8; ++j) vt[(c + j) * VS + key] = vv[j];
+            *reinterpret_cast<uint4*>(vs + key * KS + c) = vv4;
         }
         __syncthreads();
 
@@ -155,12 +170,11 @@ paged_prefill(bf16_t* __restrict__ out, int out_stride, const bf16_t* __restrict
             a[1] = pack2(s[2 * kb][2], s[2 * kb][3]);
             a[2] = pack2(s[2 * kb + 1][0], s[2 * kb + 1][1]);
             a[3] = pack2(s[2 * kb + 1][2], s[2 * kb + 1][3]);
+            const unsigned vrow = smem_addr(vs + (kb * 16 + (lane & 15)) * KS);
 #pragma unroll
             for (int dt = 0; dt < HEAD_DIM / 8; ++dt) {
-                const bf16_t* vp = vt + (dt * 8 + g) * VS + kb * 16 + t4 * 2;
                 unsigned b[2];
-                b[0] = *reinterpret_cast<const unsigned*>(vp);
-                b[1] = *reinterpret_cast<const unsigned*>(vp + 8);
+                ldmatrix_x2_trans(b, vrow + dt * 8 * (unsigned)sizeof(bf16_t));
                 mma_bf16_16816(o[dt], a, b);
             }
         }
