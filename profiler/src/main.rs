@@ -222,8 +222,15 @@ fn prepare_libraries(dirs: &[PathBuf]) -> Result<()> {
 }
 
 fn sweep(dirs: &[PathBuf], a: SweepArgs, suites: BTreeSet<Suite>) -> Result<ExitCode> {
-    // validate the model and TP degrees before touching the GPU
-    Plan::new(&plan_config(&a.plan, suites.clone(), 1)?)?;
+    // validate the model, TP degrees and kernel support before touching the GPU
+    let pre = Plan::new(&plan_config(&a.plan, suites.clone(), 1)?)?;
+    if suites.contains(&Suite::Attention) {
+        for s in &pre.ranks {
+            if let Err(why) = s.attention_supported() {
+                bail!("{why}");
+            }
+        }
+    }
     prepare_libraries(dirs)?;
     let session = run::open(a.gpu)?;
     let gpus = session.gpu.info.device_count as u32;
@@ -384,6 +391,11 @@ fn print_plan(a: &PlanArgs) -> Result<()> {
             n_d,
             n_m * 10 + n_l + 2 * (n_p + n_d)
         );
+    }
+    for s in &plan.ranks {
+        if let Err(why) = s.attention_supported() {
+            println!("note: TP {}: {why}", s.tp);
+        }
     }
     let workers: BTreeSet<u32> = plan.collectives.iter().map(|c| c.num_workers).collect();
     println!(

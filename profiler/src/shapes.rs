@@ -125,6 +125,26 @@ impl RankShapes {
         self.q_heads / self.kv_heads
     }
 
+    /// Whether the attention kernels support this rank's heads (head_dim 128, at most 8 query heads
+    /// per KV head); the error says why not.
+    pub fn attention_supported(&self) -> Result<(), String> {
+        let d = crate::kernels::HEAD_DIM as u64;
+        let g = crate::kernels::MAX_GQA_GROUP as u64;
+        if self.head_dim != d {
+            return Err(format!(
+                "the attention kernels are compiled for head_dim {d} and this model's is {}; profile its per-token operators only (`profiler mlp`)",
+                self.head_dim
+            ));
+        }
+        if self.gqa_group() > g || !self.q_heads.is_multiple_of(self.kv_heads) {
+            return Err(format!(
+                "the attention kernels handle at most {g} query heads per KV head and this model has {} per {} at TP {}",
+                self.q_heads, self.kv_heads, self.tp
+            ));
+        }
+        Ok(())
+    }
+
     /// KV-cache bytes per token per layer on this rank (K and V, bf16).
     pub fn kv_bytes_per_token(&self) -> u64 {
         2 * 2 * self.kv_heads * self.head_dim
@@ -219,6 +239,31 @@ mod tests {
         assert_eq!((s.q_heads, s.kv_heads), (4, 1));
         assert_eq!(s.qkv.n, (4 + 2) * 128);
         assert_eq!(s.gqa_group(), 4);
+    }
+
+    #[test]
+    fn attention_support_is_checked_per_rank() {
+        let c = Catalog::builtin();
+        let l3 = c.model("meta-llama/Meta-Llama-3-70B").unwrap();
+        for tp in [1, 2, 4, 8] {
+            assert!(RankShapes::new(&l3, tp)
+                .unwrap()
+                .attention_supported()
+                .is_ok());
+        }
+        let phi = c.model("microsoft/phi-2").unwrap();
+        let e = RankShapes::new(&phi, 1)
+            .unwrap()
+            .attention_supported()
+            .unwrap_err();
+        assert!(e.contains("head_dim 128") && e.contains("80"), "{e}");
+        let mut wide = l3.clone();
+        wide.num_key_value_heads = 4;
+        let e = RankShapes::new(&wide, 1)
+            .unwrap()
+            .attention_supported()
+            .unwrap_err();
+        assert!(e.contains("at most 8"), "{e}");
     }
 
     #[test]

@@ -263,13 +263,7 @@ impl Bench<'_> {
         if points.is_empty() {
             return Ok(Vec::new());
         }
-        if s.head_dim != crate::kernels::HEAD_DIM as u64 {
-            return Err(GpuError::Unsupported(format!(
-                "the attention kernels are compiled for head_dim {}, and this model's is {}; profile its mlp operators only (`profiler mlp`)",
-                crate::kernels::HEAD_DIM,
-                s.head_dim
-            )));
-        }
+        s.attention_supported().map_err(GpuError::Unsupported)?;
         let st = self.gpu.stream;
         let kvb = s.kv_bytes_per_token();
         let page_bytes = PAGE_TOKENS as u64 * kvb / 2; // one of K or V
