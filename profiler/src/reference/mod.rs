@@ -7,6 +7,8 @@
 //! `[num_blocks, PAGE, kv_heads, head_dim]` (vLLM's flash layout).
 
 pub mod attention;
+#[cfg(test)]
+mod warp_emulation;
 
 use half::bf16;
 
