@@ -5,6 +5,9 @@
 //! positions, causal mask) are transcribed from `attention.cu`. A test runs it on one CTA and compares
 //! with naive attention, which checks that the kernel's fragment plumbing is consistent.
 
+// The loops index lanes, registers and tiles exactly as the CUDA code does, on purpose.
+#![allow(clippy::needless_range_loop)]
+
 use half::bf16;
 
 /// Per-lane registers: `[lane][register]`.
