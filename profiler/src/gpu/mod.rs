@@ -2,6 +2,7 @@
 //! harness, the sweeps, `profiler check` and the NCCL collectives. Built on cudarc's dynamically
 //! loaded `result`/`sys` layers, so the binary links nothing CUDA.
 
+pub mod ceilings;
 pub mod check;
 #[cfg(feature = "nccl")]
 pub mod collectives;

@@ -371,7 +371,7 @@ pub fn run_check(session: &Session, opt: &RunOptions) -> GpuResult<check::CheckR
         progress: indicatif::ProgressBar::hidden(),
         modes: BTreeSet::new(),
     };
-    let (copy, gemm, rates) = check::rates(&mut bench, &model)?;
+    let (copy, gemm, rates) = super::ceilings::rates(&mut bench, &model)?;
     println!(
         "== ceilings on {}: device copy {:.0} GB/s (read + write), bf16 GEMM 8192^3 {:.0} TFLOP/s",
         info.name, copy, gemm
