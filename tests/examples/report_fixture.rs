@@ -1,6 +1,7 @@
 //! Writes a synthetic run directory (see `tests/tests/report_fixture/mod.rs`) and its report, to
 //! look at the report without running a simulation:
-//! `cargo run --release -p servesim-e2e --example report_fixture -- DIR [REQUESTS] [REPLICAS]`.
+//! `cargo run --release -p servesim-e2e --example report_fixture -- DIR [REQUESTS] [REPLICAS]`;
+//! `... -- DIR report` only (re)writes the report of an existing run directory.
 
 #[path = "../tests/report_fixture/mod.rs"]
 mod report_fixture;
@@ -19,10 +20,12 @@ fn main() {
             })
         })
     };
-    let (n, replicas) = (parse(1, 2000), parse(2, 2));
     let dir = std::path::Path::new(dir);
     let t0 = std::time::Instant::now();
-    report_fixture::write_run(dir, n, replicas, 42);
+    if args.get(1).map(String::as_str) != Some("report") {
+        let (n, replicas) = (parse(1, 2000), parse(2, 2));
+        report_fixture::write_run(dir, n, replicas, 42);
+    }
     let t1 = std::time::Instant::now();
     match simulator::report::write_report(dir) {
         Ok(files) => println!(
