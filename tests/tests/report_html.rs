@@ -72,6 +72,8 @@ fn complete_run_gives_every_plot_and_a_self_contained_page() {
         "usd_per_million_output_tokens",
         "mfu (%)",
         "num_replicas = 3",
+        "<h3>Deployment</h3>",
+        "meta-llama/Meta-Llama-3-8B",
         "mlp_up_proj",
     ] {
         assert!(html.contains(want), "report.html lacks {want}");
@@ -180,4 +182,23 @@ fn bad_inputs_are_clear_errors() {
         e.contains("summary.json") && e.contains("not valid JSON"),
         "{e}"
     );
+}
+
+#[test]
+fn invalid_config_is_shown_as_text_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    report_fixture::write_run(dir.path(), 50, 1, 2);
+    std::fs::write(dir.path().join("config.toml"), "model = = <b>\n").unwrap();
+    let files = write_report(dir.path()).unwrap();
+    assert!(
+        files.notes.iter().any(|n| n.contains("not valid TOML")),
+        "{:?}",
+        files.notes
+    );
+    let html = std::fs::read_to_string(&files.html).unwrap();
+    assert!(
+        html.contains("model = = &lt;b&gt;"),
+        "config escaped and shown"
+    );
+    assert!(!html.contains("<h3>Deployment</h3>"));
 }

@@ -40,6 +40,44 @@ figcaption{font-size:14px;color:#444;margin-top:4px}
 pre{background:#f3f4f6;border:1px solid #d0d5db;padding:12px;overflow-x:auto;font-size:13px}
 ";
 
+/// Settings of `config.toml` shown at the top of the summary: (dotted key, label).
+const DEPLOYMENT_KEYS: [(&str, &str); 10] = [
+    ("replica.model", "model"),
+    ("replica.device", "device"),
+    ("replica.node", "node"),
+    ("replica.tp", "tensor-parallel degree"),
+    ("replica.pp", "pipeline stages"),
+    ("cluster.num_replicas", "replicas"),
+    ("cluster.router", "router"),
+    ("scheduler.name", "scheduler"),
+    ("predictor.backend", "execution backend asked for"),
+    ("seed", "seed"),
+];
+
+/// The deployment settings found in `config.toml` text, as (label, value); `Err` when the text is
+/// not valid TOML.
+pub fn deployment_rows(config: &str) -> Result<Vec<(String, String)>, String> {
+    let table: toml::Table = config
+        .parse()
+        .map_err(|e: toml::de::Error| e.message().to_string())?;
+    let mut rows = Vec::new();
+    for (key, label) in DEPLOYMENT_KEYS {
+        let mut v: Option<&toml::Value> = None;
+        let mut t = Some(&table);
+        for part in key.split('.') {
+            v = t.and_then(|t| t.get(part));
+            t = v.and_then(toml::Value::as_table);
+        }
+        let text = match v {
+            Some(toml::Value::String(s)) => s.clone(),
+            Some(toml::Value::Table(_)) | None => continue,
+            Some(other) => other.to_string(),
+        };
+        rows.push((label.to_string(), text));
+    }
+    Ok(rows)
+}
+
 /// Renders the page.
 pub fn render(page: &Page<'_>) -> String {
     let mut h = String::with_capacity(256 * 1024);
@@ -66,6 +104,12 @@ pub fn render(page: &Page<'_>) -> String {
         h.push_str("</ul></div>\n");
     }
     h.push_str("<h2 id=\"summary\">Summary</h2>\n");
+    if let Some(Ok(rows)) = page.config.map(deployment_rows) {
+        if !rows.is_empty() {
+            h.push_str("<h3>Deployment</h3>\n");
+            kv_table(&mut h, &rows);
+        }
+    }
     match page.summary {
         Some(s) => summary(&mut h, s),
         None => h.push_str("<p>No summary.json in the run directory.</p>\n"),
@@ -374,6 +418,26 @@ fn op_table(h: &mut String, ops: &[f64; 15]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deployment_from_config() {
+        let rows = deployment_rows(
+            "seed = 42\n[cluster]\nnum_replicas = 2\n[replica]\nmodel = \"m\"\ntp = 4\n[scheduler]\nname = \"sarathi\"\nchunk_size = 512\n",
+        )
+        .unwrap();
+        let want: Vec<(String, String)> = [
+            ("model", "m"),
+            ("tensor-parallel degree", "4"),
+            ("replicas", "2"),
+            ("scheduler", "sarathi"),
+            ("seed", "42"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        assert_eq!(rows, want);
+        assert!(deployment_rows("not = = toml").is_err());
+    }
 
     #[test]
     fn numbers_and_escaping() {

@@ -114,6 +114,11 @@ pub fn write_report(run_dir: &Path) -> Result<ReportFiles, ReportError> {
         Some(p) => Some(std::fs::read_to_string(&p).map_err(io(&p))?),
         None => None,
     };
+    if let Some(Err(why)) = config.as_deref().map(html::deployment_rows) {
+        notes.push(format!(
+            "config.toml is not valid TOML ({why}); it is shown as text only."
+        ));
+    }
     let summary = match file("summary.json") {
         Some(p) => {
             let text = std::fs::read_to_string(&p).map_err(io(&p))?;

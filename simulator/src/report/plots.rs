@@ -197,16 +197,8 @@ fn cdf(per_replica: &BTreeMap<u32, Vec<f64>>, title: &str, short: &str) -> Optio
     let max = *all.last()?;
     let (scale, unit) = if max < 1.0 { (1e3, "ms") } else { (1.0, "s") };
     let several = per_replica.len() > 1;
-    let mut series = vec![Series {
-        name: if several {
-            format!("all replicas ({} requests)", all.len())
-        } else {
-            format!("all requests ({})", all.len())
-        },
-        points: cdf_points(&all, scale),
-        color: None,
-        width: 3,
-    }];
+    // Per-replica lines first, so the all-requests line is drawn on top of them.
+    let mut series = Vec::new();
     let mut note = String::new();
     if several {
         let ids: Vec<u32> = per_replica.keys().copied().collect();
@@ -216,6 +208,16 @@ fn cdf(per_replica: &BTreeMap<u32, Vec<f64>>, title: &str, short: &str) -> Optio
         series.extend(lines);
         note = n;
     }
+    series.push(Series {
+        name: if several {
+            format!("all replicas ({} requests)", all.len())
+        } else {
+            format!("all requests ({})", all.len())
+        },
+        points: cdf_points(&all, scale),
+        color: None,
+        width: 3,
+    });
     let p = |q: f64| all[((all.len() - 1) as f64 * q).round() as usize] * scale;
     Some(Figure {
         chart: Chart {
@@ -338,7 +340,7 @@ mod tests {
         let names: Vec<&str> = series.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
-            ["all replicas (3 requests)", "replica 0", "replica 1"]
+            ["replica 0", "replica 1", "all replicas (3 requests)"]
         );
         let one = BTreeMap::from([(0, vec![1.5, 2.5])]);
         let f = cdf(&one, "End-to-end latency (E2E)", "e2e").unwrap();

@@ -297,7 +297,7 @@ pub fn write_run(dir: &Path, n_requests: usize, n_replicas: usize, seed: u64) {
     std::fs::write(
         dir.join("config.toml"),
         format!(
-            "# synthetic report fixture (not a real simulation)\nseed = {seed}\n\n[cluster]\nnum_replicas = {n_replicas}\nrouter = \"round_robin\"\n\n[replica]\nmodel = \"meta-llama/Meta-Llama-3-8B\"\ndevice = \"h100\"\ntensor_parallel_size = 1\npipeline_stages = 1\n\n[scheduler]\nkind = \"sarathi\"\nbatch_size_cap = 12\n\n[workload]\nnum_requests = {n_requests}\n"
+            "# synthetic report fixture (not a real simulation)\nseed = {seed}\n\n[cluster]\nnum_replicas = {n_replicas}\nrouter = \"round-robin\"\n\n[replica]\nmodel = \"meta-llama/Meta-Llama-3-8B\"\ndevice = \"h100\"\ntp = 1\npp = 1\nmemory_margin_fraction = 0.1\n\n[scheduler]\nname = \"sarathi\"\nbatch_size_cap = 12\nchunk_size = 512\n\n[workload]\nnum_requests = {n_requests}\n"
         ),
     )
     .unwrap();
