@@ -62,12 +62,14 @@ pub struct Series {
 }
 
 /// Where a line chart's legend goes.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LegendAt {
-    /// Lower right (CDFs rise to the upper left... and end at the upper right).
+    /// Lower right (where a CDF leaves room).
     LowerRight,
-    /// Upper right.
-    UpperRight,
+    /// The first corner of upper right, lower right, upper left, lower left that no point falls
+    /// into; when every corner has points, the y axis is extended so the legend sits above the data
+    /// at the upper right.
+    Auto,
 }
 
 /// What a chart draws.
@@ -79,6 +81,8 @@ pub enum Body {
         series: Vec<Series>,
         /// Legend position.
         legend: LegendAt,
+        /// Fixed y range (e.g. 0–100 for a percentage of capacity), widened if a value falls outside.
+        y_range: Option<(f64, f64)>,
     },
     /// Bars over numeric bins: `(x from, x to, height)`.
     Histogram(Vec<(f64, f64, f64)>),
@@ -129,7 +133,11 @@ impl Chart {
         register_font()?;
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         match &self.body {
-            Body::Lines { series, legend } => self.draw_lines(root, series, *legend),
+            Body::Lines {
+                series,
+                legend,
+                y_range,
+            } => self.draw_lines(root, series, *legend, *y_range),
             Body::Histogram(bins) => self.draw_histogram(root, bins),
             Body::Stacked { categories, layers } => self.draw_stacked(root, categories, layers),
         }
@@ -141,9 +149,36 @@ impl Chart {
         root: &DrawingArea<DB, Shift>,
         series: &[Series],
         legend: LegendAt,
+        y_range: Option<(f64, f64)>,
     ) -> Result<(), String> {
         let pts = series.iter().flat_map(|s| s.points.iter());
-        let (x, y) = bounds(pts.clone().map(|p| p.0), pts.map(|p| p.1));
+        let (x, mut y) = bounds(pts.clone().map(|p| p.0), pts.map(|p| p.1));
+        if let Some((lo, hi)) = y_range {
+            y = (y.0.min(lo), y.1.max(hi));
+        }
+        // The legend's share of the plot: about 30% of the width, one row per series.
+        let legend_h = (0.07 * series.len() as f64 + 0.05).min(0.9);
+        let position = match legend {
+            LegendAt::LowerRight => SeriesLabelPosition::LowerRight,
+            LegendAt::Auto => {
+                let corners = [
+                    SeriesLabelPosition::UpperRight,
+                    SeriesLabelPosition::LowerRight,
+                    SeriesLabelPosition::UpperLeft,
+                    SeriesLabelPosition::LowerLeft,
+                ];
+                let pts = series.iter().flat_map(|s| s.points.iter().copied());
+                let empty = free_corner(pts, x, y, legend_h).map(|i| corners[i].clone());
+                match empty {
+                    Some(pos) => pos,
+                    None => {
+                        // Room above the data for the legend.
+                        y.1 += (y.1 - y.0) * legend_h / (1.0 - legend_h);
+                        SeriesLabelPosition::UpperRight
+                    }
+                }
+            }
+        };
         let mut chart = ChartBuilder::on(root)
             .caption(&self.title, (FONT, 24))
             .margin(16)
@@ -163,10 +198,7 @@ impl Chart {
         }
         chart
             .configure_series_labels()
-            .position(match legend {
-                LegendAt::LowerRight => SeriesLabelPosition::LowerRight,
-                LegendAt::UpperRight => SeriesLabelPosition::UpperRight,
-            })
+            .position(position)
             .margin(12)
             .label_font((FONT, 15))
             .background_style(WHITE.mix(0.9))
@@ -328,6 +360,31 @@ impl Chart {
     }
 }
 
+/// The first corner (0 upper right, 1 lower right, 2 upper left, 3 lower left) whose legend-sized
+/// box (32% of the width, `legend_h` of the height) holds none of the points, if any.
+fn free_corner(
+    points: impl Iterator<Item = (f64, f64)> + Clone,
+    x: (f64, f64),
+    y: (f64, f64),
+    legend_h: f64,
+) -> Option<usize> {
+    [(true, true), (true, false), (false, true), (false, false)]
+        .into_iter()
+        .position(|(right, upper)| {
+            !points.clone().any(|(px, py)| {
+                let fx = (px - x.0) / (x.1 - x.0);
+                let fy = (py - y.0) / (y.1 - y.0);
+                let in_x = if right { fx >= 0.68 } else { fx <= 0.32 };
+                let in_y = if upper {
+                    fy >= 1.0 - legend_h
+                } else {
+                    fy <= legend_h
+                };
+                in_x && in_y
+            })
+        })
+}
+
 /// Axis ranges covering the values, padded a little, never empty.
 fn bounds(
     xs: impl Iterator<Item = f64>,
@@ -388,6 +445,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn legend_goes_to_a_free_corner() {
+        let r = (0.0, 10.0);
+        // A rising line: upper right and lower left are taken.
+        let rising: Vec<(f64, f64)> = (0..=10).map(|i| (i as f64, i as f64)).collect();
+        assert_eq!(free_corner(rising.iter().copied(), r, r, 0.2), Some(1));
+        // A flat line at the top: lower right.
+        let top: Vec<(f64, f64)> = (0..=10).map(|i| (i as f64, 9.5)).collect();
+        assert_eq!(free_corner(top.iter().copied(), r, r, 0.2), Some(1));
+        // Points in every corner: none.
+        let all = [(0.0, 0.0), (10.0, 0.0), (0.0, 10.0), (10.0, 10.0)];
+        assert_eq!(free_corner(all.iter().copied(), r, r, 0.2), None);
+        assert_eq!(free_corner(std::iter::empty(), r, r, 0.2), Some(0));
+    }
+
+    #[test]
     fn ticks_are_short() {
         assert_eq!(tick(0.0), "0");
         assert_eq!(tick(0.30000000000000004), "0.3");
@@ -413,6 +485,7 @@ mod tests {
                     width: 2,
                 }],
                 legend: LegendAt::LowerRight,
+                y_range: None,
             },
         };
         let svg = c.to_svg().unwrap();

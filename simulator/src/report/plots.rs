@@ -153,6 +153,8 @@ fn timeseries_figure(
     series: Vec<Series>,
     caption: String,
 ) -> Figure {
+    // A percentage of capacity is drawn on its whole scale, so headroom shows.
+    let y_range = y_label.ends_with("(%)").then_some((0.0, 100.0));
     Figure {
         chart: Chart {
             name: name.to_string(),
@@ -161,7 +163,8 @@ fn timeseries_figure(
             y_label: y_label.to_string(),
             body: Body::Lines {
                 series,
-                legend: LegendAt::UpperRight,
+                legend: LegendAt::Auto,
+                y_range,
             },
         },
         caption,
@@ -228,6 +231,7 @@ fn cdf(per_replica: &BTreeMap<u32, Vec<f64>>, title: &str, short: &str) -> Optio
             body: Body::Lines {
                 series,
                 legend: LegendAt::LowerRight,
+                y_range: None,
             },
         },
         caption: format!(
