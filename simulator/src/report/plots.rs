@@ -248,7 +248,8 @@ fn cdf(per_replica: &BTreeMap<u32, Vec<f64>>, title: &str, short: &str) -> Optio
 fn token_histogram(b: &BatchData) -> Option<Figure> {
     let (&lo, _) = b.token_histogram.first_key_value()?;
     let (&hi, _) = b.token_histogram.last_key_value()?;
-    let width = ((hi - lo + 1).div_ceil(HISTOGRAM_BINS)).max(1);
+    let width = nice_width((hi - lo + 1).div_ceil(HISTOGRAM_BINS));
+    let lo = lo - lo % width;
     let mut counts = vec![0u64; ((hi - lo) / width + 1) as usize];
     for (&t, &c) in &b.token_histogram {
         counts[((t - lo) / width) as usize] += c;
@@ -274,6 +275,20 @@ fn token_histogram(b: &BatchData) -> Option<Figure> {
             if width == 1 { "" } else { "s" }
         ),
     })
+}
+
+/// The smallest of 1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, … that is at least `w`.
+fn nice_width(w: u64) -> u64 {
+    let mut scale = 1u64;
+    loop {
+        for tenths in [10, 20, 25, 50] {
+            let v = tenths * scale;
+            if v.is_multiple_of(10) && v / 10 >= w {
+                return v / 10;
+            }
+        }
+        scale *= 10;
+    }
 }
 
 fn op_breakdown(b: &BatchData) -> Option<Figure> {
@@ -356,6 +371,15 @@ mod tests {
     }
 
     #[test]
+    fn histogram_widths_are_round() {
+        let got: Vec<u64> = [0, 1, 2, 3, 6, 13, 21, 26, 60, 130, 240]
+            .iter()
+            .map(|&w| nice_width(w))
+            .collect();
+        assert_eq!(got, [1, 1, 2, 5, 10, 20, 25, 50, 100, 200, 250]);
+    }
+
+    #[test]
     fn histogram_bins_cover_every_batch() {
         let mut b = BatchData::default();
         for t in 1..=1000u64 {
@@ -366,7 +390,8 @@ mod tests {
         let Body::Histogram(bins) = &f.chart.body else {
             panic!("histogram expected")
         };
-        assert!(bins.len() as u64 <= HISTOGRAM_BINS);
+        // Round widths and an aligned start may add one bin.
+        assert!(bins.len() as u64 <= HISTOGRAM_BINS + 1);
         assert_eq!(bins.iter().map(|b| b.2).sum::<f64>(), b.batches as f64);
     }
 }
