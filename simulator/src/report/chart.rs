@@ -61,17 +61,6 @@ pub struct Series {
     pub width: u32,
 }
 
-/// Where a line chart's legend goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LegendAt {
-    /// Lower right (where a CDF leaves room).
-    LowerRight,
-    /// The first corner of upper right, lower right, upper left, lower left that no point falls
-    /// into; when every corner has points, the y axis is extended so the legend sits above the data
-    /// at the upper right.
-    Auto,
-}
-
 /// What a chart draws.
 #[derive(Debug, Clone)]
 pub enum Body {
@@ -79,8 +68,6 @@ pub enum Body {
     Lines {
         /// The lines.
         series: Vec<Series>,
-        /// Legend position.
-        legend: LegendAt,
         /// Fixed y range (e.g. 0–100 for a percentage of capacity), widened if a value falls outside.
         y_range: Option<(f64, f64)>,
     },
@@ -133,11 +120,7 @@ impl Chart {
         register_font()?;
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         match &self.body {
-            Body::Lines {
-                series,
-                legend,
-                y_range,
-            } => self.draw_lines(root, series, *legend, *y_range),
+            Body::Lines { series, y_range } => self.draw_lines(root, series, *y_range),
             Body::Histogram(bins) => self.draw_histogram(root, bins),
             Body::Stacked { categories, layers } => self.draw_stacked(root, categories, layers),
         }
@@ -148,7 +131,6 @@ impl Chart {
         &self,
         root: &DrawingArea<DB, Shift>,
         series: &[Series],
-        legend: LegendAt,
         y_range: Option<(f64, f64)>,
     ) -> Result<(), String> {
         let pts = series.iter().flat_map(|s| s.points.iter());
@@ -158,25 +140,20 @@ impl Chart {
         }
         // The legend's share of the plot: about 30% of the width, one row per series.
         let legend_h = (0.07 * series.len() as f64 + 0.05).min(0.9);
-        let position = match legend {
-            LegendAt::LowerRight => SeriesLabelPosition::LowerRight,
-            LegendAt::Auto => {
-                let corners = [
-                    SeriesLabelPosition::UpperRight,
-                    SeriesLabelPosition::LowerRight,
-                    SeriesLabelPosition::UpperLeft,
-                    SeriesLabelPosition::LowerLeft,
-                ];
-                let pts = series.iter().flat_map(|s| s.points.iter().copied());
-                let empty = free_corner(pts, x, y, legend_h).map(|i| corners[i].clone());
-                match empty {
-                    Some(pos) => pos,
-                    None => {
-                        // Room above the data for the legend.
-                        y.1 += (y.1 - y.0) * legend_h / (1.0 - legend_h);
-                        SeriesLabelPosition::UpperRight
-                    }
-                }
+        // The legend goes to the first corner free of data (upper right, lower right, upper left,
+        // lower left); when none is, the y axis grows so it sits above the data at the upper right.
+        let corners = [
+            SeriesLabelPosition::UpperRight,
+            SeriesLabelPosition::LowerRight,
+            SeriesLabelPosition::UpperLeft,
+            SeriesLabelPosition::LowerLeft,
+        ];
+        let pts = series.iter().flat_map(|s| s.points.iter().copied());
+        let position = match free_corner(pts, x, y, legend_h) {
+            Some(i) => corners[i].clone(),
+            None => {
+                y.1 += (y.1 - y.0) * legend_h / (1.0 - legend_h);
+                SeriesLabelPosition::UpperRight
             }
         };
         let mut chart = ChartBuilder::on(root)
@@ -385,12 +362,15 @@ fn free_corner(
         })
 }
 
-/// Axis ranges covering the values, padded a little, never empty.
+/// Axis ranges covering the values, padded a little, never empty. The y axis starts at 0 (or below,
+/// for negative values); so does the x axis unless every x is far from 0 (above a quarter of the
+/// largest), when it starts just below the smallest x, so a narrow distribution is not squeezed into
+/// a line.
 fn bounds(
     xs: impl Iterator<Item = f64>,
     ys: impl Iterator<Item = f64>,
 ) -> ((f64, f64), (f64, f64)) {
-    fn range(vals: impl Iterator<Item = f64>) -> (f64, f64) {
+    fn range(vals: impl Iterator<Item = f64>, tight: bool) -> (f64, f64) {
         let (lo, hi) = vals
             .filter(|v| v.is_finite())
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
@@ -399,7 +379,11 @@ fn bounds(
         if !lo.is_finite() {
             return (0.0, 1.0);
         }
-        let lo = lo.min(0.0);
+        let lo = if tight && lo > 0.25 * hi && hi > lo {
+            (lo - (hi - lo) * 0.05).max(0.0)
+        } else {
+            lo.min(0.0)
+        };
         let span = hi - lo;
         if span <= 0.0 {
             (lo, lo + if hi.abs() > 0.0 { hi.abs() } else { 1.0 })
@@ -407,7 +391,7 @@ fn bounds(
             (lo, hi + span * 0.03)
         }
     }
-    (range(xs), range(ys))
+    (range(xs, true), range(ys, false))
 }
 
 /// A tick label: up to 4 significant digits, no trailing zeros, thousands as `k` or `M` when large.
@@ -460,6 +444,15 @@ mod tests {
     }
 
     #[test]
+    fn x_axis_starts_near_narrow_data() {
+        let (x, y) = bounds([14.0, 20.0].into_iter(), [0.5, 1.0].into_iter());
+        assert!((x.0 - 13.7).abs() < 1e-9 && x.1 > 20.0, "{x:?}");
+        assert_eq!(y.0, 0.0);
+        let (x, _) = bounds([1.0, 20.0].into_iter(), [1.0].into_iter());
+        assert_eq!(x.0, 0.0);
+    }
+
+    #[test]
     fn ticks_are_short() {
         assert_eq!(tick(0.0), "0");
         assert_eq!(tick(0.30000000000000004), "0.3");
@@ -484,7 +477,6 @@ mod tests {
                     color: Some(0),
                     width: 2,
                 }],
-                legend: LegendAt::LowerRight,
                 y_range: None,
             },
         };

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::chart::{Body, Chart, LegendAt, Series};
+use super::chart::{Body, Chart, Series};
 use super::read::{BatchData, RequestData, TimeseriesData, OP_NAMES, REQUEST_METRICS};
 
 /// Most replicas drawn as separate lines (or bars); beyond this the plot says how many are left out.
@@ -161,11 +161,7 @@ fn timeseries_figure(
             title,
             x_label: "Simulated time (s)".to_string(),
             y_label: y_label.to_string(),
-            body: Body::Lines {
-                series,
-                legend: LegendAt::Auto,
-                y_range,
-            },
+            body: Body::Lines { series, y_range },
         },
         caption,
     }
@@ -230,7 +226,6 @@ fn cdf(per_replica: &BTreeMap<u32, Vec<f64>>, title: &str, short: &str) -> Optio
             y_label: "Fraction of requests".to_string(),
             body: Body::Lines {
                 series,
-                legend: LegendAt::LowerRight,
                 y_range: None,
             },
         },
