@@ -14,6 +14,7 @@ use servesim_e2e::{binary, repo_root};
 const HELPS: &[(&str, &[&str])] = &[
     ("simulator", &["run", "--help"]),
     ("simulator", &["search", "--help"]),
+    ("simulator", &["search", "merge", "--help"]),
     ("predictor", &["fit", "--help"]),
     ("predictor", &["predict", "--help"]),
     ("profiler", &["--help"]),
@@ -23,6 +24,7 @@ const HELPS: &[(&str, &[&str])] = &[
     ("profiler", &["collectives", "--help"]),
     ("profiler", &["all", "--help"]),
     ("profiler", &["check", "--help"]),
+    ("profiler", &["compile-kernels", "--help"]),
 ];
 
 /// Long options (`--name`) in a text, without `--help`/`--version`.
