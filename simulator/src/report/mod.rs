@@ -6,10 +6,11 @@
 //! per-operator sums), so a run with millions of batches is reported in bounded memory. Output is
 //! byte-deterministic: the same files give the same SVG, PNG and HTML.
 //!
-//! The plots are described in `docs/reports.md`.
+//! The plots are described in `docs/reports.md`. [`chart`] is public so other reports (e.g. the
+//! capacity search's Pareto plots) draw with the same style and embedded font.
 
 mod binned;
-mod chart;
+pub mod chart;
 mod html;
 mod plots;
 mod read;
