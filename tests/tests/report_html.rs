@@ -68,7 +68,7 @@ fn complete_run_gives_every_plot_and_a_self_contained_page() {
     }
     for want in [
         "<td class=\"k\">TTFT</td>",
-        "goodput_requests_per_s",
+        "goodput (requests/s)",
         "usd_per_million_output_tokens",
         "mfu (%)",
         "num_replicas = 3",

@@ -321,9 +321,7 @@ fn summary(h: &mut String, s: &Value) {
     h.push_str("<h3>Goodput against the SLOs</h3>\n");
     match s.get("slo") {
         Some(v) if !v.is_null() && v.as_object().is_none_or(|m| !m.is_empty()) => {
-            let mut rows = Vec::new();
-            flatten("", v, &mut rows);
-            kv_table(h, &rows);
+            kv_table(h, &slo_rows(v));
         }
         _ => h.push_str("<p>No SLOs were given for this run, so no goodput.</p>\n"),
     }
@@ -348,6 +346,43 @@ fn summary(h: &mut String, s: &Value) {
             kv_table(h, &rows);
         }
     }
+}
+
+/// Known SLO fields: (key, label, shown as a percentage).
+const SLO_FIELDS: [(&str, &str, bool); 6] = [
+    ("ttft_s", "TTFT limit (s)", false),
+    ("tpot_s", "TPOT limit (s)", false),
+    ("e2e_s", "E2E limit (s)", false),
+    ("met_requests", "requests meeting every limit", false),
+    ("attainment", "attainment (% of completed requests)", true),
+    ("goodput_requests_per_s", "goodput (requests/s)", false),
+];
+
+/// The rows of the SLO table: known fields labelled and in order (a limit not given shows as
+/// "none"), then any other fields as they are.
+fn slo_rows(v: &Value) -> Vec<(String, String)> {
+    let mut rows = Vec::new();
+    for (key, label, pct) in SLO_FIELDS {
+        match v.get(key) {
+            Some(Value::Null) => rows.push((label.to_string(), "none".to_string())),
+            Some(x) => {
+                let text = match x.as_f64() {
+                    Some(f) if pct => format!("{:.1}", f * 100.0),
+                    _ => value_text(x),
+                };
+                rows.push((label.to_string(), text));
+            }
+            None => {}
+        }
+    }
+    if let Value::Object(m) = v {
+        for (k, x) in m {
+            if !SLO_FIELDS.iter().any(|(key, _, _)| key == k) {
+                flatten(k, x, &mut rows);
+            }
+        }
+    }
+    rows
 }
 
 /// Fields shown as percentages (they are fractions in summary.json).
@@ -456,7 +491,8 @@ mod tests {
             "latency": {"ttft_s": {"count": 9, "mean": 0.1, "p50": 0.1, "p90": 0.2, "p95": 0.2, "p99": 0.3, "max": 0.4},
                         "e2e_s": {"count": 9, "mean": 3.0, "p50": 2.0, "p90": 4.0, "p95": 5.0, "p99": 6.0, "max": 7.5}},
             "replicas": [{"replica_id": 0, "mfu": 0.35, "batches": 12}],
-            "slo": {"goodput_requests_per_s": 1.5, "ttft_p90_s": {"limit": 2.0, "met": true}},
+            "slo": {"goodput_requests_per_s": 1.5, "ttft_s": 2.0, "e2e_s": null, "attainment": 0.5,
+                    "ttft_p90_s": {"limit": 2.0, "met": true}},
             "cost": {"usd_per_hour": 4.25},
             "prefix_cache": {"hit_rate": 0.5}
         });
@@ -467,9 +503,12 @@ mod tests {
             "<td class=\"k\">E2E</td><td>s</td>",
             "mfu (%)",
             "<td>35.0</td>",
-            "goodput_requests_per_s",
+            "goodput (requests/s)",
             "ttft_p90_s.met",
             "usd_per_hour",
+            "<td class=\"k\">TTFT limit (s)</td><td>2</td>",
+            "<td class=\"k\">E2E limit (s)</td><td>none</td>",
+            "<td>50.0</td>",
             "prefix_cache.hit_rate",
             "requests.completed",
         ] {
