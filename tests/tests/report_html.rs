@@ -202,3 +202,26 @@ fn invalid_config_is_shown_as_text_with_a_note() {
     );
     assert!(!html.contains("<h3>Deployment</h3>"));
 }
+
+#[test]
+fn header_only_files_are_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    report_fixture::write_run(dir.path(), 30, 1, 4);
+    let req = std::fs::read_to_string(dir.path().join("requests.csv")).unwrap();
+    let header = req.lines().next().unwrap().to_string() + "\n";
+    std::fs::write(dir.path().join("requests.csv"), header).unwrap();
+    let files = write_report(dir.path()).unwrap();
+    assert!(
+        files
+            .notes
+            .iter()
+            .any(|n| n.contains("requests.csv has a header but no rows")),
+        "{:?}",
+        files.notes
+    );
+    assert!(!files.svgs.iter().any(|p| stem(p).ends_with("_cdf")));
+    assert!(files
+        .svgs
+        .iter()
+        .any(|p| stem(p) == "batch_tokens_histogram"));
+}

@@ -159,6 +159,17 @@ pub fn write_report(run_dir: &Path) -> Result<ReportFiles, ReportError> {
     let timeseries = file("timeseries.csv")
         .map(|p| read::read_timeseries(&p))
         .transpose()?;
+    for (name, rows) in [
+        ("requests.csv", requests.as_ref().map(|r| r.rows)),
+        ("batches.csv", batches.as_ref().map(|b| b.rows)),
+        ("timeseries.csv", timeseries.as_ref().map(|t| t.rows)),
+    ] {
+        if rows == Some(0) {
+            notes.push(format!(
+                "{name} has a header but no rows; nothing to plot from it."
+            ));
+        }
+    }
 
     let figures = plots::figures(requests.as_ref(), batches.as_ref(), timeseries.as_ref());
     let plot_dir = run_dir.join("plots");
