@@ -394,12 +394,12 @@ fn bounds(
     (range(xs, true), range(ys, false))
 }
 
-/// A tick label: up to 4 significant digits, no trailing zeros, thousands as `k` or `M` when large.
+/// A tick label: up to 4 significant digits, no trailing zeros, thousands as `k`, millions as `M`.
 pub fn tick(v: f64) -> String {
     let a = v.abs();
     if a >= 1e6 {
         format!("{}M", trim(v / 1e6, 3))
-    } else if a >= 1e4 {
+    } else if a >= 1e3 {
         format!("{}k", trim(v / 1e3, 3))
     } else {
         trim(v, 4)
@@ -457,7 +457,8 @@ mod tests {
         assert_eq!(tick(0.0), "0");
         assert_eq!(tick(0.30000000000000004), "0.3");
         assert_eq!(tick(1.25), "1.25");
-        assert_eq!(tick(2500.0), "2500");
+        assert_eq!(tick(2500.0), "2.5k");
+        assert_eq!(tick(999.0), "999");
         assert_eq!(tick(25000.0), "25k");
         assert_eq!(tick(3_500_000.0), "3.5M");
         assert_eq!(tick(-0.0001), "-0.0001");
