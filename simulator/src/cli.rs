@@ -163,6 +163,9 @@ pub struct OutputArgs {
     /// Do not write trace.json
     #[arg(long)]
     pub no_trace: bool,
+    /// Do not write the plots and report.html
+    #[arg(long)]
+    pub no_report: bool,
     /// Sampling interval of timeseries.csv, simulated seconds [default: 1]
     #[arg(long, value_name = "SECONDS")]
     pub timeseries_interval: Option<f64>,
@@ -246,6 +249,9 @@ impl RunArgs {
         }
         if self.output.no_trace {
             cfg.output.trace = false;
+        }
+        if self.output.no_report {
+            cfg.output.report = false;
         }
         set(
             &mut cfg.output.timeseries_interval_s,

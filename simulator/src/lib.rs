@@ -14,6 +14,7 @@ pub mod kv;
 pub mod memory;
 pub mod metrics;
 pub mod output;
+pub mod report;
 pub mod request;
 pub mod router;
 pub mod run;

@@ -182,7 +182,9 @@ pub fn simulate(cfg: &SimConfig, opts: &RunOptions) -> Result<SimOutcome, SimErr
         )?;
         let json = serde_json::to_string_pretty(&summary).expect("the summary serializes");
         output::write_file(dir, "summary.json", &(json + "\n"))?;
-        // report hook: at merge, call `crate::report::write_report(dir)` here (plots + report.html).
+        if cfg.output.report {
+            crate::report::write_report(dir)?;
+        }
     }
     Ok(SimOutcome {
         summary,
