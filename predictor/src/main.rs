@@ -17,7 +17,7 @@ use predictor::fit::case::{fit_case, CaseInputs, FittedCase};
 use predictor::fit::select::SearchConfig;
 use predictor::setup::{build_execution_model, BackendChoice, ExecSetup};
 use predictor::table::TableBounds;
-use predictor::{BackendKind, BatchShape, Catalog, Op, Parallelism};
+use predictor::{BackendKind, BatchShape, Catalog, Parallelism};
 
 #[derive(Parser)]
 #[command(
@@ -373,6 +373,5 @@ fn run_predict(a: PredictArgs) -> Result<()> {
     }
     println!("{:<26} {:>12.6}", "total", t.total_ms());
     println!("out-of-grid lookups: {}", exec.out_of_grid_lookups());
-    let _ = Op::ALL;
     Ok(())
 }

@@ -481,35 +481,50 @@ pub fn fit_dataset(d: &Dataset, cfg: &SearchConfig) -> Result<FittedOp, CaseErro
     })
 }
 
-/// [`fit_case`] through a cache directory: a file `fit-<key>.json` whose key hashes the inputs'
-/// contents and the settings is reused; otherwise the case is fitted and written there.
+/// [`fit_case`] through a cache: fits made earlier in this process are reused, then a file
+/// `fit-<key>.json` in `cache_dir` whose key hashes the inputs' contents and the settings;
+/// otherwise the case is fitted (and written there).
 pub fn fit_case_cached(
     inputs: &CaseInputs,
     cfg: &SearchConfig,
     cache_dir: Option<&Path>,
 ) -> Result<FittedCase, CaseError> {
-    let Some(dir) = cache_dir else {
-        return fit_case(inputs, cfg);
-    };
     let meta = metadata(inputs, cfg);
-    let path = dir.join(format!("fit-{}.json", FittedCase::cache_key(&meta)));
-    if let Ok(c) = FittedCase::load(&path) {
-        if c.metadata
-            .inputs
-            .iter()
-            .map(|f| &f.sha256)
-            .eq(meta.inputs.iter().map(|f| &f.sha256))
-        {
-            return Ok(c);
-        }
+    let key = FittedCase::cache_key(&meta);
+    if let Some(c) = memo().lock().ok().and_then(|m| m.get(&key).cloned()) {
+        return Ok(c);
     }
-    let fitted = fit_case(inputs, cfg)?;
-    std::fs::create_dir_all(dir).map_err(|e| CaseError::File {
-        path: dir.to_path_buf(),
-        why: e.to_string(),
-    })?;
-    fitted.save(&path)?;
+    let fitted = match cache_dir {
+        None => fit_case(inputs, cfg)?,
+        Some(dir) => {
+            let path = dir.join(format!("fit-{key}.json"));
+            match FittedCase::load(&path) {
+                Ok(c) if FittedCase::cache_key(&c.metadata) == key => c,
+                _ => {
+                    let fitted = fit_case(inputs, cfg)?;
+                    std::fs::create_dir_all(dir).map_err(|e| CaseError::File {
+                        path: dir.to_path_buf(),
+                        why: e.to_string(),
+                    })?;
+                    fitted.save(&path)?;
+                    fitted
+                }
+            }
+        }
+    };
+    if let Ok(mut m) = memo().lock() {
+        m.insert(key, fitted.clone());
+    }
     Ok(fitted)
+}
+
+/// Fits already made in this process, by cache key (a search builds many execution models of the
+/// same profiles).
+type Memo = std::sync::Mutex<std::collections::BTreeMap<String, FittedCase>>;
+
+fn memo() -> &'static Memo {
+    static MEMO: std::sync::OnceLock<Memo> = std::sync::OnceLock::new();
+    MEMO.get_or_init(Default::default)
 }
 
 #[cfg(test)]

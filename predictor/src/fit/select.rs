@@ -87,15 +87,17 @@ pub fn one_d_candidates(cfg: &SearchConfig) -> Vec<Box<dyn Regressor>> {
     }
     #[cfg(feature = "xgboost")]
     if cfg.boost_1d {
-        // One configuration: on these dense 1-D profiles XGBoost rarely wins (see
-        // docs/predictor.md), and each extra configuration costs ~1 s per case.
-        v.push(Box::new(super::boost::BoostFitter {
-            max_depth: 4,
-            eta: 0.15,
-            rounds: 150,
-            min_child_weight: 1.0,
-            monotone: true,
-        }));
+        // A small grid: on these dense 1-D profiles XGBoost rarely wins (see docs/predictor.md),
+        // and each configuration costs about 1 s per case.
+        for max_depth in [3, 6] {
+            v.push(Box::new(super::boost::BoostFitter {
+                max_depth,
+                eta: 0.15,
+                rounds: 150,
+                min_child_weight: 1.0,
+                monotone: true,
+            }));
+        }
     }
     #[cfg(not(feature = "xgboost"))]
     let _ = cfg;

@@ -179,6 +179,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reads_the_newer_vintage_with_kv_cache_save_and_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("attention.csv");
+        std::fs::write(
+            &p,
+            "time_stats.attn_kv_cache_save.median,time_stats.attn_prefill.median,time_stats.attn_decode.median,n_embd,n_q_head,n_kv_head,block_size,num_tensor_parallel_workers,max_model_len,batch_size,prefill_chunk_size,kv_cache_size,is_prefill,attention_backend\n\
+             0.019,0.011,0.0,4096,32,8,16,1,16384,1,64,0,True,AttentionBackend.FLASHINFER\n\
+             0.003,0.0,0.608,4096,32,8,16,1,16384,128,0,1792,False,AttentionBackend.FLASHINFER\n",
+        )
+        .unwrap();
+        let prof = AttentionProfile::read(&p).unwrap();
+        assert!(prof.has_kv_cache_save);
+        let rows = prof.select(4096, 32, 8, 1).unwrap();
+        assert_eq!(rows[0].prefill_ms, Some(0.011));
+        assert_eq!(rows[0].kv_cache_save_ms, 0.019);
+        assert!(rows[1].is_decode() && rows[1].decode_ms == Some(0.608));
+        let e = prof.select(4096, 32, 8, 2).unwrap_err().to_string();
+        assert!(e.contains("TP 2") && e.contains("n_kv_head=8 TP 1"), "{e}");
+    }
+
+    #[test]
     fn reads_the_gzipped_history_file() {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(
             "../../shared/reference/vidur/history/a100_attention_n8192_q64_kv8_tp2_from_commit_44bc599.csv.gz",
