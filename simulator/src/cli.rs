@@ -166,6 +166,9 @@ pub struct OutputArgs {
     /// Do not write trace.json
     #[arg(long)]
     pub no_trace: bool,
+    /// Do not write the plots and report.html
+    #[arg(long)]
+    pub no_report: bool,
     /// Sampling interval of timeseries.csv, simulated seconds [default: 1]
     #[arg(long, value_name = "SECONDS")]
     pub timeseries_interval: Option<f64>,
@@ -181,8 +184,9 @@ fn set<T: Clone>(dst: &mut T, v: &Option<T>) {
 }
 
 impl RunArgs {
-    /// Applies the flags given to `cfg`.
-    pub fn apply_to(&self, cfg: &mut SimConfig) {
+    /// Applies the flags given to `cfg`. A workload flag that has no effect on the chosen
+    /// generators (e.g. `--cv` with Poisson arrivals) is an error.
+    pub fn apply_to(&self, cfg: &mut SimConfig) -> Result<(), simulator::workload::WorkloadError> {
         set(&mut cfg.seed, &self.seed);
         if self.time_limit.is_some() {
             cfg.time_limit_s = self.time_limit;
@@ -216,7 +220,7 @@ impl RunArgs {
         set(&mut cfg.scheduler.chunk_size, &s.chunk_size);
         set(&mut cfg.scheduler.max_waiting_iters, &s.max_waiting_iters);
         s.vllm_v1.apply_to(&mut cfg.scheduler);
-        self.workload.apply_to(&mut cfg.workload);
+        self.workload.try_apply_to(&mut cfg.workload)?;
         let p = &self.predictor;
         if let Some(b) = p.backend {
             cfg.predictor.backend = match b {
@@ -250,9 +254,13 @@ impl RunArgs {
         if self.output.no_trace {
             cfg.output.trace = false;
         }
+        if self.output.no_report {
+            cfg.output.report = false;
+        }
         set(
             &mut cfg.output.timeseries_interval_s,
             &self.output.timeseries_interval,
         );
+        Ok(())
     }
 }

@@ -149,6 +149,8 @@ pub struct OutputConfig {
     pub trace: bool,
     /// Sampling interval of `timeseries.csv`, simulated seconds.
     pub timeseries_interval_s: f64,
+    /// Write the plots and `report.html` (`simulator::report`).
+    pub report: bool,
 }
 
 impl Default for OutputConfig {
@@ -157,6 +159,7 @@ impl Default for OutputConfig {
             batches: true,
             trace: true,
             timeseries_interval_s: 1.0,
+            report: true,
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod memory;
 pub mod metrics;
 pub mod output;
 pub mod prefix_cache;
+pub mod report;
 pub mod request;
 pub mod router;
 pub mod run;

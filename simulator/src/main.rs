@@ -50,7 +50,7 @@ fn run(args: &cli::RunArgs) -> Result<()> {
         }
         None => SimConfig::default(),
     };
-    args.apply_to(&mut cfg);
+    args.apply_to(&mut cfg)?;
     cfg.validate_values()?;
     let out_dir = args.output.out.clone().unwrap_or_else(default_out_dir);
     let opts = RunOptions {
