@@ -9,14 +9,20 @@
 //! - [`ops`]: the timed operators and per-operator breakdowns;
 //! - [`exec`]: the execution model (a batch on a pipeline stage → time with breakdown) and its
 //!   backends;
+//! - [`profile`]: readers for profile CSVs in Vidur's layout;
+//! - [`fit`]: fitting operator models to profiles, model selection and held-out accuracy;
+//! - [`table`]: dense prediction tables over Vidur's grids;
 //! - [`setup`]: building the execution model for a replica (backend choice).
 
 pub mod batch;
 pub mod catalog;
 pub mod exec;
+pub mod fit;
 pub mod ops;
 pub mod parallel;
+pub mod profile;
 pub mod setup;
+pub mod table;
 
 pub use batch::BatchShape;
 pub use catalog::{Catalog, CatalogError, DeviceSpec, ModelSpec, NodeSpec};

@@ -91,7 +91,7 @@ pub struct ReplicaArgs {
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "Scheduler")]
 pub struct SchedulerArgs {
-    /// Replica scheduler: vllm, orca, faster_transformer, sarathi, lightllm [default: sarathi]
+    /// Replica scheduler: vllm, orca, faster_transformer, sarathi, vllm_v1, lightllm [default: sarathi]
     #[arg(long)]
     pub scheduler: Option<String>,
     /// Most requests admitted on a replica (and per batch) [default: 128]
@@ -115,6 +115,9 @@ pub struct SchedulerArgs {
     /// Decode iterations between admission attempts (lightllm) [default: 10]
     #[arg(long)]
     pub max_waiting_iters: Option<u32>,
+    /// vllm_v1 and prefix-caching flags.
+    #[command(flatten)]
+    pub vllm_v1: crate::cli_v1::VllmV1Args,
 }
 
 /// Predictor flags.
@@ -163,6 +166,9 @@ pub struct OutputArgs {
     /// Do not write trace.json
     #[arg(long)]
     pub no_trace: bool,
+    /// Do not write the plots and report.html
+    #[arg(long)]
+    pub no_report: bool,
     /// Sampling interval of timeseries.csv, simulated seconds [default: 1]
     #[arg(long, value_name = "SECONDS")]
     pub timeseries_interval: Option<f64>,
@@ -178,8 +184,9 @@ fn set<T: Clone>(dst: &mut T, v: &Option<T>) {
 }
 
 impl RunArgs {
-    /// Applies the flags given to `cfg`.
-    pub fn apply_to(&self, cfg: &mut SimConfig) {
+    /// Applies the flags given to `cfg`. A workload flag that has no effect on the chosen
+    /// generators (e.g. `--cv` with Poisson arrivals) is an error.
+    pub fn apply_to(&self, cfg: &mut SimConfig) -> Result<(), simulator::workload::WorkloadError> {
         set(&mut cfg.seed, &self.seed);
         if self.time_limit.is_some() {
             cfg.time_limit_s = self.time_limit;
@@ -212,7 +219,8 @@ impl RunArgs {
         );
         set(&mut cfg.scheduler.chunk_size, &s.chunk_size);
         set(&mut cfg.scheduler.max_waiting_iters, &s.max_waiting_iters);
-        self.workload.apply_to(&mut cfg.workload);
+        s.vllm_v1.apply_to(&mut cfg.scheduler);
+        self.workload.try_apply_to(&mut cfg.workload)?;
         let p = &self.predictor;
         if let Some(b) = p.backend {
             cfg.predictor.backend = match b {
@@ -246,9 +254,13 @@ impl RunArgs {
         if self.output.no_trace {
             cfg.output.trace = false;
         }
+        if self.output.no_report {
+            cfg.output.report = false;
+        }
         set(
             &mut cfg.output.timeseries_interval_s,
             &self.output.timeseries_interval,
         );
+        Ok(())
     }
 }

@@ -149,6 +149,8 @@ pub struct OutputConfig {
     pub trace: bool,
     /// Sampling interval of `timeseries.csv`, simulated seconds.
     pub timeseries_interval_s: f64,
+    /// Write the plots and `report.html` (`simulator::report`).
+    pub report: bool,
 }
 
 impl Default for OutputConfig {
@@ -157,6 +159,7 @@ impl Default for OutputConfig {
             batches: true,
             trace: true,
             timeseries_interval_s: 1.0,
+            report: true,
         }
     }
 }
@@ -281,7 +284,28 @@ impl SimConfig {
             ));
         }
         self.workload.validate()?;
+        // Prefix caching and the vLLM V1 knobs.
+        if s.enable_prefix_caching == Some(true)
+            && crate::scheduler::prefix_caching_default(&s.name).is_none()
+        {
+            return Err(invalid(
+                "scheduler.enable_prefix_caching",
+                format!("the {} scheduler does not support prefix caching; use --scheduler vllm_v1 or sarathi, or --no-enable-prefix-caching", s.name),
+            ));
+        }
+        s.vllm_v1
+            .validate(self.workload.max_request_tokens())
+            .map_err(|(field, why)| invalid(&field, why))?;
         Ok(())
+    }
+
+    /// The memory margin in force: `1 − scheduler.vllm_v1.gpu_memory_utilization` when that is set,
+    /// else `replica.memory_margin_fraction`.
+    pub fn memory_margin_fraction(&self) -> f64 {
+        match self.scheduler.vllm_v1.gpu_memory_utilization {
+            Some(u) => 1.0 - u,
+            None => self.replica.memory_margin_fraction,
+        }
     }
 
     /// Checks the configuration against `catalog` and plans each replica's KV cache.
@@ -319,7 +343,7 @@ impl SimConfig {
             &model,
             &device,
             parallelism,
-            self.replica.memory_margin_fraction,
+            self.memory_margin_fraction(),
             block_size,
             max_request_tokens,
             self.scheduler.num_blocks,

@@ -43,6 +43,9 @@ pub enum SimError {
     /// A broken invariant (a bug).
     #[error("internal error: {0}")]
     Internal(String),
+    /// The plots or `report.html` could not be written.
+    #[error("report: {0}")]
+    Report(#[from] crate::report::ReportError),
     /// Writing an output file failed.
     #[error("cannot write {path}: {source}")]
     Io {

@@ -4,13 +4,14 @@
 //! ([`Request::kv_blocks`]) and the manager keeps the totals. Capacity is an invariant: an
 //! allocation beyond it is a scheduler bug and is reported as [`KvError`].
 //!
-//! Extension point for automatic prefix caching: a caching manager would keep, beside these
-//! counters, a block table per request (block ids), a hash per full block (chained over the prompt
-//! segments), reference counts, and an LRU list of blocks with no reference that can be evicted or
-//! re-used on a hash hit. `can_allocate`/`allocate`/`free` keep their meaning (blocks newly taken
-//! from the free pool); a cache hit would raise [`Request::processed_tokens`] and
-//! [`Request::cached_prefill_tokens`] at admission.
+//! Automatic prefix caching ([`KvCache::with_prefix_caching`]) adds named, reference-counted
+//! blocks ([`PrefixCache`]): `can_allocate`/`allocate`/`free` keep their meaning (blocks newly taken
+//! from the pool of unreferenced blocks, cached ones evicted least recently freed first), `free`
+//! keeps the content of the released blocks for later hits, and
+//! [`KvCache::prefix_lookup`]/[`KvCache::take_prefix_hit`] let an admission reuse cached blocks.
+//! Without caching the prefix calls do nothing and behaviour is unchanged.
 
+use crate::prefix_cache::{PrefixCache, PrefixCacheStats, PrefixHit};
 use crate::request::Request;
 
 /// An allocation that the capacity does not allow (a scheduler bug).
@@ -35,6 +36,7 @@ pub struct KvCache {
     allocated: u64,
     holders: u32,
     peak_allocated: u64,
+    prefix: Option<Box<PrefixCache>>,
 }
 
 impl KvCache {
@@ -46,6 +48,69 @@ impl KvCache {
             allocated: 0,
             holders: 0,
             peak_allocated: 0,
+            prefix: None,
+        }
+    }
+
+    /// The same cache with automatic prefix caching on or off (call before any allocation).
+    pub fn with_prefix_caching(mut self, on: bool) -> Self {
+        self.prefix = on.then(|| Box::new(PrefixCache::new(self.num_blocks, self.block_size)));
+        self
+    }
+
+    /// The prefix cache, when caching is on.
+    pub fn prefix_cache(&self) -> Option<&PrefixCache> {
+        self.prefix.as_deref()
+    }
+
+    /// Prefix-cache counters (all zero without caching).
+    pub fn prefix_stats(&self) -> PrefixCacheStats {
+        self.prefix.as_ref().map(|p| p.stats()).unwrap_or_default()
+    }
+
+    /// The cached blocks an admission of `req` (holding no blocks, nothing processed) could reuse;
+    /// nothing without caching.
+    pub fn prefix_lookup(&mut self, req: &Request) -> PrefixHit {
+        match &mut self.prefix {
+            Some(p) if req.kv_blocks == 0 && req.processed_tokens == 0 => p.lookup(req),
+            _ => PrefixHit::default(),
+        }
+    }
+
+    /// Admits `req` with the cached blocks of `hit` (from [`KvCache::prefix_lookup`] just before):
+    /// it holds them, and their tokens count as processed and cached. Counts the admission in the
+    /// cache statistics even when nothing hit. No-op without caching.
+    pub fn take_prefix_hit(&mut self, req: &mut Request, hit: PrefixHit) -> Result<(), KvError> {
+        let Some(p) = &mut self.prefix else {
+            return Ok(());
+        };
+        if u64::from(hit.revived_blocks) > self.num_blocks - self.allocated {
+            return Err(KvError {
+                request: req.id,
+                asked: u64::from(hit.revived_blocks),
+                free: self.num_blocks - self.allocated,
+                total: self.num_blocks,
+            });
+        }
+        let revived = p.take_hit(req, hit);
+        if hit.blocks > 0 {
+            if req.kv_blocks == 0 {
+                self.holders += 1;
+            }
+            req.kv_blocks += hit.blocks;
+            req.processed_tokens += hit.tokens;
+            req.cached_prefill_tokens += hit.tokens;
+            self.allocated += revived;
+            self.peak_allocated = self.peak_allocated.max(self.allocated);
+        }
+        Ok(())
+    }
+
+    /// Records that the first `kv_tokens` tokens of `req` are scheduled: its full blocks among them
+    /// become reusable. No-op without caching.
+    pub fn register_scheduled(&mut self, req: &Request, kv_tokens: u32) {
+        if let Some(p) = &mut self.prefix {
+            p.register(req, kv_tokens);
         }
     }
 
@@ -105,18 +170,26 @@ impl KvCache {
         if req.kv_blocks == 0 {
             self.holders += 1;
         }
+        if let Some(p) = &mut self.prefix {
+            p.allocate(req.id, n);
+        }
         req.kv_blocks += n;
         self.allocated += n as u64;
         self.peak_allocated = self.peak_allocated.max(self.allocated);
         Ok(())
     }
 
-    /// Takes every block of `req` back; returns how many.
+    /// Takes every block of `req` back; returns how many it held. With caching, shared blocks stay
+    /// with their other holders and released blocks keep their content until evicted.
     pub fn free(&mut self, req: &mut Request) -> u32 {
         let n = req.kv_blocks;
+        let released = match &mut self.prefix {
+            Some(p) => p.release(req.id, req.completed),
+            None => n as u64,
+        };
         if n > 0 {
             self.holders -= 1;
-            self.allocated -= n as u64;
+            self.allocated -= released;
             req.kv_blocks = 0;
         }
         n

@@ -14,6 +14,8 @@ pub mod kv;
 pub mod memory;
 pub mod metrics;
 pub mod output;
+pub mod prefix_cache;
+pub mod report;
 pub mod request;
 pub mod router;
 pub mod run;

@@ -2,6 +2,7 @@
 //! docs/cli.md describes them and docs/outputs.md the files a run writes.
 
 mod cli;
+mod cli_v1;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -60,7 +61,7 @@ fn run(args: &cli::RunArgs) -> Result<()> {
         }
         None => SimConfig::default(),
     };
-    args.apply_to(&mut cfg);
+    args.apply_to(&mut cfg)?;
     cfg.validate_values()?;
     let out_dir = args.output.out.clone().unwrap_or_else(default_out_dir);
     let opts = RunOptions {

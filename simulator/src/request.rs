@@ -80,6 +80,8 @@ pub struct Request {
     pub output_segment: Option<u64>,
     /// Conversation it belongs to.
     pub session_id: Option<u64>,
+    /// Prompt tokens computed (not served from a prefix cache), summed over attempts.
+    pub computed_prefill_tokens: u32,
 }
 
 impl Request {
@@ -114,6 +116,7 @@ impl Request {
             segments: spec.segments.clone(),
             output_segment: spec.output_segment,
             session_id: spec.session_id,
+            computed_prefill_tokens: 0,
         }
     }
 
@@ -151,6 +154,9 @@ impl Request {
     pub fn on_batch_end(&mut self, now_ns: u64, tokens: u32, execution_ns: u64) -> TokenOutcome {
         self.execution_ns += execution_ns;
         self.batch_tokens += tokens as u64;
+        if !self.prefill_complete {
+            self.computed_prefill_tokens += tokens;
+        }
         self.processed_tokens += tokens;
         let mut out = TokenOutcome::default();
         if !self.prefill_complete {

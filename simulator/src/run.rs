@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use predictor::table::TableBounds;
 use predictor::{build_execution_model, BackendInfo, Catalog, ExecSetup, ExecutionModel};
 
 use crate::config::SimConfig;
@@ -60,8 +61,25 @@ pub fn execution_model(
         profiles_dirs: cfg.predictor.profiles.clone(),
         tables_dir: cfg.predictor.tables.clone(),
         cache_dir: cfg.predictor.cache_dir.clone(),
+        table_bounds: table_bounds(cfg),
     };
     Ok(build_execution_model(&setup)?)
+}
+
+/// Prediction-table bounds covering what the run can ask for: Vidur's defaults (4,096 tokens,
+/// batches of 128), widened to the workload's longest request and the scheduler's batch cap.
+/// Larger batches than these still get answers (counted as out-of-grid lookups).
+fn table_bounds(cfg: &SimConfig) -> TableBounds {
+    let defaults = TableBounds::default();
+    let longest = u64::from(cfg.workload.max_request_tokens()).div_ceil(64) * 64;
+    let max_tokens = defaults.max_tokens.max(longest);
+    TableBounds {
+        max_tokens,
+        max_batch_size: defaults
+            .max_batch_size
+            .max(u64::from(cfg.scheduler.batch_size_cap)),
+        max_prefill_chunk: defaults.max_prefill_chunk.max(max_tokens),
+    }
 }
 
 /// Runs the simulation `cfg` describes.
@@ -164,7 +182,9 @@ pub fn simulate(cfg: &SimConfig, opts: &RunOptions) -> Result<SimOutcome, SimErr
         )?;
         let json = serde_json::to_string_pretty(&summary).expect("the summary serializes");
         output::write_file(dir, "summary.json", &(json + "\n"))?;
-        // report hook: at merge, call `crate::report::write_report(dir)` here (plots + report.html).
+        if cfg.output.report {
+            crate::report::write_report(dir)?;
+        }
     }
     Ok(SimOutcome {
         summary,
@@ -181,9 +201,10 @@ mod tests {
 
     #[test]
     fn parallel_runs_agree_and_write_nothing_without_a_directory() {
-        let mut cfg = SimConfig::default();
-        cfg.workload.num_requests = Some(60);
-        cfg.cluster.num_replicas = 2;
+        // (through TOML, so the test does not depend on the workload's field types)
+        let cfg =
+            SimConfig::from_toml("[cluster]\nnum_replicas = 2\n[workload]\nnum_requests = 60\n")
+                .unwrap();
         let opts = RunOptions {
             quiet: true,
             ..Default::default()

@@ -9,7 +9,10 @@
 //! Backends: [`roofline::Roofline`] (FLOPs and bytes over the device's peaks; serves any model and
 //! device), and the profiled and table backends built from measured profiles.
 
+pub mod profiled;
 pub mod roofline;
+pub mod tables;
+pub mod tabulated;
 
 use serde::{Deserialize, Serialize};
 

@@ -142,7 +142,8 @@ impl Engine {
             .map(|_| {
                 ReplicaState::new(
                     (setup.scheduler.build)(&setup.scheduler_params),
-                    KvCache::new(setup.scheduler_params.num_blocks, setup.block_size),
+                    KvCache::new(setup.scheduler_params.num_blocks, setup.block_size)
+                        .with_prefix_caching(setup.scheduler_params.prefix_caching()),
                     setup.pp,
                 )
             })
@@ -494,6 +495,8 @@ impl Engine {
     }
 }
 
+#[cfg(test)]
+mod cache_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

@@ -5,15 +5,40 @@ use proptest::prelude::*;
 use super::testkit::*;
 use crate::router::RouterKind;
 use crate::scheduler::SCHEDULERS;
-use crate::workload::RequestSpec;
+use crate::workload::{RequestSpec, Segment};
+
+/// Lengths of the shared segments 0..4 (a segment has one length across the workload).
+const SEGMENT_TOKENS: [u32; 4] = [8, 20, 33, 64];
 
 fn workload() -> impl Strategy<Value = Vec<RequestSpec>> {
-    prop::collection::vec((0u64..40, 1u32..200, 1u32..40), 1..40).prop_map(|v| {
+    // Each request may start with up to two shared segments (prefix caching has something to
+    // reuse); its prompt then has at least one unique token.
+    prop::collection::vec(
+        (
+            0u64..40,
+            1u32..200,
+            1u32..40,
+            prop::collection::vec(0usize..4, 0..3),
+        ),
+        1..40,
+    )
+    .prop_map(|v| {
         let mut t = 0;
         v.into_iter()
-            .map(|(gap_ms, p, d)| {
+            .map(|(gap_ms, p, d, segs)| {
                 t += gap_ms * 1_000_000;
-                RequestSpec::simple(t, p, d)
+                let segments: Vec<Segment> = segs
+                    .into_iter()
+                    .map(|k| Segment {
+                        id: k as u64,
+                        tokens: SEGMENT_TOKENS[k],
+                    })
+                    .collect();
+                let shared: u32 = segments.iter().map(|s| s.tokens).sum();
+                RequestSpec {
+                    segments,
+                    ..RequestSpec::simple(t, p.max(shared + 1), d)
+                }
             })
             .collect()
     })
@@ -32,9 +57,12 @@ fn cluster() -> impl Strategy<Value = TestCluster> {
         // from barely one longest request to plenty: exercises preemption and restarts
         16u64..80,
         (1u32..9, 1u32..300, 1u32..600, 0u32..4, 0u32..3),
+        // vllm_v1: budget, sequence cap, long-prefill threshold, chunked prefill; prefix caching
+        // on/off where the policy supports it
+        (1u32..300, 1u32..9, 0u32..3, any::<bool>(), any::<bool>()),
     )
         .prop_map(
-            |(s, replicas, pp, router, blocks, (cap, chunk, max_tokens, wait, mark))| {
+            |(s, replicas, pp, router, blocks, (cap, chunk, max_tokens, wait, mark), v1)| {
                 let entry = &SCHEDULERS[s];
                 let mut c = TestCluster::new(entry.name);
                 c.replicas = replicas;
@@ -58,6 +86,16 @@ fn cluster() -> impl Strategy<Value = TestCluster> {
                 c.scheduler.max_waiting_iters = wait;
                 c.scheduler.watermark_blocks_fraction = 0.05 * mark as f64;
                 c.stage_ms = 3.0;
+                let (budget, seqs, threshold, chunked, caching) = v1;
+                let v = &mut c.scheduler.vllm_v1;
+                v.enable_chunked_prefill = chunked;
+                // without chunked prefill a whole prompt must fit one step
+                v.max_num_batched_tokens = Some(if chunked { budget } else { budget.max(240) });
+                v.max_num_seqs = seqs;
+                v.long_prefill_token_threshold = [0, 7, 64][threshold as usize];
+                if crate::scheduler::prefix_caching_default(entry.name).is_some() {
+                    c.scheduler.enable_prefix_caching = Some(caching);
+                }
                 c
             },
         )
@@ -83,13 +121,18 @@ proptest! {
             let first = r.first_token_at_ns.unwrap();
             let done = r.completed_at_ns.unwrap();
             prop_assert!(r.arrived_at_ns <= sched && sched <= first && first <= done);
-            // tokens: exactly prompt + output − 1 without restarts, more with recomputation
+            // tokens: exactly prompt + output − 1 without restarts, more with recomputation;
+            // prompt tokens served from the prefix cache are not processed in batches
             let need = (s.prefill_tokens + s.decode_tokens - 1) as u64;
+            let cached = r.cached_prefill_tokens as u64;
             if r.num_restarts == 0 {
-                prop_assert_eq!(r.batch_tokens, need);
+                prop_assert_eq!(r.batch_tokens + cached, need);
+                prop_assert_eq!(r.computed_prefill_tokens as u64 + cached, s.prefill_tokens as u64);
             } else {
-                prop_assert!(r.batch_tokens > need);
+                prop_assert!(r.batch_tokens + cached > need);
             }
+            // the last prompt token is always computed
+            prop_assert!(r.computed_prefill_tokens >= 1);
             batch_tokens += r.batch_tokens;
         }
         // the batches processed exactly the requests' tokens (counted on the first stage)
@@ -104,6 +147,16 @@ proptest! {
         for rep in &o.replicas {
             prop_assert!(rep.kv.peak_allocated() <= rep.kv.num_blocks());
             prop_assert_eq!(rep.kv.allocated(), 0);
+            // prefix cache: counts add up, no block referenced once every request finished
+            if let Some(p) = rep.kv.prefix_cache() {
+                prop_assert_eq!(p.check(), Ok(()));
+                prop_assert_eq!(p.used_blocks(), 0);
+                prop_assert_eq!(p.cached_blocks() + p.empty_blocks(), rep.kv.num_blocks());
+                let st = p.stats();
+                prop_assert!(st.hit_tokens <= st.queried_tokens && st.hit_blocks <= st.queried_blocks);
+            } else {
+                prop_assert_eq!(rep.kv.prefix_stats(), Default::default());
+            }
             prop_assert!(rep.max_in_flight <= c.pp);
         }
         // the clock never goes back; each stage serves one batch at a time

@@ -1,6 +1,7 @@
 //! Streaming metrics: latency histograms over requests and output tokens, counters, and the
 //! FLOP model behind MFU. Memory does not grow with the number of requests or tokens.
 
+pub mod cache;
 pub mod histogram;
 pub mod summary;
 
@@ -64,6 +65,8 @@ pub struct Metrics {
     pub total_tokens: u64,
     /// Finished requests meeting every SLO given.
     pub slo_met: u64,
+    /// Prefix-cache and preemption totals of finished requests.
+    pub cache: cache::RequestCacheTotals,
 }
 
 impl Metrics {
@@ -85,6 +88,7 @@ impl Metrics {
             self.tpot.record(tpot.round() as u64);
             tpot_s = Some(tpot * 1e-9);
         }
+        self.cache.record(r);
         self.output_tokens += r.decode_tokens as u64;
         self.total_tokens += r.total_tokens() as u64;
         if slo.any() {

@@ -127,6 +127,12 @@ pub struct Summary {
     pub slo: Option<SloSummary>,
     /// Cost.
     pub cost: Cost,
+    /// Prefix caching.
+    #[serde(default)]
+    pub prefix_cache: super::cache::PrefixCacheSummary,
+    /// Preemptions.
+    #[serde(default)]
+    pub preemptions: super::cache::PreemptionSummary,
 }
 
 /// Facts about the cluster that the engine does not know.
@@ -235,6 +241,8 @@ impl Summary {
                     0.0
                 },
             },
+            prefix_cache: super::cache::PrefixCacheSummary::build(o),
+            preemptions: super::cache::PreemptionSummary::build(o),
         }
     }
 }

@@ -6,7 +6,7 @@ use super::fmt_s;
 use crate::request::Request;
 
 /// The header row.
-pub const HEADER: &str = "request_id,replica_id,arrived_at_s,scheduled_at_s,first_token_at_s,completed_at_s,prefill_tokens,decode_tokens,cached_prefill_tokens,ttft_s,tbt_mean_s,tbt_max_s,tpot_s,e2e_s,e2e_normalized_s,scheduling_delay_s,execution_time_s,preemption_time_s,num_preemptions,num_restarts";
+pub const HEADER: &str = "request_id,replica_id,arrived_at_s,scheduled_at_s,first_token_at_s,completed_at_s,prefill_tokens,decode_tokens,cached_prefill_tokens,ttft_s,tbt_mean_s,tbt_max_s,tpot_s,e2e_s,e2e_normalized_s,scheduling_delay_s,execution_time_s,preemption_time_s,num_preemptions,num_restarts,computed_prefill_tokens";
 
 fn opt_s(l: &mut String, ns: Option<u64>) {
     if let Some(ns) = ns {
@@ -63,5 +63,9 @@ pub fn row(l: &mut String, r: &Request) {
     if let (Some(s), Some(done)) = (r.scheduled_at_ns, r.completed_at_ns) {
         fmt_s(l, (done - s).saturating_sub(r.execution_ns));
     }
-    let _ = writeln!(l, ",{},{}", r.num_preemptions, r.num_restarts);
+    let _ = writeln!(
+        l,
+        ",{},{},{}",
+        r.num_preemptions, r.num_restarts, r.computed_prefill_tokens
+    );
 }

@@ -21,15 +21,18 @@ pub mod orca;
 pub mod registry;
 pub mod sarathi;
 pub mod vllm;
+pub mod vllm_v1;
 
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
 use crate::kv::{KvCache, KvError};
+use crate::prefix_cache::PrefixHit;
 use crate::request::{ReqId, RequestTable};
 
-pub use registry::{find, SchedulerEntry, SCHEDULERS};
+pub use registry::{find, prefix_caching_default, SchedulerEntry, SCHEDULERS};
+pub use vllm_v1::VllmV1Config;
 
 /// One request's share of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,13 +89,35 @@ impl SchedCtx<'_> {
         }
     }
 
-    /// Adds a prefill chunk or a decode of request `id` to `batch`.
-    pub fn push(&self, batch: &mut Vec<BatchEntry>, id: ReqId, tokens: u32) {
+    /// Adds a prefill chunk or a decode of request `id` to `batch`. With prefix caching, the full
+    /// blocks this entry completes become reusable (as vLLM V1 registers them at scheduling).
+    pub fn push(&mut self, batch: &mut Vec<BatchEntry>, id: ReqId, tokens: u32) {
+        let r = &self.requests[id];
+        let is_prefill = !r.prefill_complete;
+        let kv_tokens = if is_prefill {
+            r.processed_tokens + tokens
+        } else {
+            r.processed_tokens
+        };
+        // A decode extends the sequence by one token: it can only fill a block on a boundary.
+        if is_prefill || kv_tokens.is_multiple_of(self.kv.block_size()) {
+            self.kv.register_scheduled(r, kv_tokens);
+        }
         batch.push(BatchEntry {
             request: id,
             tokens,
-            is_prefill: !self.req(id).prefill_complete,
+            is_prefill,
         });
+    }
+
+    /// The cached blocks request `id` could reuse if admitted now (nothing without caching).
+    pub fn prefix_lookup(&mut self, id: ReqId) -> PrefixHit {
+        self.kv.prefix_lookup(&self.requests[id])
+    }
+
+    /// Admits request `id` with the cached blocks of `hit` (see [`KvCache::take_prefix_hit`]).
+    pub fn take_prefix_hit(&mut self, id: ReqId, hit: PrefixHit) -> Result<(), KvError> {
+        self.kv.take_prefix_hit(&mut self.requests[id], hit)
     }
 }
 
@@ -136,6 +161,12 @@ pub struct SchedulerConfig {
     pub chunk_size: u32,
     /// Decode iterations before LightLLM tries to admit new requests again.
     pub max_waiting_iters: u32,
+    /// Automatic prefix caching (vLLM's `enable_prefix_caching`); unset: on for `vllm_v1`, off
+    /// otherwise. Only `vllm_v1` and `sarathi` support it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enable_prefix_caching: Option<bool>,
+    /// vLLM V1 engine arguments (section `[scheduler.vllm_v1]`), read by `vllm_v1`.
+    pub vllm_v1: VllmV1Config,
 }
 
 impl Default for SchedulerConfig {
@@ -149,6 +180,8 @@ impl Default for SchedulerConfig {
             max_tokens_in_batch: 4096,
             chunk_size: 512,
             max_waiting_iters: 10,
+            enable_prefix_caching: None,
+            vllm_v1: VllmV1Config::default(),
         }
     }
 }
@@ -170,6 +203,12 @@ impl SchedulerParams {
     /// Requests per micro-batch for policies that split the cap over pipeline stages.
     pub fn max_micro_batch_size(&self) -> usize {
         (self.config.batch_size_cap / self.pp).max(1) as usize
+    }
+
+    /// Whether the replica's KV cache does automatic prefix caching.
+    pub fn prefix_caching(&self) -> bool {
+        let default = prefix_caching_default(&self.config.name).unwrap_or(false);
+        self.config.enable_prefix_caching.unwrap_or(default)
     }
 
     /// Vidur's `watermark_blocks`.

@@ -56,6 +56,13 @@ pub static SCHEDULERS: &[SchedulerEntry] = &[
         build: |p| Box::new(super::sarathi::Sarathi::new(p)),
     },
     SchedulerEntry {
+        name: "vllm_v1",
+        summary: "vLLM V1: token budget over running then waiting requests, chunked prefill, recompute preemption, prefix caching",
+        token_blocks: false,
+        max_pipeline_stages: None,
+        build: |p| Box::new(super::vllm_v1::VllmV1::new(p)),
+    },
+    SchedulerEntry {
         name: "lightllm",
         summary: "LightLLM: token-granular KV, admission by projected peak memory",
         token_blocks: true,
@@ -72,6 +79,17 @@ pub fn find(name: &str) -> Result<&'static SchedulerEntry, String> {
             names().join(", ")
         )
     })
+}
+
+/// Whether policy `name` supports automatic prefix caching, and its default: `Some(true)` for
+/// `vllm_v1` (on by default, as in vLLM V1), `Some(false)` for `sarathi` (off unless asked),
+/// `None` for the policies that cannot use it.
+pub fn prefix_caching_default(name: &str) -> Option<bool> {
+    match name {
+        "vllm_v1" => Some(true),
+        "sarathi" => Some(false),
+        _ => None,
+    }
 }
 
 /// Names of every policy.

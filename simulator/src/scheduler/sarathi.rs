@@ -97,15 +97,26 @@ impl ReplicaScheduler for Sarathi {
             if ctx.kv.num_holders() >= self.batch_size_cap || batch.len() >= self.max_micro_batch {
                 break;
             }
-            if !can_admit_with_watermark(ctx, id, self.watermark_blocks) {
-                break;
+            // Prefix caching (off by default): cached blocks are reused, the rest is allocated.
+            let hit = ctx.prefix_lookup(id);
+            if hit.blocks == 0 {
+                if !can_admit_with_watermark(ctx, id, self.watermark_blocks) {
+                    break;
+                }
+            } else {
+                let prompt = ctx.req(id).current_prefill_tokens;
+                let need = (ctx.kv.blocks_for(prompt) - hit.blocks + hit.revived_blocks) as u64;
+                if ctx.kv.free_blocks() < need + self.watermark_blocks {
+                    break;
+                }
             }
             let prompt = ctx.req(id).current_prefill_tokens;
-            let chunk = prompt.min(self.chunk_size - budget);
+            let chunk = (prompt - hit.tokens).min(self.chunk_size - budget);
             if chunk == 0 {
                 break;
             }
             self.queue.pop_front();
+            ctx.take_prefix_hit(id, hit)?;
             let need = ctx.blocks_missing(id, prompt);
             ctx.allocate(id, need)?;
             ctx.push(batch, id, chunk);

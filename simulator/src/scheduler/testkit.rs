@@ -48,7 +48,7 @@ impl Harness {
         Harness {
             sched: (entry.build)(&params),
             reqs: RequestTable::new(),
-            kv: KvCache::new(num_blocks, block_size),
+            kv: KvCache::new(num_blocks, block_size).with_prefix_caching(params.prefix_caching()),
             now_ns: 0,
             inflight: Default::default(),
         }
@@ -56,9 +56,13 @@ impl Harness {
 
     /// Adds a request of `p` prompt and `d` output tokens; returns its id.
     pub fn add(&mut self, p: u32, d: u32) -> ReqId {
+        self.add_spec(&RequestSpec::simple(0, p, d))
+    }
+
+    /// Adds the request `spec` (its content matters with prefix caching); returns its id.
+    pub fn add_spec(&mut self, spec: &RequestSpec) -> ReqId {
         let id = self.reqs.len();
-        self.reqs
-            .push(Request::new(id, 0, &RequestSpec::simple(0, p, d)));
+        self.reqs.push(Request::new(id, 0, spec));
         let mut ctx = SchedCtx {
             now_ns: self.now_ns,
             requests: &mut self.reqs,

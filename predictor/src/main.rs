@@ -1,0 +1,377 @@
+//! `predictor`: fit operator models to profiles (with held-out accuracy and prediction tables), and
+//! predict the time of one batch on one pipeline stage. Options are documented in
+//! `docs/predictor.md`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use predictor::exec::profiled::{needed_ops, tables_from_fit};
+use predictor::exec::roofline::Roofline;
+use predictor::exec::tables::write_tables;
+use predictor::exec::tabulated::Tabulated;
+use predictor::fit::accuracy::accuracy;
+use predictor::fit::case::{fit_case, CaseInputs, FittedCase};
+use predictor::fit::select::SearchConfig;
+use predictor::setup::{build_execution_model, BackendChoice, ExecSetup};
+use predictor::table::TableBounds;
+use predictor::{BackendKind, BatchShape, Catalog, Parallelism};
+
+#[derive(Parser)]
+#[command(
+    name = "predictor",
+    version,
+    about = "Fit operator-time models to profiles and predict batch times"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Fit every operator of a model on a device (and its node's network), report held-out
+    /// accuracy and write the models and prediction tables.
+    Fit(FitArgs),
+    /// Print the per-operator time of one batch on one pipeline stage.
+    Predict(PredictArgs),
+}
+
+#[derive(Args)]
+struct CatalogArgs {
+    /// Directory of extra catalog TOML files (models/, devices/, nodes/) over the built-in catalog.
+    #[arg(long)]
+    catalog: Option<PathBuf>,
+}
+
+impl CatalogArgs {
+    fn load(&self) -> Result<Catalog> {
+        Ok(match &self.catalog {
+            Some(d) => Catalog::with_overrides(d)?,
+            None => Catalog::builtin(),
+        })
+    }
+}
+
+#[derive(Args)]
+struct FitArgs {
+    /// Profiles directory in Vidur's layout (compute/<device>/<org>/<model>/, network/<node>/).
+    #[arg(long)]
+    profiles: PathBuf,
+    /// Device catalog name (a100, h100, ...).
+    #[arg(long)]
+    device: String,
+    /// Model catalog name or path of a Hugging Face config.json.
+    #[arg(long)]
+    model: String,
+    /// Node catalog name whose network profiles to fit (default: the device's DGX node).
+    #[arg(long)]
+    node: Option<String>,
+    /// TP degrees to fit, comma-separated (default: every TP in mlp.csv that suits the model).
+    #[arg(long, value_delimiter = ',')]
+    tp: Option<Vec<u32>>,
+    /// Output directory: models.json, xgboost/*.json, accuracy.json.
+    #[arg(long)]
+    out: PathBuf,
+    /// Where to write prediction tables in Vidur's dump format, one subdirectory per TP
+    /// (default: <out>/tables).
+    #[arg(long)]
+    export_tables: Option<PathBuf>,
+    /// Do not fit the node's network profiles (compute operators only).
+    #[arg(long)]
+    skip_network: bool,
+    /// Skip the held-out accuracy (cross-validation) step.
+    #[arg(long)]
+    no_accuracy: bool,
+    /// Outer cross-validation folds.
+    #[arg(long, default_value_t = 5)]
+    folds: usize,
+    /// Seed of the cross-validation shuffles.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Largest token count (and KV length) of the prediction tables.
+    #[arg(long, default_value_t = 4096)]
+    max_tokens: u64,
+    /// Largest decode batch of the prediction tables.
+    #[arg(long, default_value_t = 128)]
+    max_batch_size: u64,
+    /// Largest prefill chunk of the prediction tables.
+    #[arg(long, default_value_t = 4096)]
+    max_prefill_chunk: u64,
+    #[command(flatten)]
+    catalog: CatalogArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BackendArg {
+    Auto,
+    Profiled,
+    Roofline,
+    Tables,
+}
+
+#[derive(Args)]
+struct PredictArgs {
+    /// Model catalog name or path of a Hugging Face config.json.
+    #[arg(long)]
+    model: String,
+    /// Device catalog name.
+    #[arg(long)]
+    device: String,
+    /// Node catalog name (default: the device's DGX node).
+    #[arg(long)]
+    node: Option<String>,
+    /// Tensor-parallel degree.
+    #[arg(long, default_value_t = 1)]
+    tp: u32,
+    /// Pipeline stages.
+    #[arg(long, default_value_t = 1)]
+    pp: u32,
+    /// Pipeline stage to time (0-based).
+    #[arg(long, default_value_t = 0)]
+    stage: u32,
+    /// Prefill chunk sizes, one per request, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    prefill: Vec<u64>,
+    /// Tokens already cached for each prefill chunk (default 0 for all).
+    #[arg(long, value_delimiter = ',')]
+    prefill_kv: Vec<u64>,
+    /// Number of decoding requests.
+    #[arg(long, default_value_t = 0)]
+    decode: u32,
+    /// Context length of each decoding request.
+    #[arg(long, default_value_t = 0)]
+    kv: u64,
+    /// Profiles directories in Vidur's layout, searched in order (repeatable).
+    #[arg(long)]
+    profiles: Vec<PathBuf>,
+    /// Backend.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    backend: BackendArg,
+    /// Prediction tables in Vidur's dump format (for --backend tables).
+    #[arg(long)]
+    tables: Option<PathBuf>,
+    /// Cache directory for fitted models.
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    #[command(flatten)]
+    catalog: CatalogArgs,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Fit(a) => run_fit(a),
+        Cmd::Predict(a) => run_predict(a),
+    };
+    if let Err(e) = r {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(v)?;
+    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+}
+
+fn run_fit(a: FitArgs) -> Result<()> {
+    let cat = a.catalog.load()?;
+    let model = cat.model(&a.model)?;
+    let device = cat.device(&a.device)?;
+    let node = match &a.node {
+        Some(n) => cat.node(n)?,
+        None => cat.default_node_for(&device.name).with_context(|| {
+            format!(
+                "no node of device {} in the catalog; give --node",
+                device.name
+            )
+        })?,
+    };
+    if !a.profiles.is_dir() {
+        bail!("profiles directory {} does not exist", a.profiles.display());
+    }
+    let dirs = [a.profiles.clone()];
+    let mut inputs = CaseInputs::load(&dirs, &model, &device.name, Some(&node), a.tp.as_deref())?;
+    if a.skip_network {
+        inputs.all_reduce = None;
+        inputs.send_recv = None;
+    }
+    let cfg = SearchConfig::default();
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+
+    let t0 = Instant::now();
+    let fitted = fit_case(&inputs, &cfg)?;
+    let fit_s = t0.elapsed().as_secs_f64();
+    fitted.save(&a.out.join("models.json"))?;
+    write_boosters(&fitted, &a.out)?;
+
+    let t1 = Instant::now();
+    let bounds = TableBounds {
+        max_tokens: a.max_tokens,
+        max_batch_size: a.max_batch_size,
+        max_prefill_chunk: a.max_prefill_chunk,
+    };
+    let tables_root = a
+        .export_tables
+        .clone()
+        .unwrap_or_else(|| a.out.join("tables"));
+    for &tp in &inputs.tps {
+        // A two-stage layout, so that the send/recv table is written too.
+        let par = Parallelism::new(tp, 2);
+        let tables = tables_from_fit(&fitted, &model, &node, par, bounds)?;
+        let r = Roofline::new(&model, &device, &node, par, Default::default());
+        let backend = Tabulated::new(
+            tables,
+            r,
+            BackendKind::Profiled,
+            String::new(),
+            needed_ops(&model, par),
+        );
+        let dir = tables_root.join(format!("tp{tp}"));
+        write_tables(&backend, &needed_ops(&model, par), bounds, &dir)?;
+    }
+    let tab_s = t1.elapsed().as_secs_f64();
+
+    println!(
+        "fitted {} models for {} on {} (node {}) in {:.2} s; tables in {:.2} s -> {}",
+        fitted.ops.len(),
+        model.name,
+        device.name,
+        node.name,
+        fit_s,
+        tab_s,
+        tables_root.display()
+    );
+    for o in &fitted.ops {
+        println!("  {:<45} {}", o.key.to_string(), o.chosen);
+    }
+    if !a.no_accuracy {
+        let t2 = Instant::now();
+        let rep = accuracy(&inputs.datasets()?, &cfg, a.folds, a.seed)?;
+        write_json(&a.out.join("accuracy.json"), &rep)?;
+        println!(
+            "held-out accuracy ({}-fold, seed {}, {:.2} s):",
+            a.folds,
+            a.seed,
+            t2.elapsed().as_secs_f64()
+        );
+        print!("{}", rep.table());
+    }
+    Ok(())
+}
+
+/// Writes each XGBoost model as its own JSON file (loadable by Python's xgboost).
+#[cfg(feature = "xgboost")]
+fn write_boosters(fitted: &FittedCase, out: &Path) -> Result<()> {
+    use predictor::fit::Model;
+    for o in &fitted.ops {
+        if let Model::Boosted(b) = &o.model {
+            let dir = out.join("xgboost");
+            std::fs::create_dir_all(&dir)?;
+            let name = match o.key.devices_per_node {
+                Some(d) => format!("{}_tp{}_dpn{d}.json", o.key.op, o.key.tp),
+                None => format!("{}_tp{}.json", o.key.op, o.key.tp),
+            };
+            std::fs::write(dir.join(name), &b.xgboost_json)?;
+        }
+    }
+    Ok(())
+}
+
+/// Without XGBoost there are no boosted models to write.
+#[cfg(not(feature = "xgboost"))]
+fn write_boosters(_fitted: &FittedCase, _out: &Path) -> Result<()> {
+    Ok(())
+}
+
+fn run_predict(a: PredictArgs) -> Result<()> {
+    let cat = a.catalog.load()?;
+    let model = cat.model(&a.model)?;
+    let device = cat.device(&a.device)?;
+    let node = match &a.node {
+        Some(n) => cat.node(n)?,
+        None => cat.default_node_for(&device.name).with_context(|| {
+            format!(
+                "no node of device {} in the catalog; give --node",
+                device.name
+            )
+        })?,
+    };
+    let par = Parallelism::new(a.tp, a.pp);
+    par.validate(&model, Some(&node))?;
+    if a.stage >= a.pp {
+        bail!(
+            "--stage {} is not a stage of a {}-stage pipeline (0..{})",
+            a.stage,
+            a.pp,
+            a.pp
+        );
+    }
+    if !a.prefill_kv.is_empty() && a.prefill_kv.len() != a.prefill.len() {
+        bail!(
+            "--prefill-kv has {} values but --prefill has {}; give one per prefill chunk",
+            a.prefill_kv.len(),
+            a.prefill.len()
+        );
+    }
+    let mut batch = BatchShape::new();
+    for (i, c) in a.prefill.iter().enumerate() {
+        batch.add_prefill(*c, a.prefill_kv.get(i).copied().unwrap_or(0));
+    }
+    for _ in 0..a.decode {
+        batch.add_decode(a.kv);
+    }
+    if batch.is_empty() {
+        bail!("the batch is empty: give --prefill and/or --decode");
+    }
+    let mut setup = ExecSetup::new(model.clone(), device.clone(), node.clone(), par);
+    setup.backend = match a.backend {
+        BackendArg::Auto => BackendChoice::Auto,
+        BackendArg::Profiled => BackendChoice::Profiled,
+        BackendArg::Roofline => BackendChoice::Roofline,
+        BackendArg::Tables => BackendChoice::Tables,
+    };
+    setup.profiles_dirs = a.profiles.clone();
+    setup.tables_dir = a.tables.clone();
+    setup.cache_dir = a.cache.clone();
+    let exec = build_execution_model(&setup)?;
+    let info = exec.info();
+    let t = exec.stage_time(&batch, a.stage);
+    println!(
+        "{} on {} ({}), TP {} PP {}, stage {}: {} prefill chunk(s) ({} tokens), {} decode(s) at context {}",
+        model.name,
+        device.name,
+        node.name,
+        a.tp,
+        a.pp,
+        a.stage,
+        batch.num_prefills,
+        batch.prefill_tokens,
+        batch.num_decodes,
+        a.kv
+    );
+    println!("backend: {} ({})", info.kind, info.source);
+    if info.kind == BackendKind::Roofline && !setup.has_profile() && a.profiles.is_empty() {
+        println!("  no profile directory given (--profiles), so the roofline answers");
+    } else if info.kind == BackendKind::Roofline && !setup.has_profile() {
+        println!(
+            "  no profile of {} on {} in the given directories, so the roofline answers",
+            model.name, device.name
+        );
+    }
+    for (op, k) in &info.fallbacks {
+        println!("  {op}: answered by the {k} backend");
+    }
+    println!("{:<26} {:>12}", "operator", "ms (stage)");
+    for (op, ms) in t.ops_ms.iter() {
+        if ms != 0.0 || needed_ops(&model, par).contains(&op) {
+            println!("{:<26} {:>12.6}", op.name(), ms);
+        }
+    }
+    println!("{:<26} {:>12.6}", "total", t.total_ms());
+    println!("out-of-grid lookups: {}", exec.out_of_grid_lookups());
+    Ok(())
+}

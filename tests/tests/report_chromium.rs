@@ -1,0 +1,54 @@
+//! `scripts/check-report.sh` on a synthetic run's report: the page loads in headless Chromium with no
+//! console message or load error, has every plot inline, and a screenshot is written. Skipped (with a
+//! note) where `chromium` is not installed; CI installs it.
+
+mod report_fixture;
+
+use std::process::Command;
+
+use servesim_e2e::repo_root;
+
+fn chromium_installed() -> bool {
+    Command::new("chromium")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn report_loads_in_headless_chromium() {
+    if !chromium_installed() {
+        println!("note: chromium is not installed; skipping the headless-browser check");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    report_fixture::write_run(&run, 300, 2, 9);
+    simulator::report::write_report(&run).unwrap();
+    let shot = dir.path().join("shot.png");
+    let out = Command::new(repo_root().join("scripts/check-report.sh"))
+        .arg(&run)
+        .arg(&shot)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "check-report.sh failed:\n{stderr}");
+    assert!(stderr.contains("13 inline plots"), "{stderr}");
+    let png = std::fs::read(&shot).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+
+    // The check does fail on a page that logs a console error.
+    let html = run.join("report.html");
+    let page = std::fs::read_to_string(&html).unwrap();
+    std::fs::write(
+        &html,
+        page.replace("</body>", "<script>console.error('boom')</script></body>"),
+    )
+    .unwrap();
+    let out = Command::new(repo_root().join("scripts/check-report.sh"))
+        .arg(&run)
+        .arg(&shot)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a page with a script must fail");
+}
