@@ -31,6 +31,10 @@ pub struct SpaceFile {
     /// The execution-time model (as in `simulator run`).
     #[serde(default)]
     pub predictor: PredictorConfig,
+    /// Defaults of every scheduler knob (any key of `simulator run`'s `[scheduler]`); each
+    /// `[[space.schedulers]]` entry sets the policy and the knobs it lists.
+    #[serde(default)]
+    pub scheduler: SchedulerConfig,
     /// Percentile limits; absent: Vidur's defaults (TTFT p90 ≤ 2 s, TBT p99 ≤ 0.2 s, scheduling
     /// delay p99 ≤ 5 s).
     pub slo: Option<Vec<SloLimit>>,
@@ -315,7 +319,7 @@ impl SpaceFile {
                     for &pp in &sp.pp {
                         for &reps in &replica_axis {
                             for sched in &sp.schedulers {
-                                for knobs in scheduler_variants(sched) {
+                                for knobs in scheduler_variants(&self.scheduler, sched) {
                                     let index = out.len();
                                     out.push(self.candidate(
                                         &catalog, index, model, dev, tp, pp, reps, knobs,
@@ -409,7 +413,10 @@ impl SpaceFile {
 }
 
 /// The knob combinations of one scheduler entry, with a label naming the knobs that were listed.
-fn scheduler_variants(s: &SchedulerChoice) -> Vec<(SchedulerConfig, String)> {
+fn scheduler_variants(
+    base: &SchedulerConfig,
+    s: &SchedulerChoice,
+) -> Vec<(SchedulerConfig, String)> {
     let opt = |v: &Option<Vec<u32>>| -> Vec<Option<u32>> {
         match v {
             Some(v) => v.iter().copied().map(Some).collect(),
@@ -422,7 +429,7 @@ fn scheduler_variants(s: &SchedulerChoice) -> Vec<(SchedulerConfig, String)> {
             for mtb in opt(&s.max_tokens_in_batch) {
                 let mut c = SchedulerConfig {
                     name: s.name.clone(),
-                    ..SchedulerConfig::default()
+                    ..base.clone()
                 };
                 let mut label = s.name.clone();
                 if let Some(b) = bsz {

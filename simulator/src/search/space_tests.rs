@@ -170,3 +170,19 @@ chunk_size = [256, 1024]
     assert_eq!(c[0].price_per_gpu_hour_usd, h100.price_per_gpu_hour_usd);
     assert_eq!(c[6].price_per_gpu_hour_usd, 3.72);
 }
+
+#[test]
+fn the_scheduler_section_sets_every_other_knob() {
+    let f = parse(&format!(
+        "{MINIMAL}\n[scheduler]\nblock_size = 32\nbatch_size_cap = 64\nwatermark_blocks_fraction = 0.05\n"
+    ))
+    .unwrap();
+    let c = &f.expand()[0].config.scheduler;
+    assert_eq!(
+        (c.name.as_str(), c.block_size, c.batch_size_cap),
+        ("vllm", 32, 64)
+    );
+    assert_eq!(c.watermark_blocks_fraction, 0.05);
+    let e = parse(&format!("{MINIMAL}\n[scheduler]\nblocksize = 32\n")).unwrap_err();
+    assert!(e.contains("blocksize"), "{e}");
+}
