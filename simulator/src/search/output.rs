@@ -154,7 +154,8 @@ pub fn write_outputs(dir: &Path, header: &Header, full: &[FullRow]) -> Result<()
             &all,
             &front,
             limit,
-        );
+        )
+        .map_err(|e| SearchError::io(&dir.join(format!("frontier-{}.svg", metric.name())), e))?;
         write(&dir.join(format!("frontier-{}.svg", metric.name())), &svg)?;
         svgs.push(svg);
     }
