@@ -6,4 +6,4 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/setup.sh"
 cd "$root"
 cargo build --release --workspace --bins
-cargo test --release --workspace "$@"
+cargo test --release --workspace --no-fail-fast "$@"
