@@ -78,33 +78,19 @@ impl AttentionProfile {
 
     /// Parses an already-read CSV.
     pub fn from_csv(csv: &CsvFile) -> Result<Self, ProfileError> {
-        let mut key = [0usize; 8];
-        for (k, name) in key.iter_mut().zip(KEYS) {
-            *k = csv.column(name)?;
-        }
+        let key = csv.columns(KEYS)?;
         let prefill = csv.column("time_stats.attn_prefill.median")?;
         let decode = csv.column("time_stats.attn_decode.median")?;
         let save = csv.find("time_stats.attn_kv_cache_save.median");
         let mut rows = Vec::with_capacity(csv.len());
         for r in csv.rows() {
-            let small = |c: usize| -> Result<u32, ProfileError> {
-                let v = r.u64(c)?;
-                u32::try_from(v).map_err(|_| {
-                    ProfileError::bad(
-                        &csv.path,
-                        r.line,
-                        Some(&csv.headers()[c]),
-                        format!("{v} is too large"),
-                    )
-                })
-            };
             rows.push(AttentionRow {
                 line: r.line,
-                hidden: small(key[0])?,
-                q_heads: small(key[1])?,
-                kv_heads: small(key[2])?,
-                block_size: small(key[3])?,
-                tp: small(key[4])?,
+                hidden: r.u32(key[0])?,
+                q_heads: r.u32(key[1])?,
+                kv_heads: r.u32(key[2])?,
+                block_size: r.u32(key[3])?,
+                tp: r.u32(key[4])?,
                 batch_size: r.u64(key[5])?,
                 prefill_chunk_size: r.u64(key[6])?,
                 kv_cache_size: r.u64(key[7])?,

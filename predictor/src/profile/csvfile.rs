@@ -141,6 +141,15 @@ impl CsvFile {
         self.headers.iter().position(|h| h == name)
     }
 
+    /// Indices of the columns `names`, in order; an error names the first one missing.
+    pub fn columns<const N: usize>(&self, names: [&str; N]) -> Result<[usize; N], ProfileError> {
+        let mut out = [0usize; N];
+        for (slot, name) in out.iter_mut().zip(names) {
+            *slot = self.column(name)?;
+        }
+        Ok(out)
+    }
+
     /// Index of column `name`, or an error naming the file and the column.
     pub fn column(&self, name: &str) -> Result<usize, ProfileError> {
         self.find(name).ok_or_else(|| {
@@ -232,6 +241,12 @@ impl Row<'_> {
             Ok(v) if v >= 0.0 && v.fract() == 0.0 && v < 9.0e15 => Ok(v as u64),
             _ => Err(self.err(col, format!("`{c}` is not a non-negative whole number"))),
         }
+    }
+
+    /// The cell as a non-negative integer that fits in 32 bits (model dimensions, counts).
+    pub fn u32(&self, col: usize) -> Result<u32, ProfileError> {
+        let v = self.u64(col)?;
+        u32::try_from(v).map_err(|_| self.err(col, format!("{v} is too large")))
     }
 
     /// The cell as a boolean (`True`/`False`, `true`/`false`, `1`/`0`).

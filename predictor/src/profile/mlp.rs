@@ -100,10 +100,7 @@ impl MlpProfile {
 
     /// Parses an already-read CSV.
     pub fn from_csv(csv: &CsvFile) -> Result<Self, ProfileError> {
-        let mut key = [0usize; 8];
-        for (k, name) in key.iter_mut().zip(KEYS) {
-            *k = csv.column(name)?;
-        }
+        let key = csv.columns(KEYS)?;
         let mut op_cols = [None; 9];
         for (slot, op) in op_cols.iter_mut().zip(Op::TOKEN_OPS) {
             let name = format!("time_stats.{}.median", op.name());
@@ -115,24 +112,13 @@ impl MlpProfile {
         }
         let mut rows = Vec::with_capacity(csv.len());
         for r in csv.rows() {
-            let u32_of = |c: usize| -> Result<u32, ProfileError> {
-                let v = r.u64(c)?;
-                u32::try_from(v).map_err(|_| {
-                    ProfileError::bad(
-                        &csv.path,
-                        r.line,
-                        Some(&csv.headers()[c]),
-                        format!("{v} is too large"),
-                    )
-                })
-            };
             let mut median_ms = [None; 9];
             for (m, col) in median_ms.iter_mut().zip(op_cols) {
                 if let Some(c) = col {
                     *m = r.opt_f64(c)?;
                 }
             }
-            let tp = u32_of(key[7])?;
+            let tp = r.u32(key[7])?;
             if tp == 0 {
                 return Err(ProfileError::bad(
                     &csv.path,
@@ -144,10 +130,10 @@ impl MlpProfile {
             rows.push(MlpRow {
                 line: r.line,
                 dims: ModelDims {
-                    q_heads: u32_of(key[0])?,
-                    kv_heads: u32_of(key[1])?,
-                    hidden: u32_of(key[2])?,
-                    mlp_hidden: u32_of(key[3])?,
+                    q_heads: r.u32(key[0])?,
+                    kv_heads: r.u32(key[1])?,
+                    hidden: r.u32(key[2])?,
+                    mlp_hidden: r.u32(key[3])?,
                     gated: r.bool(key[5])?,
                 },
                 vocab_size: r.u64(key[4])?,

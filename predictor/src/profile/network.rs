@@ -74,21 +74,10 @@ impl NetworkProfile {
             if r.str(coll) != collective.name() {
                 continue;
             }
-            let small = |c: usize| -> Result<u32, ProfileError> {
-                let v = r.u64(c)?;
-                u32::try_from(v).map_err(|_| {
-                    ProfileError::bad(
-                        &csv.path,
-                        r.line,
-                        Some(&csv.headers()[c]),
-                        format!("{v} is too large"),
-                    )
-                })
-            };
             rows.push(NetworkRow {
                 line: r.line,
-                num_workers: small(workers)?,
-                devices_per_node: small(dpn)?,
+                num_workers: r.u32(workers)?,
+                devices_per_node: r.u32(dpn)?,
                 size_bytes: r.u64(size)?,
                 median_ms: r.f64(median)?,
             });
