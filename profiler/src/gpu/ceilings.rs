@@ -10,6 +10,25 @@ use super::timer::time_block;
 use crate::plan::{AttentionPoint, MlpOp, Reps, Work};
 use crate::shapes::RankShapes;
 
+/// Median time of `launch` in ms over 10 samples after 2 warm-ups (NaN without samples), with the
+/// timing mode used.
+fn median_ms(
+    gpu: &Gpu,
+    launch: &mut dyn FnMut(usize) -> GpuResult<()>,
+    graphs: bool,
+) -> GpuResult<(f64, super::timer::TimingMode)> {
+    let reps = Reps {
+        warmup: 2,
+        samples: 10,
+        inner: 1,
+    };
+    let (samples, mode) = time_block(gpu, reps, launch, graphs)?;
+    let med = crate::stats::TimeStats::from_samples(&samples)
+        .map(|t| t.median_ms)
+        .unwrap_or(f64::NAN);
+    Ok((med, mode))
+}
+
 /// The timing harness against a known duration: a 100 µs spin (GPU global timer), timed in graph
 /// and in stream mode; the "error" is the relative deviation of the median, accepted within 10 %
 /// (launch overhead adds a few µs).
@@ -17,15 +36,7 @@ pub fn timer(gpu: &Gpu, k: &Kernels) -> GpuResult<Vec<KernelCheck>> {
     let mut out = Vec::new();
     for graphs in [true, false] {
         let mut launch = |_r: usize| k.spin_wait(gpu.stream, 100_000);
-        let reps = Reps {
-            warmup: 2,
-            samples: 10,
-            inner: 1,
-        };
-        let (samples, mode) = time_block(gpu, reps, &mut launch, graphs)?;
-        let med = crate::stats::TimeStats::from_samples(&samples)
-            .map(|t| t.median_ms)
-            .unwrap_or(f64::NAN);
+        let (med, mode) = median_ms(gpu, &mut launch, graphs)?;
         let dev = (med - 0.1).abs() / 0.1;
         out.push(KernelCheck {
             name: format!(
@@ -49,19 +60,7 @@ fn memcpy_rate(gpu: &Gpu) -> GpuResult<f64> {
             cudarc::driver::sys::cuMemcpyDtoDAsync_v2(b.ptr(), a.ptr(), bytes, s).result()
         })
     };
-    let (samples, _) = time_block(
-        gpu,
-        Reps {
-            warmup: 2,
-            samples: 10,
-            inner: 1,
-        },
-        &mut launch,
-        true,
-    )?;
-    let med = crate::stats::TimeStats::from_samples(&samples)
-        .map(|t| t.median_ms)
-        .unwrap_or(f64::NAN);
+    let (med, _) = median_ms(gpu, &mut launch, true)?;
     Ok(2.0 * bytes as f64 / (med * 1e-3) / 1e9)
 }
 
@@ -80,19 +79,7 @@ fn gemm_rate(gpu: &Gpu, k: &Kernels, lt: &Lt) -> GpuResult<f64> {
         lt.run(&plan, w.ptr(), x.ptr(), y.ptr(), s)?;
     }
     let mut launch = |_r: usize| lt.run(&plan, w.ptr(), x.ptr(), y.ptr(), s);
-    let (samples, _) = time_block(
-        gpu,
-        Reps {
-            warmup: 2,
-            samples: 10,
-            inner: 1,
-        },
-        &mut launch,
-        true,
-    )?;
-    let med = crate::stats::TimeStats::from_samples(&samples)
-        .map(|t| t.median_ms)
-        .unwrap_or(f64::NAN);
+    let (med, _) = median_ms(gpu, &mut launch, true)?;
     Ok(2.0 * (n * n * n) as f64 / (med * 1e-3) / 1e12)
 }
 
