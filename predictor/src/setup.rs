@@ -84,6 +84,17 @@ impl ExecSetup {
         }
     }
 
+    /// The roofline backend of this set-up (the model itself, or the fallback of the table backends).
+    pub fn roofline_backend(&self) -> Roofline {
+        Roofline::new(
+            &self.model,
+            &self.device,
+            &self.node,
+            self.parallelism,
+            self.roofline,
+        )
+    }
+
     /// True when one of `profiles_dirs` holds `compute/<device>/<org>/<model>/mlp.csv`.
     pub fn has_profile(&self) -> bool {
         ProfileLayout::find_compute(&self.profiles_dirs, &self.device.name, &self.model.name)
@@ -156,13 +167,7 @@ pub fn tables_model(setup: &ExecSetup) -> Result<StageModel<Tabulated>, SetupErr
         )));
     }
     let tables = read_tables(dir).map_err(|e| SetupError::Other(e.into()))?;
-    let r = Roofline::new(
-        &setup.model,
-        &setup.device,
-        &setup.node,
-        setup.parallelism,
-        setup.roofline,
-    );
+    let r = setup.roofline_backend();
     let backend = Tabulated::new(
         tables,
         r,
@@ -180,13 +185,7 @@ pub fn tables_model(setup: &ExecSetup) -> Result<StageModel<Tabulated>, SetupErr
 
 /// The roofline execution model for `setup`.
 pub fn roofline_model(setup: &ExecSetup) -> StageModel<Roofline> {
-    let r = Roofline::new(
-        &setup.model,
-        &setup.device,
-        &setup.node,
-        setup.parallelism,
-        setup.roofline,
-    );
+    let r = setup.roofline_backend();
     StageModel::new(r, &setup.model, setup.parallelism, setup.params)
 }
 

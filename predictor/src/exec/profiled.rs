@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use super::roofline::Roofline;
 use super::tabulated::{OpTables, Tabulated};
 use super::BackendKind;
 use crate::catalog::{ModelSpec, NodeSpec};
@@ -189,13 +188,7 @@ pub fn build_profiled(
             .unwrap_or_default(),
         fitted.ops.len()
     );
-    let roofline = Roofline::new(
-        &setup.model,
-        &setup.device,
-        &setup.node,
-        par,
-        setup.roofline,
-    );
+    let roofline = setup.roofline_backend();
     Ok(Some(Tabulated::new(
         tables,
         roofline,
