@@ -7,7 +7,10 @@
 //! model. [`run::simulate`] ties it together from a [`config::SimConfig`]; [`metrics`] and
 //! [`output`] turn the run into the files of `docs/outputs.md`.
 
+pub mod bench;
+pub mod compare;
 pub mod config;
+pub mod describe;
 pub mod engine;
 pub mod error;
 pub mod kv;
@@ -15,12 +18,15 @@ pub mod memory;
 pub mod metrics;
 pub mod output;
 pub mod prefix_cache;
+pub mod progress;
 pub mod report;
 pub mod request;
 pub mod router;
 pub mod run;
 pub mod scheduler;
 pub mod search;
+pub mod stamp;
+pub mod sweep;
 pub mod workload;
 
 pub use config::SimConfig;

@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod histogram;
+pub mod load;
 pub mod summary;
 
 use predictor::{BatchShape, ModelSpec};

@@ -133,6 +133,12 @@ pub struct Summary {
     /// Preemptions.
     #[serde(default)]
     pub preemptions: super::cache::PreemptionSummary,
+    /// The workload as it arrived (set by [`crate::run::simulate`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<super::load::WorkloadFacts>,
+    /// Whether the deployment kept up with the load (set by [`crate::run::simulate`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<super::load::LoadVerdict>,
 }
 
 /// Facts about the cluster that the engine does not know.
@@ -243,6 +249,8 @@ impl Summary {
             },
             prefix_cache: super::cache::PrefixCacheSummary::build(o),
             preemptions: super::cache::PreemptionSummary::build(o),
+            workload: None,
+            load: None,
         }
     }
 }
