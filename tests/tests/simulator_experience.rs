@@ -172,14 +172,15 @@ fn a_script_written_for_vllm_bench_reads_our_json() {
 fn light_run(dir: &Path, extra: &[&str]) -> String {
     let mut args = vec![
         "run",
-        "--num-requests",
-        "200",
         "--no-trace",
         "--no-batches",
         "--out",
         dir.to_str().unwrap(),
     ];
     args.extend(extra);
+    if !extra.contains(&"--num-requests") {
+        args.extend(["--num-requests", "200"]);
+    }
     ok(&args)
 }
 
