@@ -163,7 +163,7 @@ pub fn simulate(cfg: &SimConfig, opts: &RunOptions) -> Result<SimOutcome, SimErr
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .facts(outcome.end_ns);
-    summary.load = Some(load::judge(&summary, &arrived));
+    summary.load = Some(load::judge(&summary, &arrived, &outcome.metrics.ttft_trend));
     summary.workload = Some(arrived);
     let bench = crate::bench::build(cfg, &resolved.model.name, &summary, &outcome.metrics);
     if let Some(dir) = &opts.out_dir {

@@ -11,7 +11,12 @@ use simulator::SimOutcome;
 pub fn print_summary(cfg: &SimConfig, o: &SimOutcome) {
     let s = &o.summary;
     let l = &s.latency;
-    println!("{}", headline(cfg));
+    // The model by its full catalog name, as config.toml has it.
+    let mut named = cfg.clone();
+    if let Some(m) = o.bench.get("model_id").and_then(|v| v.as_str()) {
+        named.replica.model = m.to_string();
+    }
+    println!("{}", headline(&named));
     println!(
         "execution backend: {} ({}){}",
         s.backend.kind,

@@ -354,12 +354,12 @@ pub fn rows(runs: &[RunInfo]) -> Vec<Row> {
         ),
         (
             "busy",
-            "GPU busy (mean of replicas)",
+            "GPU busy, mean of replicas",
             "%",
             Better::Neither,
             |s| mean(s.replicas.iter().map(|r| r.busy_fraction * 100.0)),
         ),
-        ("mfu", "MFU (mean of replicas)", "%", Better::Neither, |s| {
+        ("mfu", "MFU, mean of replicas", "%", Better::Neither, |s| {
             mean(s.replicas.iter().map(|r| r.mfu * 100.0))
         }),
         ("kv_peak", "KV cache peak", "%", Better::Neither, |s| {

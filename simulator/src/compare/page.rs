@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::{fmt_value, io, CompareError, Comparison};
+use crate::metrics::load::LoadStatus;
 use crate::report::html::{esc, figures_html, page_start, verdict_html, PAGE_END};
 use crate::report::plots::{cdf_figures, time_unit, CdfLine, CdfSpec, Dist, Figure};
 use crate::report::read::{read_itl, read_requests};
@@ -228,7 +229,25 @@ pub fn write(out: &Path, c: &Comparison) -> Result<PathBuf, CompareError> {
         h.push_str("</tbody></table>\n");
     }
     h.push_str("<h2 id=\"load\">Load</h2>\n");
-    for r in &c.runs {
+    let plain: Vec<&str> = c
+        .runs
+        .iter()
+        .filter(|r| {
+            r.summary
+                .load
+                .as_ref()
+                .is_some_and(|l| l.status == LoadStatus::Ok && l.notes.is_empty())
+        })
+        .map(|r| r.label.as_str())
+        .collect();
+    if !plain.is_empty() {
+        let _ = writeln!(
+            h,
+            "<p class=\"what\">Kept up with the offered load, nothing to note: {}.</p>",
+            esc(&plain.join(", "))
+        );
+    }
+    for r in c.runs.iter().filter(|r| !plain.contains(&r.label.as_str())) {
         let _ = writeln!(h, "<h3>{}</h3>", esc(&r.label));
         match &r.summary.load {
             Some(l) => {

@@ -88,6 +88,39 @@ impl ArrivalTally {
     }
 }
 
+/// Streaming least-squares fit of a value against time (Welford's updates, so it is stable for
+/// long runs): the metrics fit each finished request's TTFT against its arrival time. A queue that
+/// grows through the run makes TTFT grow with arrival time; a steady one does not.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Trend {
+    n: f64,
+    mean_t: f64,
+    mean_y: f64,
+    m2_t: f64,
+    c_ty: f64,
+}
+
+impl Trend {
+    /// Adds a point (`t`, `y`), seconds.
+    pub fn add(&mut self, t: f64, y: f64) {
+        self.n += 1.0;
+        let dt = t - self.mean_t;
+        self.mean_t += dt / self.n;
+        self.mean_y += (y - self.mean_y) / self.n;
+        self.m2_t += dt * (t - self.mean_t);
+        self.c_ty += dt * (y - self.mean_y);
+    }
+
+    /// The fitted slope (seconds of `y` per second of `t`; 0 with fewer than two distinct times).
+    pub fn slope(&self) -> f64 {
+        if self.m2_t > 0.0 {
+            self.c_ty / self.m2_t
+        } else {
+            0.0
+        }
+    }
+}
+
 /// The verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -122,12 +155,20 @@ pub struct LoadVerdict {
     pub served_fraction: Option<f64>,
     /// Simulated time from the last arrival to the end of the run, s.
     pub drain_s: f64,
+    /// Slope of the least-squares fit of TTFT against arrival time: seconds of extra TTFT per
+    /// second of the run (0 for a steady queue, `1 − served/offered` for an overloaded one).
+    #[serde(default)]
+    pub ttft_growth: f64,
     /// The rules that fired, each with its numbers (empty when `ok`).
     pub reasons: Vec<String>,
     /// Facts worth a look that are not overload (a full KV cache with preemptions, a short run).
     pub notes: Vec<String>,
 }
 
+/// TTFT growing faster than this (seconds per second of arrivals) means the queue grows.
+pub const TTFT_GROWTH: f64 = 0.02;
+/// ... by more than this many seconds over the arrival span.
+pub const TTFT_GROWTH_MIN_S: f64 = 1.0;
 /// Unfinished requests above this share of the arrived ones mean the time limit cut a backlog.
 pub const UNFINISHED_SHARE: f64 = 0.05;
 /// Median queueing delay above this share of the arrival span means the queue grew through it.
@@ -141,8 +182,9 @@ fn pct(x: f64) -> String {
     format!("{:.0} %", x * 100.0)
 }
 
-/// Judges `s` (which must have its `workload` facts) against the rules of docs/metrics.md.
-pub fn judge(s: &Summary, w: &WorkloadFacts) -> LoadVerdict {
+/// Judges the run of summary `s`, workload `w` and TTFT trend `ttft` against the rules of
+/// docs/metrics.md.
+pub fn judge(s: &Summary, w: &WorkloadFacts, ttft: &Trend) -> LoadVerdict {
     let mut reasons = Vec::new();
     let mut notes = Vec::new();
     let r = &s.requests;
@@ -165,10 +207,18 @@ pub fn judge(s: &Summary, w: &WorkloadFacts) -> LoadVerdict {
         ));
     }
     let span = w.last_arrival_s - w.first_arrival_s;
+    let growth = ttft.slope();
+    if growth > TTFT_GROWTH && growth * span > TTFT_GROWTH_MIN_S {
+        reasons.push(format!(
+            "time to first token grew by {:.2} s per second of arrivals ({:.1} s over the {span:.0} s over which requests arrived): the queue grew through the run",
+            growth,
+            growth * span
+        ));
+    }
     let queue = l.scheduling_delay_s.p50;
     if span > 0.0 && queue > QUEUE_SHARE_OF_SPAN * span && queue > 1.0 {
         reasons.push(format!(
-            "the median request waited {queue:.1} s before its first batch, {} of the {span:.0} s over which requests arrived: the queue grew through the run",
+            "the median request waited {queue:.1} s before its first batch, {} of the {span:.0} s over which requests arrived",
             pct(queue / span)
         ));
     }
@@ -219,6 +269,7 @@ pub fn judge(s: &Summary, w: &WorkloadFacts) -> LoadVerdict {
         status,
         served_fraction,
         drain_s,
+        ttft_growth: growth,
         reasons,
         notes,
     }
@@ -227,6 +278,17 @@ pub fn judge(s: &Summary, w: &WorkloadFacts) -> LoadVerdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trend_fits_the_slope() {
+        let mut t = Trend::default();
+        assert_eq!(t.slope(), 0.0);
+        for i in 0..100 {
+            let x = 1000.0 + i as f64;
+            t.add(x, 0.25 * x + if i % 2 == 0 { 0.1 } else { -0.1 });
+        }
+        assert!((t.slope() - 0.25).abs() < 1e-3, "{}", t.slope());
+    }
 
     #[test]
     fn tally_holds_back_the_request_read_ahead() {

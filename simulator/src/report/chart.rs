@@ -122,6 +122,9 @@ pub struct Lines {
     pub marks: Vec<Mark>,
     /// Reference lines.
     pub rules: Vec<Rule>,
+    /// When no corner is free for the legend, widen the x axis to the right (CDFs, whose y axis
+    /// is a fraction) instead of raising the y axis.
+    pub legend_room_right: bool,
 }
 
 /// What a chart draws.
@@ -228,7 +231,7 @@ impl Chart {
         }
         // The legend's share of the plot: about 30% of the width, one row per entry.
         let entries = series.len() + l.rules.len();
-        let legend_h = (0.07 * entries as f64 + 0.05).min(0.9);
+        let legend_h = (0.055 * entries as f64 + 0.05).min(0.9);
         // The legend goes to the first corner free of data (upper right, lower right, upper left,
         // lower left); when none is, the y axis grows so it sits above the data at the upper right.
         let corners = [
@@ -244,6 +247,15 @@ impl Chart {
             .flat_map(|s| s.points.iter().map(|&(a, b)| (fx(a), fy(b))));
         let position = match free_corner(pts, (fx(x.0), fx(x.1)), (fy(y.0), fy(y.1)), legend_h) {
             Some(i) => corners[i].clone(),
+            None if l.legend_room_right => {
+                // The data then fills the left 66 % of the width.
+                if l.x_log {
+                    x.1 = x.0 * (x.1 / x.0).powf(1.0 / 0.66);
+                } else {
+                    x.1 = x.0 + (x.1 - x.0) / 0.66;
+                }
+                SeriesLabelPosition::UpperRight
+            }
             None => {
                 if l.y_log {
                     y.1 *= 10f64.powf((y.1 / y.0).log10() * legend_h / (1.0 - legend_h));

@@ -224,6 +224,9 @@ pub fn verdict_html(h: &mut String, load: &Value, served: Option<(f64, Option<f6
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
         if !items.is_empty() {
+            if key == "notes" {
+                h.push_str("<p class=\"what\">Also worth knowing:</p>");
+            }
             h.push_str("<ul>");
             for r in items {
                 let _ = write!(h, "<li>{}</li>", esc(r));

@@ -226,6 +226,7 @@ pub fn cdf_figures(spec: &CdfSpec<'_>, lines: &[CdfLine], title_note: &str) -> V
         series,
         marks,
         rules,
+        legend_room_right: true,
         ..Default::default()
     };
     let chart = |suffix: &str, x_log: bool| Chart {
