@@ -93,14 +93,14 @@ pub fn print_summary(cfg: &SimConfig, o: &SimOutcome) {
     }
     for r in &s.replicas {
         println!(
-            "replica {}: busy {:.0} %, MFU {:.1} %, KV cache {} (mean use {:.0} %, peak {:.0} %), {}, {}",
+            "replica {}: busy {:.0} %, MFU {:.1} %, KV cache {} (mean use {:.0} %, peak {:.0} %), {} batches, {}",
             r.replica_id,
             r.busy_fraction * 100.0,
             r.mfu * 100.0,
             plural(r.kv_blocks_total, "block"),
             r.kv_usage_mean * 100.0,
             r.kv_usage_max * 100.0,
-            format!("{} batches", r.batches),
+            r.batches,
             plural(r.preemptions, "preemption")
         );
     }

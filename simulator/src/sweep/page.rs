@@ -374,12 +374,12 @@ pub fn write(out: &Path, s: &Sweep) -> Result<(), SweepError> {
     );
     h.push_str("<h2 id=\"summary\">One run per rate</h2>\n");
     let tpk = crate::bench::percentile_key(tail_percentile(s));
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<table><thead><tr><th>offered (req/s)</th><th>served (req/s)</th><th>output (tok/s)</th>\
          <th>TTFT p50 (ms)</th><th>TTFT p{tpk} (ms)</th><th>TPOT p50 (ms)</th><th>TPOT p{tpk} (ms)</th>\
          <th>ITL p{tpk} (ms)</th><th>E2E p50 (ms)</th><th>E2E p{tpk} (ms)</th><th>KV peak (%)</th>\
-         <th>preemptions</th><th class=\"k\">load</th><th class=\"k\">run</th></tr></thead><tbody>\n"
+         <th>preemptions</th><th class=\"k\">load</th><th class=\"k\">run</th></tr></thead><tbody>"
     );
     for (i, p) in s.points.iter().enumerate() {
         let g = |k: &str| p.bench.f64(k).map_or("–".into(), fmt_value);
