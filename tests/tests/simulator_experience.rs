@@ -5,29 +5,14 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use servesim_e2e::binary;
+use servesim_e2e::{run_simulator, simulator_ok};
 
 fn simulator(args: &[&str]) -> Output {
-    let bin = binary("simulator");
-    assert!(
-        bin.exists(),
-        "{} is missing: build the binaries first (cargo build --release --workspace --bins)",
-        bin.display()
-    );
-    Command::new(bin)
-        .args(args)
-        .output()
-        .expect("run simulator")
+    run_simulator(args)
 }
 
 fn ok(args: &[&str]) -> String {
-    let out = simulator(args);
-    assert!(
-        out.status.success(),
-        "simulator {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    simulator_ok(args)
 }
 
 fn fails(args: &[&str]) -> String {

@@ -306,38 +306,21 @@ pub fn rows(runs: &[RunInfo]) -> Vec<Row> {
             |s| Some(s.slo.as_ref()?.attainment * 100.0),
         ));
     }
+    // Mean, p50, p90 and p99 of one latency metric, in ms, under vLLM's key names.
     macro_rules! lat {
         ($field:ident, $name:literal, $label:literal) => {
-            [
-                (
-                    concat!("mean_", $name, "_ms"),
-                    concat!($label, " mean"),
-                    "ms",
-                    Better::Lower,
-                    (|s: &Summary| Some(s.latency.$field.mean * 1e3)) as Get,
-                ),
-                (
-                    concat!("median_", $name, "_ms"),
-                    concat!($label, " p50"),
-                    "ms",
-                    Better::Lower,
-                    (|s: &Summary| Some(s.latency.$field.p50 * 1e3)) as Get,
-                ),
-                (
-                    concat!("p90_", $name, "_ms"),
-                    concat!($label, " p90"),
-                    "ms",
-                    Better::Lower,
-                    (|s: &Summary| Some(s.latency.$field.p90 * 1e3)) as Get,
-                ),
-                (
-                    concat!("p99_", $name, "_ms"),
-                    concat!($label, " p99"),
-                    "ms",
-                    Better::Lower,
-                    (|s: &Summary| Some(s.latency.$field.p99 * 1e3)) as Get,
-                ),
-            ]
+            lat!(@ $field, $name, $label, [mean "mean_" " mean"], [p50 "median_" " p50"],
+                 [p90 "p90_" " p90"], [p99 "p99_" " p99"])
+        };
+        (@ $field:ident, $name:literal, $label:literal,
+         $([$stat:ident $key:literal $suffix:literal]),*) => {
+            [$((
+                concat!($key, $name, "_ms"),
+                concat!($label, $suffix),
+                "ms",
+                Better::Lower,
+                (|s: &Summary| Some(s.latency.$field.$stat * 1e3)) as Get,
+            )),*]
         };
     }
     specs.extend(lat!(ttft_s, "ttft", "TTFT"));

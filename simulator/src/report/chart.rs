@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
+use plotters::chart::MeshStyle;
 use plotters::coord::combinators::WithKeyPoints;
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::Shift;
@@ -314,9 +315,7 @@ impl Chart {
         Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
     {
         let integer = d.y_integer;
-        chart
-            .configure_mesh()
-            .x_label_formatter(&|v| tick(*v))
+        self.style(&mut chart.configure_mesh())
             .y_label_formatter(&|v| {
                 if integer && v.fract() != 0.0 {
                     String::new()
@@ -325,12 +324,6 @@ impl Chart {
                 }
             })
             .y_labels(d.y_labels)
-            .x_desc(&self.x_label)
-            .y_desc(&self.y_label)
-            .axis_desc_style((FONT, 17))
-            .label_style((FONT, 15))
-            .light_line_style(BLACK.mix(0.04))
-            .bold_line_style(BLACK.mix(0.12))
             .draw()
             .map_err(|e| e.to_string())?;
         for r in d.rules {
@@ -422,16 +415,7 @@ impl Chart {
             .y_label_area_size(84)
             .build_cartesian_2d(x.0..x.1, (floor..top).log_scale())
             .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_label_formatter(&|v| tick(*v))
-            .y_label_formatter(&|v| tick(*v))
-            .x_desc(&self.x_label)
-            .y_desc(&self.y_label)
-            .axis_desc_style((FONT, 17))
-            .label_style((FONT, 15))
-            .light_line_style(BLACK.mix(0.04))
-            .bold_line_style(BLACK.mix(0.12))
+        self.style(&mut chart.configure_mesh())
             .draw()
             .map_err(|e| e.to_string())?;
         chart
@@ -536,6 +520,28 @@ impl Chart {
             .map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+}
+
+impl Chart {
+    /// The mesh style of every numeric chart: short tick labels, the axis labels, light grid.
+    fn style<'m, 'a, 'b, X, Y, DB>(
+        &self,
+        m: &'m mut MeshStyle<'a, 'b, X, Y, DB>,
+    ) -> &'m mut MeshStyle<'a, 'b, X, Y, DB>
+    where
+        X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+        Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+        DB: DrawingBackend,
+    {
+        m.x_label_formatter(&tick_of)
+            .y_label_formatter(&tick_of)
+            .x_desc(&self.x_label)
+            .y_desc(&self.y_label)
+            .axis_desc_style((FONT, 17))
+            .label_style((FONT, 15))
+            .light_line_style(BLACK.mix(0.04))
+            .bold_line_style(BLACK.mix(0.12))
     }
 }
 
@@ -683,6 +689,11 @@ fn bounds(
         }
     }
     (range(xs, true), range(ys, false))
+}
+
+/// [`tick`] of a borrowed value (a mesh label formatter).
+fn tick_of(v: &f64) -> String {
+    tick(*v)
 }
 
 /// A tick label: up to 4 significant digits, no trailing zeros, thousands as `k`, millions as `M`.
