@@ -5,7 +5,9 @@
 //! replica's policy ([`scheduler`]) forms batches within its KV cache ([`kv`], sized by [`memory`]),
 //! and the [`engine`] times every batch on every pipeline stage with the predictor's execution
 //! model. [`run::simulate`] ties it together from a [`config::SimConfig`]; [`metrics`] and
-//! [`output`] turn the run into the files of `docs/outputs.md`.
+//! [`output`] turn the run into the files of `docs/outputs.md`, [`bench`] into the keys of
+//! `vllm bench serve`, and [`report`] into `report.html`. [`compare`] puts runs side by side,
+//! [`sweep`] runs one configuration at many offered rates, and [`search`] finds capacities.
 
 pub mod bench;
 pub mod compare;

@@ -46,6 +46,7 @@ pre{background:#f3f4f6;border:1px solid #d0d5db;padding:12px;overflow-x:auto;fon
 .verdict.not_judged{background:#f3f4f6;border-color:#9aa0a6}
 p.what{font-size:15px;margin:4px 0}
 table.glance td{text-align:left}
+td code{white-space:nowrap}
 td.best{font-weight:bold;background:#eaf6ec}
 .scale{margin:6px 0 4px;font-size:15px}.scale label{margin:0 14px 0 4px}
 #scale-log:checked ~ .figs figure.lin{display:none}

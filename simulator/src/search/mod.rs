@@ -214,12 +214,14 @@ fn print_summary(rows: &[FullRow], header: &Header, wall_s: Option<f64>) {
     for o in &results::OBJECTIVES {
         if let Some(b) = results::best(o, &plain, &header.slos) {
             println!(
-                "best {} ({}): #{} {}: {:.4} {}",
+                "best {} ({}): #{} {}: {} {}",
                 o.name,
                 if o.maximize { "highest" } else { "lowest" },
                 b.index,
                 b.key,
-                results::objective_value(o, b, &header.slos).unwrap_or(0.0),
+                crate::compare::fmt_value(
+                    results::objective_value(o, b, &header.slos).unwrap_or(0.0)
+                ),
                 results::objective_unit(o, &header.slos)
             );
         }
