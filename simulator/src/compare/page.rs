@@ -10,7 +10,7 @@ use super::{fmt_value, io, CompareError, Comparison};
 use crate::metrics::load::LoadStatus;
 use crate::report::html::{esc, figures_html, page_start, verdict_html, PAGE_END};
 use crate::report::plots::{cdf_figures, time_unit, CdfLine, CdfSpec, Dist, Figure};
-use crate::report::read::{read_itl, read_requests};
+use crate::report::read::{read_itl, read_requests, RequestData};
 use crate::report::{chart, ReportError};
 
 /// The CDFs: (requests.csv column or `itl`, file stem, title, axis, what is counted).
@@ -45,30 +45,45 @@ const CDFS: [(&str, &str, &str, &str, &str); 4] = [
     ),
 ];
 
-/// The distribution of one metric of one run (`None` when its files lack it).
-fn dist_of(dir: &Path, column: &str) -> Result<Option<Dist>, ReportError> {
-    if column == "itl" {
-        let p = dir.join("itl_histogram.csv");
-        return p.is_file().then(|| read_itl(&p)).transpose();
+/// What one run's files hold for the CDFs: `requests.csv` and `itl_histogram.csv`, each read once.
+struct RunDists {
+    requests: Option<RequestData>,
+    itl: Option<Dist>,
+}
+
+impl RunDists {
+    fn read(dir: &Path) -> Result<RunDists, ReportError> {
+        let r = dir.join("requests.csv");
+        let i = dir.join("itl_histogram.csv");
+        Ok(RunDists {
+            requests: r.is_file().then(|| read_requests(&r)).transpose()?,
+            itl: i.is_file().then(|| read_itl(&i)).transpose()?,
+        })
     }
-    let p = dir.join("requests.csv");
-    if !p.is_file() {
-        return Ok(None);
+
+    /// The distribution of `column` (`itl`: every gap), when the files have it.
+    fn of(&self, column: &str) -> Option<Dist> {
+        if column == "itl" {
+            return self.itl.clone();
+        }
+        let per = self.requests.as_ref()?.metrics.get(column)?;
+        Some(Dist::from_values(per.values().flatten().copied().collect()))
     }
-    let r = read_requests(&p)?;
-    Ok(r.metrics
-        .get(column)
-        .map(|per| Dist::from_values(per.values().flatten().copied().collect())))
 }
 
 /// The overlaid CDFs and notes on what was missing.
 fn figures(c: &Comparison) -> Result<(Vec<Figure>, Vec<String>), ReportError> {
     let mut out = Vec::new();
     let mut notes = Vec::new();
+    let data = c
+        .runs
+        .iter()
+        .map(|r| RunDists::read(&r.dir))
+        .collect::<Result<Vec<_>, _>>()?;
     for (column, name, title, axis, counted) in CDFS {
         let mut lines = Vec::new();
         for (i, r) in c.runs.iter().enumerate() {
-            match dist_of(&r.dir, column)? {
+            match data[i].of(column) {
                 Some(d) if d.count() > 0 => lines.push(CdfLine {
                     name: r.label.clone(),
                     dist: d,
