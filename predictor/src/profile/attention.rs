@@ -1,4 +1,4 @@
-//! `attention.csv`: attention prefill and decode of one model on one device (vidur-behaviour §1.3).
+//! `attention.csv`: attention prefill and decode of one model on one device (docs/design.md §3.3).
 //!
 //! Both vintages are read: the Llama-2-era file (31 columns, FlashAttention, NaN for statistics that
 //! do not apply, no `attn_kv_cache_save` column, which then reads as 0 as in Vidur) and the newer

@@ -1,4 +1,4 @@
-//! `mlp.csv`: the per-token operators of one model on one device (vidur-behaviour §1.2).
+//! `mlp.csv`: the per-token operators of one model on one device (docs/design.md §3.2).
 //!
 //! 58 columns (53 for models without `post_attention_layernorm`, such as phi-2): five statistics
 //! per operator, then `n_head, n_kv_head, n_embd, n_expanded_embd, vocab_size, use_gated_mlp,

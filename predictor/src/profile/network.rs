@@ -1,4 +1,4 @@
-//! `all_reduce.csv` and `send_recv.csv`: collective times of one node type (vidur-behaviour §1.4).
+//! `all_reduce.csv` and `send_recv.csv`: collective times of one node type (docs/design.md §3.4).
 //!
 //! Columns: an unnamed leading index column (ignored), `time_stats.<collective>.{min,max,mean,
 //! median,std}`, `rank`, `num_workers`, `size` (bytes), `collective`, `devices_per_node`,
@@ -106,7 +106,7 @@ impl NetworkProfile {
         s.into_iter().collect()
     }
 
-    /// `(size bytes, median ms)` of the rows Vidur selects (§4.2): for all-reduce over `workers`
+    /// `(size bytes, median ms)` of the rows Vidur selects (docs/design.md §3.5): for all-reduce over `workers`
     /// GPUs, `num_workers == devices_per_node == workers`; for send/recv, `devices_per_node ==
     /// devices_per_node` (1 across nodes, 2 within a node) whatever `num_workers`.
     pub fn samples(&self, workers_or_dpn: u32) -> Result<Vec<(u64, f64)>, ProfileError> {

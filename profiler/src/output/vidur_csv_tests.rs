@@ -63,7 +63,7 @@ fn collective_headers_are_byte_identical_to_vidurs_published_files() {
 #[test]
 fn attention_header_is_vidurs_vintage_b_column_list() {
     // Vidur's attention.csv files are not available (Git LFS); this is the 36-column list of
-    // vintage B as documented in ../shared/docs/vidur-behaviour.md §1.3.
+    // vintage B as described in docs/design.md §3.3.
     let want = "time_stats.attn_input_reshape.min,time_stats.attn_input_reshape.max,time_stats.attn_input_reshape.mean,time_stats.attn_input_reshape.median,time_stats.attn_input_reshape.std,\
 time_stats.attn_kv_cache_save.min,time_stats.attn_kv_cache_save.max,time_stats.attn_kv_cache_save.mean,time_stats.attn_kv_cache_save.median,time_stats.attn_kv_cache_save.std,\
 time_stats.attn_prefill.min,time_stats.attn_prefill.max,time_stats.attn_prefill.mean,time_stats.attn_prefill.median,time_stats.attn_prefill.std,\
