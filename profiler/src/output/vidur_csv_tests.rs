@@ -2,21 +2,25 @@ use super::*;
 use predictor::Catalog;
 use std::path::PathBuf;
 
+/// A profile of Vidur's committed (gzipped) under `data/vidur/profiling/`.
 fn reference(rel: &str) -> PathBuf {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/reference/vidur/profiling")
-        .join(rel);
-    assert!(
-        p.is_file(),
-        "{} is missing: the CSV header tests need ../shared/reference/vidur beside the repository",
-        p.display()
-    );
+        .join("../data/vidur/profiling")
+        .join(format!("{rel}.gz"));
+    assert!(p.is_file(), "{} is missing", p.display());
     p
 }
 
+/// The first line of a gzipped CSV, as published.
 fn header_line(path: &PathBuf) -> String {
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines().next().unwrap().to_string()
+    let file = std::fs::File::open(path).unwrap();
+    let mut text = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(flate2::read::GzDecoder::new(file)),
+        &mut text,
+    )
+    .unwrap();
+    text.trim_end_matches(['\n', '\r']).to_string()
 }
 
 fn written_header(bytes: &[u8]) -> String {
