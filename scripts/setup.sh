@@ -166,8 +166,8 @@ pypi_wheel() { # requirement glob env_var platform... -> prints the wheel's path
     local platforms=()
     for p in "$@"; do platforms+=(--platform "$p"); done
     python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
-      --python-version 3.12 "${platforms[@]}" "$req" -d "$deps/wheels" >&2 ||
-      die "could not download $req from PyPI (no network?): download its wheel elsewhere and re-run with $var=/path/to/it"
+      --python-version 3.12 "${platforms[@]}" "$req" -d "$deps/wheels" >"$deps/pip.log" 2>&1 ||
+      die "could not download $req from PyPI (no network? pip's messages are in $deps/pip.log): download its wheel elsewhere and re-run with $var=/path/to/it"
     wheel="$(ls "$deps"/wheels/$glob | head -n1)"
   fi
   printf '%s\n' "$wheel"
