@@ -76,8 +76,11 @@ fn libclang_detection_takes_what_bindgen_loads_and_nothing_else() {
     bytes.resize(64, 0);
     std::fs::write(elf32.join("libclang-14.so"), bytes).unwrap();
     let dangling = dir("dangling");
-    std::os::unix::fs::symlink(dangling.join("missing.so.1"), dangling.join("libclang.so.1"))
-        .unwrap();
+    std::os::unix::fs::symlink(
+        dangling.join("missing.so.1"),
+        dangling.join("libclang.so.1"),
+    )
+    .unwrap();
     assert_eq!(find(&[&text, &elf32, &dangling, &cpp], None), None);
 
     // Every name bindgen loads: libclang.so, libclang-N.so, libclang.so.N, libclang-N.so.N.

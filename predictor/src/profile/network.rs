@@ -147,16 +147,15 @@ mod tests {
 
     #[test]
     fn reads_the_reference_a100_dgx_files() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../data/vidur/profiling/network/a100_dgx");
+        let dir =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/vidur/profiling/network/a100_dgx");
         let ar =
             NetworkProfile::read(&dir.join("all_reduce.csv.gz"), Collective::AllReduce).unwrap();
         assert_eq!(ar.rows.len(), 6958);
         assert_eq!(ar.samples(2).unwrap().len(), 994);
         assert_eq!(ar.samples(8).unwrap().len(), 994);
         assert!(ar.samples(3).unwrap_err().to_string().contains("(2, 1)"));
-        let sr =
-            NetworkProfile::read(&dir.join("send_recv.csv.gz"), Collective::SendRecv).unwrap();
+        let sr = NetworkProfile::read(&dir.join("send_recv.csv.gz"), Collective::SendRecv).unwrap();
         assert_eq!(sr.samples(1).unwrap().len(), 994);
         assert_eq!(sr.samples(1).unwrap()[0], (2048, 0.024));
     }

@@ -33,7 +33,10 @@ fn gunzip_into(path: &Path, dir: &Path) -> PathBuf {
 
 /// `path` gzip-compressed into `dir` (same name plus `.gz`).
 fn gzip_into(path: &Path, dir: &Path) -> PathBuf {
-    let out = dir.join(format!("{}.gz", path.file_name().unwrap().to_string_lossy()));
+    let out = dir.join(format!(
+        "{}.gz",
+        path.file_name().unwrap().to_string_lossy()
+    ));
     let mut gz = flate2::write::GzEncoder::new(
         std::fs::File::create(&out).unwrap(),
         flate2::Compression::default(),
