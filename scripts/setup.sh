@@ -129,7 +129,7 @@ if ! toolchain_ok; then
   toolchain_ok || die "a C/C++ toolchain is missing (cc with the C headers, libstdc++ and libgomp): install it (Debian/Ubuntu: sudo apt-get install g++) and re-run"
 fi
 
-# --- 3. Python 3 with pip (needed by steps 2 and 4 only when they download) -------------------------
+# --- 3. Python 3 with pip, only when step 2 or 4 must download a wheel (helpers) --------------------
 python_ok() { command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; }
 need_python() { # why
   python_ok && return 0
