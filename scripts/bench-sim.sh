@@ -20,7 +20,7 @@ schedulers="${SCHEDULERS:-vllm sarathi}"
 profiles="${PROFILES-data/vidur/profiling}"
 [ -x /usr/bin/time ] || { echo "bench-sim: /usr/bin/time is needed (Debian: apt-get install time)" >&2; exit 1; }
 cargo build --release -p simulator --bin simulator >&2
-bin="$root/target/release/simulator"
+bin="${CARGO_TARGET_DIR:-$root/target}/release/simulator"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 profile_args=()

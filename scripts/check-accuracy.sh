@@ -15,7 +15,7 @@ if [ ! -d "$profiles" ]; then
   exit 1
 fi
 cargo build --release -p predictor --bin predictor >&2
-bin="$root/target/release/predictor"
+bin="${CARGO_TARGET_DIR:-$root/target}/release/predictor"
 out="${OUT:-$(mktemp -d)}"
 mkdir -p "$out"
 fail=0
