@@ -1,4 +1,4 @@
-//! The memory planner (vidur-behaviour §6.2): how many KV blocks a replica's GPUs hold after the
+//! The memory planner (docs/design.md §6.2): how many KV blocks a replica's GPUs hold after the
 //! weights, at its TP/PP layout.
 //!
 //! Per GPU of stage s: usable memory = device memory × (1 − margin); weights = the stage's layers
