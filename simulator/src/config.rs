@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::SimError;
 use crate::memory::{plan, MemoryPlan};
+use crate::output::MIN_TIMESERIES_INTERVAL_S;
 use crate::router::RouterKind;
 use crate::scheduler::{find, SchedulerConfig, SchedulerEntry};
 use crate::workload::WorkloadConfig;
@@ -184,6 +185,25 @@ impl SloConfig {
     pub fn any(&self) -> bool {
         self.ttft_s.is_some() || self.tpot_s.is_some() || self.e2e_s.is_some()
     }
+
+    /// Checks that every bound given is a finite number of seconds > 0.
+    pub fn validate(&self) -> Result<(), SimError> {
+        for (field, v, flag) in [
+            ("slo.ttft_s", self.ttft_s, "--slo-ttft"),
+            ("slo.tpot_s", self.tpot_s, "--slo-tpot"),
+            ("slo.e2e_s", self.e2e_s, "--slo-e2e"),
+        ] {
+            if let Some(v) = v {
+                if !(v.is_finite() && v > 0.0) {
+                    return Err(invalid(
+                        field,
+                        format!("{v} is not a finite number of seconds > 0 ({flag}); leave it unset for no bound"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A configuration checked against the catalog, with its memory plan.
@@ -275,14 +295,30 @@ impl SimConfig {
                 "must be in [0, 1) (--memory-margin)",
             ));
         }
-        if !(self.output.timeseries_interval_s.is_finite()
-            && self.output.timeseries_interval_s > 0.0)
-        {
+        let interval = self.output.timeseries_interval_s;
+        if !(interval.is_finite() && interval >= MIN_TIMESERIES_INTERVAL_S) {
             return Err(invalid(
                 "output.timeseries_interval_s",
-                "must be a positive number of seconds (--timeseries-interval)",
+                format!("{interval} is not a number of seconds ≥ {MIN_TIMESERIES_INTERVAL_S} (--timeseries-interval)"),
             ));
         }
+        self.slo.validate()?;
+        for dir in &self.predictor.profiles {
+            if !dir.is_dir() {
+                return Err(invalid(
+                    "predictor.profiles",
+                    format!("{} is not a directory (--profiles); give a profile directory in Vidur's layout (compute/<device>/<org>/<model>/, network/<node>/)", dir.display()),
+                ));
+            }
+        }
+        self.predictor
+            .params
+            .validate()
+            .map_err(|(key, why)| invalid(&format!("predictor.params.{key}"), why))?;
+        self.predictor
+            .roofline
+            .validate()
+            .map_err(|(key, why)| invalid(&format!("predictor.roofline.{key}"), why))?;
         self.workload.validate()?;
         // Prefix caching and the vLLM V1 knobs.
         if s.enable_prefix_caching == Some(true)
@@ -325,6 +361,23 @@ impl SimConfig {
                 )
             })?,
         };
+        if !node.device.eq_ignore_ascii_case(&device.name) {
+            let fitting: Vec<String> = catalog
+                .nodes()
+                .filter(|n| n.device == device.name)
+                .map(|n| n.name.clone())
+                .collect();
+            return Err(invalid(
+                "replica.node",
+                format!(
+                    "node {} holds {} GPUs, not {}; use --node {} or leave it unset",
+                    node.name,
+                    node.device,
+                    device.name,
+                    if fitting.is_empty() { "NAME".to_string() } else { fitting.join(" or --node ") }
+                ),
+            ));
+        }
         let parallelism = Parallelism::new(self.replica.tp, self.replica.pp);
         parallelism.validate(&model, Some(&node))?;
         let scheduler = find(&self.scheduler.name).map_err(|e| invalid("scheduler.name", e))?;

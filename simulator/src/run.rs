@@ -11,7 +11,7 @@ use predictor::table::TableBounds;
 use predictor::{build_execution_model, BackendInfo, Catalog, ExecSetup, ExecutionModel};
 
 use crate::config::SimConfig;
-use crate::engine::{Engine, EngineSetup, Progress};
+use crate::engine::{Engine, EngineOutcome, EngineSetup, Progress};
 use crate::error::SimError;
 use crate::metrics::summary::{BackendSummary, ClusterFacts, Summary};
 use crate::metrics::FlopModel;
@@ -91,7 +91,8 @@ pub fn simulate(cfg: &SimConfig, opts: &RunOptions) -> Result<SimOutcome, SimErr
         None => execution_model(cfg, &resolved)?,
     };
     let backend = exec.info();
-    let arrivals = crate::workload::generate(&cfg.workload, cfg.seed)?;
+    let generated = crate::workload::generate_noted(&cfg.workload, cfg.seed)?;
+    let arrivals = generated.requests;
     let pp = resolved.parallelism.pp;
     let sinks = match &opts.out_dir {
         Some(dir) => Some(Sinks::create(
@@ -173,7 +174,9 @@ pub fn simulate(cfg: &SimConfig, opts: &RunOptions) -> Result<SimOutcome, SimErr
         },
         slo: cfg.slo.clone(),
     };
-    let summary = Summary::build(&outcome, &facts);
+    let mut summary = Summary::build(&outcome, &facts);
+    summary.notes = generated.notes;
+    summary.notes.extend(run_notes(cfg, &outcome, &backend));
     if let Some(dir) = &opts.out_dir {
         output::write_file(
             dir,
@@ -193,6 +196,49 @@ pub fn simulate(cfg: &SimConfig, opts: &RunOptions) -> Result<SimOutcome, SimErr
         wall_time_s: start.elapsed().as_secs_f64(),
         out_dir: opts.out_dir.clone(),
     })
+}
+
+/// The notes of a finished run: a stop at the time limit, a workload that ended before
+/// `num_requests`, the roofline answering although profile directories were given (operator
+/// fallbacks are in [`BackendSummary`]).
+fn run_notes(cfg: &SimConfig, o: &EngineOutcome, backend: &BackendInfo) -> Vec<String> {
+    let mut notes = Vec::new();
+    if backend.kind == predictor::BackendKind::Roofline && !cfg.predictor.profiles.is_empty() {
+        notes.push(format!(
+            "no profile of {} on {} in the --profiles directories ({}): the roofline answered",
+            cfg.replica.model,
+            cfg.replica.device,
+            cfg.predictor
+                .profiles
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if o.time_limited {
+        notes.push(format!(
+            "the run stopped at the time limit of {} s (--time-limit) with {} of {} arrived requests unfinished",
+            cfg.time_limit_s.unwrap_or(0.0),
+            o.arrived - o.completed,
+            o.arrived
+        ));
+    } else if let Some(n) = cfg.workload.num_requests {
+        if o.arrived < n {
+            let why = if cfg.workload.trace.is_some()
+                || matches!(cfg.workload.arrival, crate::workload::ArrivalConfig::Trace { .. })
+            {
+                "the trace has no more rows"
+            } else {
+                "workload.duration_s ended it"
+            };
+            notes.push(format!(
+                "{} requests arrived, fewer than the {n} asked for (--num-requests): {why}",
+                o.arrived
+            ));
+        }
+    }
+    notes
 }
 
 #[cfg(test)]

@@ -133,6 +133,10 @@ pub struct Summary {
     /// Preemptions.
     #[serde(default)]
     pub preemptions: super::cache::PreemptionSummary,
+    /// What the run did differently from what was asked, in words (a trace shifted to start at 0,
+    /// a workload shorter than `num_requests`, a stop at the time limit, a backend fallback).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Facts about the cluster that the engine does not know.
@@ -243,6 +247,7 @@ impl Summary {
             },
             prefix_cache: super::cache::PrefixCacheSummary::build(o),
             preemptions: super::cache::PreemptionSummary::build(o),
+            notes: Vec::new(),
         }
     }
 }

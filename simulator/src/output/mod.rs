@@ -62,6 +62,13 @@ pub struct TimeseriesRow {
     pub busy_fraction: f64,
 }
 
+/// Most rows `timeseries.csv` may get (about 0.6 GB); a run that would write more stops with an
+/// error before writing them (docs/outputs.md).
+pub const MAX_TIMESERIES_ROWS: u64 = 10_000_000;
+
+/// Smallest sampling interval of `timeseries.csv`, s (`--timeseries-interval`).
+pub const MIN_TIMESERIES_INTERVAL_S: f64 = 1e-3;
+
 /// Writes `ns` as seconds with nine decimals (exact).
 pub fn fmt_s(out: &mut String, ns: u64) {
     let _ = write!(out, "{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000);

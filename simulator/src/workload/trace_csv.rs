@@ -43,16 +43,28 @@ fn open(path: &Path) -> Result<csv::Reader<File>, WorkloadError> {
 
 fn csv_error(path: &Path, err: csv::Error) -> WorkloadError {
     let line = err.position().map(|p| p.line()).unwrap_or(0);
-    match err.into_kind() {
-        csv::ErrorKind::Io(source) => WorkloadError::Io {
-            path: path.to_path_buf(),
-            source,
-        },
-        kind => WorkloadError::BadLine {
-            path: path.to_path_buf(),
-            line,
-            problem: format!("{kind:?}; fix the CSV syntax (comma-separated, one header row)"),
-        },
+    let problem = match err.into_kind() {
+        csv::ErrorKind::Io(source) => {
+            return WorkloadError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+        csv::ErrorKind::Utf8 { err, .. } => format!(
+            "field {} is not UTF-8 text; a trace is a comma-separated text file (is this a binary or compressed file?)",
+            err.field() + 1
+        ),
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!(
+            "has {len} fields but the header has {expected_len}; give every row one value per column"
+        ),
+        other => format!("is not valid CSV ({other:?}); fix the CSV syntax (comma-separated, one header row)"),
+    };
+    WorkloadError::BadLine {
+        path: path.to_path_buf(),
+        line,
+        problem,
     }
 }
 
@@ -258,7 +270,7 @@ pub(crate) fn read_replay(
     prefill_scale: f64,
     decode_scale: f64,
     max_tokens: u32,
-) -> Result<Vec<ReplayRow>, WorkloadError> {
+) -> Result<(Vec<ReplayRow>, f64), WorkloadError> {
     let fix = "a replay trace needs arrived_at (seconds), num_prefill_tokens and num_decode_tokens";
     let mut file = Columns::open(path)?;
     let t_index = file.index(REPLAY_COLUMNS[0], fix)?;
@@ -322,7 +334,28 @@ pub(crate) fn read_replay(
         });
     }
     rows.sort_by(|a, b| a.arrived_at_s.total_cmp(&b.arrived_at_s));
-    Ok(rows)
+    let shift_s = rows[0].arrived_at_s;
+    for row in &mut rows {
+        row.arrived_at_s -= shift_s;
+        check_arrival(path, row.line, row.arrived_at_s)?;
+    }
+    Ok((rows, shift_s))
+}
+
+/// Checks that an arrival time (after the shift to 0) is within the simulator's clock range.
+pub(crate) fn check_arrival(path: &Path, line: u64, arrival_s: f64) -> Result<(), WorkloadError> {
+    let limit_s = crate::engine::MAX_SIMULATED_NS as f64 * 1e-9;
+    if arrival_s.is_finite() && arrival_s <= limit_s {
+        return Ok(());
+    }
+    Err(WorkloadError::BadLine {
+        path: path.to_path_buf(),
+        line,
+        problem: format!(
+            "arrives {arrival_s:e} s after the trace's first request, past the simulator's limit of \
+             {limit_s:.0e} s; check the time unit of the column and workload.trace.time_scale_factor (--time-scale)"
+        ),
+    })
 }
 
 #[cfg(test)]
