@@ -64,6 +64,9 @@ fn run(args: &cli::RunArgs) -> Result<()> {
     args.apply_to(&mut cfg)?;
     cfg.validate_values()?;
     let out_dir = args.output.out.clone().unwrap_or_else(default_out_dir);
+    if let Some(path) = &args.config {
+        simulator::output::staging::check_not_an_output(&out_dir, "--config", path)?;
+    }
     let opts = RunOptions {
         out_dir: Some(out_dir),
         quiet: args.output.quiet,

@@ -15,6 +15,7 @@ use crate::engine::{Engine, EngineOutcome, EngineSetup, Progress};
 use crate::error::SimError;
 use crate::metrics::summary::{BackendSummary, ClusterFacts, Summary};
 use crate::metrics::FlopModel;
+use crate::output::staging::{self, Staging};
 use crate::output::{self, Sinks};
 use crate::scheduler::SchedulerParams;
 
@@ -82,8 +83,34 @@ fn table_bounds(cfg: &SimConfig) -> TableBounds {
     }
 }
 
-/// Runs the simulation `cfg` describes.
+/// Runs the simulation `cfg` describes. With [`RunOptions::out_dir`], the files are written to a
+/// staging directory and moved into place only when the whole run succeeded
+/// ([`crate::output::staging`]); a failed run leaves the directory as it was.
 pub fn simulate(cfg: &SimConfig, opts: &RunOptions) -> Result<SimOutcome, SimError> {
+    let Some(dir) = &opts.out_dir else {
+        return simulate_into(cfg, opts, None);
+    };
+    for (flag, input) in cfg.workload.input_files() {
+        staging::check_not_an_output(dir, flag, input)?;
+    }
+    let stage = Staging::create(dir)?;
+    match simulate_into(cfg, opts, Some(stage.path())) {
+        Ok(outcome) => {
+            stage.commit()?;
+            Ok(outcome)
+        }
+        Err(e) => {
+            stage.discard();
+            Err(e)
+        }
+    }
+}
+
+fn simulate_into(
+    cfg: &SimConfig,
+    opts: &RunOptions,
+    write_dir: Option<&std::path::Path>,
+) -> Result<SimOutcome, SimError> {
     let start = Instant::now();
     let resolved = cfg.resolve(&Catalog::builtin())?;
     let exec = match &opts.exec_model {
@@ -94,7 +121,7 @@ pub fn simulate(cfg: &SimConfig, opts: &RunOptions) -> Result<SimOutcome, SimErr
     let generated = crate::workload::generate_noted(&cfg.workload, cfg.seed)?;
     let arrivals = generated.requests;
     let pp = resolved.parallelism.pp;
-    let sinks = match &opts.out_dir {
+    let sinks = match write_dir {
         Some(dir) => Some(Sinks::create(
             dir,
             cfg.output.batches,
@@ -177,7 +204,7 @@ pub fn simulate(cfg: &SimConfig, opts: &RunOptions) -> Result<SimOutcome, SimErr
     let mut summary = Summary::build(&outcome, &facts);
     summary.notes = generated.notes;
     summary.notes.extend(run_notes(cfg, &outcome, &backend));
-    if let Some(dir) = &opts.out_dir {
+    if let Some(dir) = write_dir {
         output::write_file(
             dir,
             "config.toml",

@@ -2,6 +2,7 @@
 //! `timeseries.csv`, `trace.json`) and files written at the end (`summary.json`, `config.toml`).
 
 pub mod requests;
+pub mod staging;
 
 use std::fmt::Write as _;
 use std::fs::File;
