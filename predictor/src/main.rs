@@ -34,8 +34,11 @@ struct Cli {
 enum Cmd {
     /// Fit every operator of a model on a device (and its node's network), report held-out
     /// accuracy and write the models and prediction tables.
+    // negative numbers reach the value parsers, which name the flag
+    #[command(allow_negative_numbers = true)]
     Fit(FitArgs),
     /// Print the per-operator time of one batch on one pipeline stage.
+    #[command(allow_negative_numbers = true)]
     Predict(PredictArgs),
 }
 
@@ -167,7 +170,7 @@ fn main() {
         Cmd::Predict(a) => run_predict(a),
     };
     if let Err(e) = r {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", predictor::errtext::error_text(e.as_ref()));
         std::process::exit(1);
     }
 }

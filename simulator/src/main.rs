@@ -22,6 +22,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Simulate one configuration (default: Meta-Llama-3-8B on one h100, sarathi, 1,000 Poisson requests).
+    // negative numbers reach the range checks, which name the flag (not "unexpected argument '-1'")
+    #[command(allow_negative_numbers = true)]
     Run(Box<cli::RunArgs>),
     /// Capacity planning: the highest rate meeting the SLOs for every configuration of a space (docs/search.md).
     Search(Box<simulator::search::SearchArgs>),
@@ -35,7 +37,7 @@ fn main() -> ExitCode {
             return match simulator::search::main(&a) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("error: {e:#}");
+                    eprintln!("error: {}", predictor::errtext::error_text(&e));
                     ExitCode::FAILURE
                 }
             };
@@ -45,7 +47,7 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", predictor::errtext::error_text(e.as_ref()));
             ExitCode::FAILURE
         }
     }
