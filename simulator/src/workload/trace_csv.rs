@@ -3,8 +3,10 @@
 //! Files are read fully (traces are small next to a simulation's output). Every bad value is
 //! reported with its file, line and column.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use predictor::profile::LineIndex;
 
 use super::error::WorkloadError;
 
@@ -31,18 +33,20 @@ pub(crate) struct ReplayRow {
     pub line: u64,
 }
 
-fn open(path: &Path) -> Result<csv::Reader<File>, WorkloadError> {
-    let file = File::open(path).map_err(|source| WorkloadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(file))
+/// The file's bytes (traces are read fully anyway) and their line index.
+fn open(path: &Path) -> Result<(Arc<[u8]>, LineIndex), WorkloadError> {
+    let text: Arc<[u8]> = std::fs::read(path)
+        .map_err(|source| WorkloadError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .into();
+    let lines = LineIndex::new(&text);
+    Ok((text, lines))
 }
 
-fn csv_error(path: &Path, err: csv::Error) -> WorkloadError {
-    let line = err.position().map(|p| p.line()).unwrap_or(0);
+fn csv_error(path: &Path, text: &[u8], lines: &LineIndex, err: csv::Error) -> WorkloadError {
+    let line = err.position().map_or(0, |p| lines.line_of(text, p.byte()));
     let problem = match err.into_kind() {
         csv::ErrorKind::Io(source) => {
             return WorkloadError::Io {
@@ -70,15 +74,22 @@ fn csv_error(path: &Path, err: csv::Error) -> WorkloadError {
 
 /// A CSV reader positioned after the header, with the indices of the named columns.
 struct Columns {
-    reader: csv::Reader<File>,
+    reader: csv::Reader<std::io::Cursor<Arc<[u8]>>>,
     path: PathBuf,
+    text: Arc<[u8]>,
+    lines: LineIndex,
 }
 
 impl Columns {
     fn open(path: &Path) -> Result<Self, WorkloadError> {
+        let (text, lines) = open(path)?;
         Ok(Columns {
-            reader: open(path)?,
+            reader: csv::ReaderBuilder::new()
+                .trim(csv::Trim::All)
+                .from_reader(std::io::Cursor::new(text.clone())),
             path: path.to_path_buf(),
+            text,
+            lines,
         })
     }
 
@@ -106,7 +117,7 @@ impl Columns {
         let headers = self
             .reader
             .headers()
-            .map_err(|e| csv_error(&self.path, e))?;
+            .map_err(|e| csv_error(&self.path, &self.text, &self.lines, e))?;
         Ok(headers.iter().position(|h| h == column))
     }
 
@@ -115,12 +126,15 @@ impl Columns {
         &mut self,
     ) -> impl Iterator<Item = Result<(u64, csv::StringRecord), WorkloadError>> + '_ {
         let path = self.path.clone();
+        let (text, lines) = (self.text.clone(), self.lines.clone());
         self.reader.records().map(move |r| match r {
             Ok(record) => {
-                let line = record.position().map(|p| p.line()).unwrap_or(0);
+                let line = record
+                    .position()
+                    .map_or(0, |p| lines.line_of(&text, p.byte()));
                 Ok((line, record))
             }
-            Err(e) => Err(csv_error(&path, e)),
+            Err(e) => Err(csv_error(&path, &text, &lines, e)),
         })
     }
 }
