@@ -281,7 +281,11 @@ fn check_fit_inputs(
         let compute = a.profiles.join("compute").join(device);
         let mut found = Vec::new();
         for org in std::fs::read_dir(&compute).into_iter().flatten().flatten() {
-            for m in std::fs::read_dir(org.path()).into_iter().flatten().flatten() {
+            for m in std::fs::read_dir(org.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 if m.path().join("mlp.csv").is_file() {
                     found.push(format!(
                         "{}/{}",

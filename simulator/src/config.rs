@@ -374,7 +374,11 @@ impl SimConfig {
                     node.name,
                     node.device,
                     device.name,
-                    if fitting.is_empty() { "NAME".to_string() } else { fitting.join(" or --node ") }
+                    if fitting.is_empty() {
+                        "NAME".to_string()
+                    } else {
+                        fitting.join(" or --node ")
+                    }
                 ),
             ));
         }

@@ -253,8 +253,10 @@ fn run_notes(cfg: &SimConfig, o: &EngineOutcome, backend: &BackendInfo) -> Vec<S
     } else if let Some(n) = cfg.workload.num_requests {
         if o.arrived < n {
             let why = if cfg.workload.trace.is_some()
-                || matches!(cfg.workload.arrival, crate::workload::ArrivalConfig::Trace { .. })
-            {
+                || matches!(
+                    cfg.workload.arrival,
+                    crate::workload::ArrivalConfig::Trace { .. }
+                ) {
                 "the trace has no more rows"
             } else {
                 "workload.duration_s ended it"

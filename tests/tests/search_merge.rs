@@ -163,10 +163,9 @@ fn four_shards_merge_byte_identically() {
 /// without its run configuration. Each is an error naming the file, never a panic or a merge that
 /// silently drops `best.toml`.
 fn edited_shards_are_refused(tmp: &Path, shard_dirs: &[std::path::PathBuf], merged: &Path) {
-    let original: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(shard_dirs[1].join("shard.json")).unwrap(),
-    )
-    .unwrap();
+    let original: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(shard_dirs[1].join("shard.json")).unwrap())
+            .unwrap();
     type Edit = fn(&mut serde_json::Value);
     let edits: [(&str, Edit, &str); 3] = [
         (

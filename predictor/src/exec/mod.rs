@@ -108,7 +108,10 @@ impl ExecParams {
     /// written under `[predictor.params]`) and why.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         for (key, v) in [
-            ("nccl_cpu_launch_overhead_ms", self.nccl_cpu_launch_overhead_ms),
+            (
+                "nccl_cpu_launch_overhead_ms",
+                self.nccl_cpu_launch_overhead_ms,
+            ),
             (
                 "nccl_cpu_skew_overhead_per_device_ms",
                 self.nccl_cpu_skew_overhead_per_device_ms,
@@ -122,7 +125,10 @@ impl ExecParams {
                 self.attention_decode_batching_overhead_fraction,
             ),
             ("cpu_overhead_ms_per_batch", self.cpu_overhead_ms_per_batch),
-            ("cpu_overhead_ms_per_request", self.cpu_overhead_ms_per_request),
+            (
+                "cpu_overhead_ms_per_request",
+                self.cpu_overhead_ms_per_request,
+            ),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err((key, format!("is {v}, but must be a finite number ≥ 0")));

@@ -366,12 +366,24 @@ mod tests {
         ] {
             let f = CsvFile::from_text(Path::new("t.csv"), text).unwrap();
             let e = f.rows().find_map(|r| r.f64(0).err()).unwrap().to_string();
-            assert!(e.starts_with(&format!("t.csv:{line}, column `a`")), "{text:?}: {e}");
+            assert!(
+                e.starts_with(&format!("t.csv:{line}, column `a`")),
+                "{text:?}: {e}"
+            );
         }
         let f = CsvFile::from_text(Path::new("t.csv"), "a,b\n1,NaN\n2,\n").unwrap();
-        let errs: Vec<String> = f.rows().map(|r| r.f64(1).unwrap_err().to_string()).collect();
-        assert!(errs[0].contains("t.csv:2") && errs[0].contains("is NaN"), "{errs:?}");
-        assert!(errs[1].contains("t.csv:3") && errs[1].contains("is empty"), "{errs:?}");
+        let errs: Vec<String> = f
+            .rows()
+            .map(|r| r.f64(1).unwrap_err().to_string())
+            .collect();
+        assert!(
+            errs[0].contains("t.csv:2") && errs[0].contains("is NaN"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].contains("t.csv:3") && errs[1].contains("is empty"),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -139,7 +139,10 @@ mod tests {
         std::fs::write(s.path().join("requests.csv"), "new").unwrap();
         std::fs::write(s.path().join("summary.json"), "new").unwrap();
         // before the commit the old files are untouched
-        assert_eq!(std::fs::read_to_string(dir.join("requests.csv")).unwrap(), "old");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("requests.csv")).unwrap(),
+            "old"
+        );
         s.commit().unwrap();
         let mut names: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
@@ -147,8 +150,14 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, ["notes.txt", "requests.csv", "summary.json"]);
-        assert_eq!(std::fs::read_to_string(dir.join("requests.csv")).unwrap(), "new");
-        assert_eq!(std::fs::read_to_string(dir.join("notes.txt")).unwrap(), "mine");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("requests.csv")).unwrap(),
+            "new"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("notes.txt")).unwrap(),
+            "mine"
+        );
     }
 
     #[test]

@@ -78,7 +78,8 @@ fn read(dir: &Path) -> Result<ShardFile, SearchError> {
 /// Checks one shard file on its own: its `I/N` and every row's index and configuration (a file
 /// edited by hand or truncated is refused rather than merged into wrong outputs).
 fn check(dir: &Path, s: &ShardFile) -> Result<(), SearchError> {
-    let bad = |why: String| SearchError::Merge(format!("{}: {why}; re-run that shard", dir.display()));
+    let bad =
+        |why: String| SearchError::Merge(format!("{}: {why}; re-run that shard", dir.display()));
     let Shard { index, count } = s.shard;
     if count == 0 || index >= count {
         return Err(bad(format!(

@@ -9,10 +9,10 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::arrival::seconds_to_ns;
-use super::trace_csv::check_arrival;
 use super::config::TraceConfig;
 use super::error::WorkloadError;
 use super::synthetic::Bounds;
+use super::trace_csv::check_arrival;
 use super::trace_csv::clip_to_max;
 use super::{RequestSpec, Segment};
 

@@ -415,7 +415,11 @@ fn replayed_traces_start_at_zero_and_stay_in_range() {
     let times: Vec<u64> = g.requests.map(|r| r.arrival_ns).collect();
     assert_eq!(times, [0, 1_500_000_000]);
     assert_eq!(g.notes.len(), 1);
-    assert!(g.notes[0].contains("shifted by -1700000000 s"), "{:?}", g.notes);
+    assert!(
+        g.notes[0].contains("shifted by -1700000000 s"),
+        "{:?}",
+        g.notes
+    );
     // a trace already starting at 0 has no note
     let zero = temp_file(
         "arrived_at,num_prefill_tokens,num_decode_tokens\n0,10,5\n",
