@@ -490,7 +490,9 @@ mod tests {
         c.replica.device = "A100".into();
         c.scheduler.name = "vllm".into();
         c.scheduler.num_blocks = Some(5000);
-        c.predictor.profiles = vec!["p1".into(), "p2".into()];
+        // (directories that exist: profile directories are checked)
+        let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        c.predictor.profiles = vec![here.join("src"), here];
         c.predictor.backend = BackendChoice::Roofline;
         c.slo.ttft_s = Some(2.0);
         c.output.trace = false;
@@ -502,6 +504,42 @@ mod tests {
         assert_eq!(out.replica.device, "a100");
         assert_eq!(out.replica.node.as_deref(), Some("a100_dgx"));
         assert_eq!(r.memory.num_blocks, 5000);
+    }
+
+    #[test]
+    fn values_outside_their_range_name_their_key() {
+        let cases: [(&str, fn(&mut SimConfig)); 8] = [
+            ("slo.ttft_s", |c| c.slo.ttft_s = Some(0.0)),
+            ("slo.tpot_s", |c| c.slo.tpot_s = Some(f64::NAN)),
+            ("slo.e2e_s", |c| c.slo.e2e_s = Some(f64::INFINITY)),
+            ("predictor.params.cpu_overhead_ms_per_request", |c| {
+                c.predictor.params.cpu_overhead_ms_per_request = -1e-3
+            }),
+            ("predictor.roofline.attention_memory", |c| {
+                c.predictor.roofline.attention_memory = 0.0
+            }),
+            ("output.timeseries_interval_s", |c| {
+                c.output.timeseries_interval_s = 1e-4
+            }),
+            ("predictor.profiles", |c| {
+                c.predictor.profiles = vec!["/no/such/dir".into()]
+            }),
+            ("replica.node", |c| c.replica.node = Some("a100_dgx".into())),
+        ];
+        for (key, edit) in cases {
+            let mut c = SimConfig::default();
+            edit(&mut c);
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
+        // the bounds themselves are allowed
+        let mut c = SimConfig::default();
+        c.slo.ttft_s = Some(1e-9);
+        c.output.timeseries_interval_s = MIN_TIMESERIES_INTERVAL_S;
+        c.predictor.roofline.link = 1.0;
+        c.predictor.params.cpu_overhead_ms_per_batch = 0.0;
+        c.replica.node = Some("h100_pairwise_nvlink".into());
+        c.validate().unwrap();
     }
 
     #[test]
