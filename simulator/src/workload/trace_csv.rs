@@ -214,8 +214,9 @@ pub(crate) fn clip_to_max(prefill: u32, decode: u32, max_tokens: u32) -> (u32, u
         return (prefill, decode);
     }
     let excess = total - max;
-    let cut_p = (excess * p).div_ceil(total);
-    let cut_d = (excess * d).div_ceil(total);
+    // in 128 bits: `excess · p` passes 2⁶⁴ for lengths near u32::MAX (found by fuzzing)
+    let cut = |x: u64| (u128::from(excess) * u128::from(x)).div_ceil(u128::from(total)) as u64;
+    let (cut_p, cut_d) = (cut(p), cut(d));
     let new_p = p.saturating_sub(cut_p).max(1);
     let new_d = d.saturating_sub(cut_d).max(1);
     debug_assert!(
@@ -375,6 +376,24 @@ pub(crate) fn check_arrival(path: &Path, line: u64, arrival_s: f64) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clip_holds_near_the_u32_limit() {
+        // found by tests/tests/fuzz_parsers.rs: the products overflowed 64 bits
+        for (p, d, max) in [
+            (u32::MAX, u32::MAX, 3783),
+            (594, u32::MAX, 2),
+            (u32::MAX, 1, 2),
+            (u32::MAX, u32::MAX, u32::MAX),
+        ] {
+            let (np, nd) = clip_to_max(p, d, max);
+            assert!(np >= 1 && nd >= 1, "{p}+{d} to {max}");
+            assert!(
+                u64::from(np) + u64::from(nd) <= u64::from(max),
+                "{p}+{d} to {max}: {np}+{nd}"
+            );
+        }
+    }
 
     #[test]
     fn clip_matches_vidur_rule_and_respects_the_cap() {
