@@ -75,7 +75,7 @@ for f in "${files[@]}"; do
   echo "== mutants: $f ($(( $(date +%s) - start )) s)"
   set +e
   CARGO_INCREMENTAL=1 nice -n 15 cargo mutants "${mode[@]}" -p simulator -f "$f" \
-    --profile release --cargo-test-arg=--lib --baseline skip --timeout 300 \
+    --profile release --cargo-arg=--lib --baseline skip --timeout 300 \
     --output "$out/$name" --no-shuffle >"$out/$name.log" 2>&1
   rc=$?
   set -e
