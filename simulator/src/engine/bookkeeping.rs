@@ -3,7 +3,9 @@
 
 use super::Engine;
 use crate::error::SimError;
-use crate::output::{TimeseriesRow, MAX_TIMESERIES_ROWS};
+use crate::output::TimeseriesRow;
+#[cfg(doc)]
+use crate::output::MAX_TIMESERIES_ROWS;
 use crate::request::Request;
 
 impl Engine {
@@ -31,14 +33,14 @@ impl Engine {
     }
 
     /// Emits the time-series samples due before `t`; refuses, before writing any, when they would
-    /// take `timeseries.csv` past [`MAX_TIMESERIES_ROWS`].
+    /// take `timeseries.csv` past its row limit ([`MAX_TIMESERIES_ROWS`] unless set otherwise).
     pub(super) fn advance_to(&mut self, t: u64) -> Result<(), SimError> {
         if self.sinks.is_none() {
             return Ok(());
         }
         let due = t.saturating_sub(self.ts_start_ns + 1) / self.ts_interval_ns;
         let rows = due.saturating_mul(self.replicas.len() as u64);
-        if self.ts_rows.saturating_add(rows) > MAX_TIMESERIES_ROWS {
+        if self.ts_rows.saturating_add(rows) > self.ts_max_rows {
             return Err(self.too_many_rows(t));
         }
         self.ts_rows += rows;
@@ -87,14 +89,15 @@ impl Engine {
         Ok(())
     }
 
-    /// The error for a time series that would pass [`MAX_TIMESERIES_ROWS`] by time `t`.
+    /// The error for a time series that would pass its row limit by time `t`.
     fn too_many_rows(&self, t: u64) -> SimError {
         let replicas = self.replicas.len() as f64;
         let t_s = t as f64 * 1e-9;
         let interval_s = self.ts_interval_ns as f64 * 1e-9;
-        let needed_s = (t_s * replicas / MAX_TIMESERIES_ROWS as f64).max(interval_s * 2.0);
+        let limit = self.ts_max_rows;
+        let needed_s = (t_s * replicas / limit as f64).max(interval_s * 2.0);
         SimError::OutputTooLarge(format!(
-            "timeseries.csv would pass {MAX_TIMESERIES_ROWS} rows: simulated time reaches {t_s:.6e} s \
+            "timeseries.csv would pass {limit} rows: simulated time reaches {t_s:.6e} s \
              (one row per replica every {interval_s} s, {replicas} replica(s)); the workload spans \
              more simulated time than it has work for. Compress the arrivals (--time-scale, a \
              higher --qps) or sample less often (--timeseries-interval {needed_s:.3e} or more)"

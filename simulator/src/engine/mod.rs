@@ -137,6 +137,7 @@ pub struct Engine {
     ts_interval_ns: u64,
     ts_start_ns: u64,
     ts_rows: u64,
+    ts_max_rows: u64,
     sinks: Option<Sinks>,
     stage_log: Option<Vec<StageRecord>>,
 }
@@ -179,9 +180,16 @@ impl Engine {
             ts_interval_ns: setup.timeseries_interval_ns.max(1),
             ts_start_ns: 0,
             ts_rows: 0,
+            ts_max_rows: crate::output::MAX_TIMESERIES_ROWS,
             sinks: setup.sinks,
             stage_log: setup.keep_stage_log.then(Vec::new),
         }
+    }
+
+    /// Sets the most rows `timeseries.csv` may get (default [`crate::output::MAX_TIMESERIES_ROWS`]).
+    pub fn with_max_timeseries_rows(mut self, rows: u64) -> Self {
+        self.ts_max_rows = rows;
+        self
     }
 
     /// Runs to the end; `progress` is called now and then.

@@ -54,6 +54,7 @@ pub struct TestCluster {
     /// Time-series interval, ms.
     pub timeseries_ms: u64,
     pub time_limit_ns: Option<u64>,
+    pub max_timeseries_rows: Option<u64>,
 }
 
 impl TestCluster {
@@ -73,6 +74,7 @@ impl TestCluster {
             out_dir: None,
             timeseries_ms: 1000,
             time_limit_ns: None,
+            max_timeseries_rows: None,
         }
     }
 
@@ -116,7 +118,11 @@ impl TestCluster {
             keep_stage_log: true,
             keep_requests: true,
         };
-        Engine::new(setup, Box::new(specs.into_iter())).run(&mut |_| {})
+        let mut engine = Engine::new(setup, Box::new(specs.into_iter()));
+        if let Some(rows) = self.max_timeseries_rows {
+            engine = engine.with_max_timeseries_rows(rows);
+        }
+        engine.run(&mut |_| {})
     }
 }
 

@@ -344,3 +344,48 @@ fn per_replica_counters_add_up() {
     let busy: Vec<u64> = o.replicas.iter().map(|r| r.stages[0].busy_ns).collect();
     assert_eq!(busy, vec![ms(30), ms(10)]);
 }
+
+#[test]
+fn the_row_limit_is_exact_and_counts_every_sample() {
+    // samples every ms over two replicas: count the rows a run writes before its last sample,
+    // then allow exactly that many (fine) and one fewer (refused)
+    let run = |limit: Option<u64>| {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = TestCluster::new("vllm");
+        c.replicas = 2;
+        c.timeseries_ms = 1;
+        c.max_timeseries_rows = limit;
+        c.out_dir = Some(tmp.path().to_path_buf());
+        let specs = vec![
+            RequestSpec::simple(0, 4, 2),
+            RequestSpec::simple(ms(3), 4, 2),
+            RequestSpec::simple(ms(40), 4, 1),
+        ];
+        let r = c.try_run(specs).map(|_| ());
+        let rows = std::fs::read_to_string(tmp.path().join("timeseries.csv"))
+            .unwrap()
+            .lines()
+            .count() as u64
+            - 1;
+        (r, rows)
+    };
+    let (r, rows) = run(None);
+    r.unwrap();
+    let before_last = rows - 2;
+    assert!(before_last > 40, "{rows}");
+    run(Some(before_last)).0.unwrap();
+    let e = run(Some(before_last - 1)).0.unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("would pass {} rows", before_last - 1)),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_arrival_at_the_last_simulated_time_is_accepted() {
+    let mut c = TestCluster::new("vllm");
+    c.time_limit_ns = Some(super::MAX_SIMULATED_NS);
+    let o = c.run(vec![RequestSpec::simple(super::MAX_SIMULATED_NS, 4, 1)]);
+    assert!(o.time_limited);
+    assert_eq!((o.arrived, o.end_ns), (1, super::MAX_SIMULATED_NS));
+}
