@@ -508,7 +508,8 @@ mod tests {
 
     #[test]
     fn values_outside_their_range_name_their_key() {
-        let cases: [(&str, fn(&mut SimConfig)); 8] = [
+        type Edit = fn(&mut SimConfig);
+        let cases: [(&str, Edit); 8] = [
             ("slo.ttft_s", |c| c.slo.ttft_s = Some(0.0)),
             ("slo.tpot_s", |c| c.slo.tpot_s = Some(f64::NAN)),
             ("slo.e2e_s", |c| c.slo.e2e_s = Some(f64::INFINITY)),
