@@ -256,6 +256,15 @@ impl Row<'_> {
         })
     }
 
+    /// The cell as a time or another quantity that cannot be negative: a finite number ≥ 0.
+    pub fn non_negative_f64(&self, col: usize) -> Result<f64, ProfileError> {
+        let v = self.f64(col)?;
+        if v < 0.0 {
+            return Err(self.err(col, format!("{v} is negative; a time is ≥ 0")));
+        }
+        Ok(v)
+    }
+
     /// The cell as a number, `None` when empty or NaN (Vidur's non-applicable stats).
     pub fn opt_f64(&self, col: usize) -> Result<Option<f64>, ProfileError> {
         let c = self.cell(col);

@@ -344,6 +344,15 @@ fn csv_sessions_and_prefixes_become_segments() {
     );
 }
 
+/// A replay of the whole trace at `path`.
+fn replay_of(path: &Path) -> WorkloadConfig {
+    WorkloadConfig {
+        num_requests: None,
+        trace: Some(TraceConfig::new(path)),
+        ..WorkloadConfig::default()
+    }
+}
+
 /// Issue 18: a binary file, a ragged row and rows after blank or CRLF lines get one readable
 /// sentence with the right line, never the CSV crate's debug structs.
 #[test]
@@ -378,11 +387,7 @@ fn csv_syntax_errors_are_sentences_with_the_right_line() {
     for (bytes, line, what) in cases {
         let mut f = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
         f.write_all(&bytes).unwrap();
-        let cfg = WorkloadConfig {
-            num_requests: None,
-            trace: Some(TraceConfig::new(f.path())),
-            ..WorkloadConfig::default()
-        };
+        let cfg = replay_of(f.path());
         let message = match cfg.validate() {
             Err(e) => e.to_string(),
             Ok(()) => generate(&cfg, 1).err().expect("a bad trace").to_string(),
@@ -406,11 +411,7 @@ fn replayed_traces_start_at_zero_and_stay_in_range() {
         "arrived_at,num_prefill_tokens,num_decode_tokens\n1700000001.5,10,5\n1700000000.0,20,5\n",
         ".csv",
     );
-    let cfg = WorkloadConfig {
-        num_requests: None,
-        trace: Some(TraceConfig::new(epoch.path())),
-        ..WorkloadConfig::default()
-    };
+    let cfg = replay_of(epoch.path());
     let g = generate_noted(&cfg, 1).unwrap();
     let times: Vec<u64> = g.requests.map(|r| r.arrival_ns).collect();
     assert_eq!(times, [0, 1_500_000_000]);
@@ -425,22 +426,14 @@ fn replayed_traces_start_at_zero_and_stay_in_range() {
         "arrived_at,num_prefill_tokens,num_decode_tokens\n0,10,5\n",
         ".csv",
     );
-    let cfg = WorkloadConfig {
-        num_requests: None,
-        trace: Some(TraceConfig::new(zero.path())),
-        ..WorkloadConfig::default()
-    };
+    let cfg = replay_of(zero.path());
     assert!(generate_noted(&cfg, 1).unwrap().notes.is_empty());
 
     let far = temp_file(
         "arrived_at,num_prefill_tokens,num_decode_tokens\n0,10,5\n1e10,10,5\n",
         ".csv",
     );
-    let cfg = WorkloadConfig {
-        num_requests: None,
-        trace: Some(TraceConfig::new(far.path())),
-        ..WorkloadConfig::default()
-    };
+    let cfg = replay_of(far.path());
     let message = generate(&cfg, 1).err().expect("out of range").to_string();
     assert!(
         message.contains("line 3") && message.contains("limit of 1e9 s"),
@@ -452,11 +445,7 @@ fn replayed_traces_start_at_zero_and_stay_in_range() {
          {\"timestamp\": 1e308, \"input_length\": 10, \"output_length\": 2, \"hash_ids\": []}\n",
         ".jsonl",
     );
-    let cfg = WorkloadConfig {
-        num_requests: None,
-        trace: Some(TraceConfig::new(moon.path())),
-        ..WorkloadConfig::default()
-    };
+    let cfg = replay_of(moon.path());
     let message = generate(&cfg, 1).err().expect("out of range").to_string();
     assert!(message.contains("line 2"), "{message}");
     let moon_ok = temp_file(
@@ -464,11 +453,7 @@ fn replayed_traces_start_at_zero_and_stay_in_range() {
          {\"timestamp\": 6500, \"input_length\": 10, \"output_length\": 2, \"hash_ids\": []}\n",
         ".jsonl",
     );
-    let cfg = WorkloadConfig {
-        num_requests: None,
-        trace: Some(TraceConfig::new(moon_ok.path())),
-        ..WorkloadConfig::default()
-    };
+    let cfg = replay_of(moon_ok.path());
     let g = generate_noted(&cfg, 1).unwrap();
     assert!(g.notes[0].contains("shifted by -5 s"), "{:?}", g.notes);
     let times: Vec<u64> = g.requests.map(|r| r.arrival_ns).collect();
