@@ -107,19 +107,23 @@ impl Engine {
     /// The error for an event at `t` past [`super::MAX_SIMULATED_NS`].
     pub(super) fn out_of_range(&self, t: u64, is_arrival: bool) -> SimError {
         let limit_s = super::MAX_SIMULATED_NS as f64 * 1e-9;
+        // u64::MAX is a saturated conversion: the time asked for was larger still
+        let at = if t == u64::MAX {
+            format!("after {:.6e} s", t as f64 * 1e-9)
+        } else {
+            format!("at {:.6e} s", t as f64 * 1e-9)
+        };
         SimError::TimeRange(if is_arrival {
             format!(
-                "request {} arrives at {:.6e} s, past the simulator's limit of {limit_s:.0e} s; \
+                "request {} arrives {at}, past the simulator's limit of {limit_s:.0e} s; \
                  check the workload's rate (--qps) and time scale (--time-scale)",
                 self.requests.len(),
-                t as f64 * 1e-9
             )
         } else {
             format!(
-                "a batch would end at {:.6e} s, past the simulator's limit of {limit_s:.0e} s; \
+                "a batch would end {at}, past the simulator's limit of {limit_s:.0e} s; \
                  the execution model gives implausibly long batch times (check [predictor.roofline] \
-                 and [predictor.params])",
-                t as f64 * 1e-9
+                 and [predictor.params])"
             )
         })
     }
