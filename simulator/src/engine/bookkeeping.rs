@@ -83,7 +83,6 @@ impl Engine {
 
     pub(super) fn finish_timeseries(&mut self) -> Result<(), SimError> {
         if self.now_ns > self.ts_start_ns {
-            self.ts_rows += self.replicas.len() as u64;
             self.sample(self.now_ns)?;
         }
         Ok(())

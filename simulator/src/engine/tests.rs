@@ -294,7 +294,8 @@ fn a_timeseries_past_its_row_limit_is_refused_before_it_is_written() {
     let mut c = TestCluster::new("vllm");
     c.out_dir = Some(tmp.path().to_path_buf());
     c.timeseries_ms = 1;
-    // 10⁷ rows reach 10⁴ s; an arrival at 2·10⁴ s would need twice as many
+    c.replicas = 2;
+    // 10⁷ rows over 2 replicas reach 5·10³ s; an arrival at 2·10⁴ s would need four times as many
     let e = c
         .try_run(vec![
             RequestSpec::simple(0, 4, 1),
@@ -304,6 +305,13 @@ fn a_timeseries_past_its_row_limit_is_refused_before_it_is_written() {
         .expect("too many rows")
         .to_string();
     assert!(e.contains("timeseries.csv would pass 10000000 rows"), "{e}");
+    assert!(e.contains("reaches 2.000000e4 s"), "{e}");
+    assert!(
+        e.contains("2 replica(s)") && e.contains("every 0.001 s"),
+        "{e}"
+    );
+    // 2·10⁴ s × 2 replicas / 10⁷ rows
+    assert!(e.contains("--timeseries-interval 4.000e-3 or more"), "{e}");
     let written = std::fs::metadata(tmp.path().join("timeseries.csv"))
         .unwrap()
         .len();
@@ -379,6 +387,8 @@ fn the_row_limit_is_exact_and_counts_every_sample() {
         e.contains(&format!("would pass {} rows", before_last - 1)),
         "{e}"
     );
+    // a short run: the suggestion is at least twice the interval
+    assert!(e.contains("--timeseries-interval 2.000e-3 or more"), "{e}");
 }
 
 #[test]
