@@ -26,6 +26,7 @@ enum Command {
     #[command(allow_negative_numbers = true)]
     Run(Box<cli::RunArgs>),
     /// Capacity planning: the highest rate meeting the SLOs for every configuration of a space (docs/search.md).
+    #[command(allow_negative_numbers = true)]
     Search(Box<simulator::search::SearchArgs>),
 }
 
