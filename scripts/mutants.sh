@@ -89,6 +89,21 @@ limit=()
 file_args=()
 for f in "${files[@]}"; do file_args+=(-f "$f"); done
 
+# Proptests that fail under a mutant record their seeds in simulator/proptest-regressions/; in
+# place, that would leave the mutants' seeds in the tree. Note what is there, restore it after.
+regress=simulator/proptest-regressions
+before_untracked="$(git ls-files --others --exclude-standard -- "$regress")"
+before_modified="$(git diff --name-only -- "$regress")"
+restore_regressions() {
+  [ "${MUTANTS_IN_PLACE:-0}" = 1 ] || return 0
+  git ls-files --others --exclude-standard -- "$regress" | while IFS= read -r f; do
+    grep -qxF "$f" <<<"$before_untracked" || rm -f "$f"
+  done
+  git diff --name-only -- "$regress" | while IFS= read -r f; do
+    grep -qxF "$f" <<<"$before_modified" || git checkout -q -- "$f"
+  done
+}
+
 start=$(date +%s)
 set +e
 CARGO_INCREMENTAL=1 "${limit[@]}" nice -n 15 cargo mutants "${mode[@]}" -p simulator \
@@ -96,6 +111,7 @@ CARGO_INCREMENTAL=1 "${limit[@]}" nice -n 15 cargo mutants "${mode[@]}" -p simul
   --timeout 300 --output "$out" --no-shuffle >"$out/run.log" 2>&1
 rc=$?
 set -e
+restore_regressions
 tail -n 3 "$out/run.log"
 results="$out/mutants.out"
 case $rc in
