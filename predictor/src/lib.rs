@@ -12,10 +12,12 @@
 //! - [`profile`]: readers for profile CSVs in Vidur's layout;
 //! - [`fit`]: fitting operator models to profiles, model selection and held-out accuracy;
 //! - [`table`]: dense prediction tables over Vidur's grids;
-//! - [`setup`]: building the execution model for a replica (backend choice).
+//! - [`setup`]: building the execution model for a replica (backend choice);
+//! - [`errtext`]: error messages as one line, each cause once.
 
 pub mod batch;
 pub mod catalog;
+pub mod errtext;
 pub mod exec;
 pub mod fit;
 pub mod ops;

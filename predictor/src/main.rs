@@ -34,8 +34,11 @@ struct Cli {
 enum Cmd {
     /// Fit every operator of a model on a device (and its node's network), report held-out
     /// accuracy and write the models and prediction tables.
+    // negative numbers reach the value parsers, which name the flag
+    #[command(allow_negative_numbers = true)]
     Fit(FitArgs),
     /// Print the per-operator time of one batch on one pipeline stage.
+    #[command(allow_negative_numbers = true)]
     Predict(PredictArgs),
 }
 
@@ -167,7 +170,7 @@ fn main() {
         Cmd::Predict(a) => run_predict(a),
     };
     if let Err(e) = r {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", predictor::errtext::error_text(e.as_ref()));
         std::process::exit(1);
     }
 }
@@ -199,6 +202,7 @@ fn run_fit(a: FitArgs) -> Result<()> {
         inputs.all_reduce = None;
         inputs.send_recv = None;
     }
+    check_fit_inputs(&inputs, &a, &device.name, &model.name, &node.name)?;
     let cfg = SearchConfig::default();
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
 
@@ -259,6 +263,55 @@ fn run_fit(a: FitArgs) -> Result<()> {
             t2.elapsed().as_secs_f64()
         );
         print!("{}", rep.table());
+    }
+    Ok(())
+}
+
+/// `predictor fit` names its model and device, so a missing compute profile is an error (not a
+/// fit of the network alone with the rest left to the roofline); a missing attention or network
+/// profile is said.
+fn check_fit_inputs(
+    inputs: &CaseInputs,
+    a: &FitArgs,
+    device: &str,
+    model: &str,
+    node: &str,
+) -> Result<()> {
+    if inputs.mlp.is_none() {
+        let compute = a.profiles.join("compute").join(device);
+        let mut found = Vec::new();
+        for org in std::fs::read_dir(&compute).into_iter().flatten().flatten() {
+            for m in std::fs::read_dir(org.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if m.path().join("mlp.csv").is_file() {
+                    found.push(format!(
+                        "{}/{}",
+                        org.file_name().to_string_lossy(),
+                        m.file_name().to_string_lossy()
+                    ));
+                }
+            }
+        }
+        found.sort();
+        bail!(
+            "{} has no compute profile of {model} on {device} (no {}); profile it first (docs/profiling-a-new-gpu.md) or check --model and --device ({})",
+            a.profiles.display(),
+            compute.join(model).join("mlp.csv").display(),
+            if found.is_empty() {
+                format!("no model has an mlp.csv under {}", compute.display())
+            } else {
+                format!("profiled on {device}: {}", found.join(", "))
+            }
+        );
+    }
+    if inputs.attention.is_none() {
+        println!("note: no attention.csv beside mlp.csv: the attention operators are not fitted (the simulator uses the roofline for them)");
+    }
+    if !a.skip_network && inputs.all_reduce.is_none() && inputs.send_recv.is_none() {
+        println!("note: no network profile of node {node} in {}: the collectives are not fitted (the simulator uses the roofline for them); --skip-network silences this", a.profiles.display());
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::SimError;
 use crate::memory::{plan, MemoryPlan};
+use crate::output::MIN_TIMESERIES_INTERVAL_S;
 use crate::router::RouterKind;
 use crate::scheduler::{find, SchedulerConfig, SchedulerEntry};
 use crate::workload::WorkloadConfig;
@@ -187,6 +188,25 @@ impl SloConfig {
     pub fn any(&self) -> bool {
         self.ttft_s.is_some() || self.tpot_s.is_some() || self.e2e_s.is_some()
     }
+
+    /// Checks that every bound given is a finite number of seconds > 0.
+    pub fn validate(&self) -> Result<(), SimError> {
+        for (field, v, flag) in [
+            ("slo.ttft_s", self.ttft_s, "--slo-ttft"),
+            ("slo.tpot_s", self.tpot_s, "--slo-tpot"),
+            ("slo.e2e_s", self.e2e_s, "--slo-e2e"),
+        ] {
+            if let Some(v) = v {
+                if !(v.is_finite() && v > 0.0) {
+                    return Err(invalid(
+                        field,
+                        format!("{v} is not a finite number of seconds > 0 ({flag}); leave it unset for no bound"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A configuration checked against the catalog, with its memory plan.
@@ -278,12 +298,11 @@ impl SimConfig {
                 "must be in [0, 1) (--memory-margin)",
             ));
         }
-        if !(self.output.timeseries_interval_s.is_finite()
-            && self.output.timeseries_interval_s > 0.0)
-        {
+        let interval = self.output.timeseries_interval_s;
+        if !(interval.is_finite() && interval >= MIN_TIMESERIES_INTERVAL_S) {
             return Err(invalid(
                 "output.timeseries_interval_s",
-                "must be a positive number of seconds (--timeseries-interval)",
+                format!("{interval} is not a number of seconds ≥ {MIN_TIMESERIES_INTERVAL_S} (--timeseries-interval)"),
             ));
         }
         crate::bench::check_percentiles(&self.output.metric_percentiles).map_err(|why| {
@@ -292,6 +311,23 @@ impl SimConfig {
                 format!("{why} (--metric-percentiles)"),
             )
         })?;
+        self.slo.validate()?;
+        for dir in &self.predictor.profiles {
+            if !dir.is_dir() {
+                return Err(invalid(
+                    "predictor.profiles",
+                    format!("{} is not a directory (--profiles); give a profile directory in Vidur's layout (compute/<device>/<org>/<model>/, network/<node>/)", dir.display()),
+                ));
+            }
+        }
+        self.predictor
+            .params
+            .validate()
+            .map_err(|(key, why)| invalid(&format!("predictor.params.{key}"), why))?;
+        self.predictor
+            .roofline
+            .validate()
+            .map_err(|(key, why)| invalid(&format!("predictor.roofline.{key}"), why))?;
         self.workload.validate()?;
         // Prefix caching and the vLLM V1 knobs.
         if s.enable_prefix_caching == Some(true)
@@ -334,6 +370,27 @@ impl SimConfig {
                 )
             })?,
         };
+        if !node.device.eq_ignore_ascii_case(&device.name) {
+            let fitting: Vec<String> = catalog
+                .nodes()
+                .filter(|n| n.device == device.name)
+                .map(|n| n.name.clone())
+                .collect();
+            return Err(invalid(
+                "replica.node",
+                format!(
+                    "node {} holds {} GPUs, not {}; use --node {} or leave it unset",
+                    node.name,
+                    node.device,
+                    device.name,
+                    if fitting.is_empty() {
+                        "NAME".to_string()
+                    } else {
+                        fitting.join(" or --node ")
+                    }
+                ),
+            ));
+        }
         let parallelism = Parallelism::new(self.replica.tp, self.replica.pp);
         parallelism.validate(&model, Some(&node))?;
         let scheduler = find(&self.scheduler.name).map_err(|e| invalid("scheduler.name", e))?;
@@ -442,7 +499,9 @@ mod tests {
         c.replica.device = "A100".into();
         c.scheduler.name = "vllm".into();
         c.scheduler.num_blocks = Some(5000);
-        c.predictor.profiles = vec!["p1".into(), "p2".into()];
+        // (directories that exist: profile directories are checked)
+        let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        c.predictor.profiles = vec![here.join("src"), here];
         c.predictor.backend = BackendChoice::Roofline;
         c.slo.ttft_s = Some(2.0);
         c.output.trace = false;
@@ -454,6 +513,43 @@ mod tests {
         assert_eq!(out.replica.device, "a100");
         assert_eq!(out.replica.node.as_deref(), Some("a100_dgx"));
         assert_eq!(r.memory.num_blocks, 5000);
+    }
+
+    #[test]
+    fn values_outside_their_range_name_their_key() {
+        type Edit = fn(&mut SimConfig);
+        let cases: [(&str, Edit); 8] = [
+            ("slo.ttft_s", |c| c.slo.ttft_s = Some(0.0)),
+            ("slo.tpot_s", |c| c.slo.tpot_s = Some(f64::NAN)),
+            ("slo.e2e_s", |c| c.slo.e2e_s = Some(f64::INFINITY)),
+            ("predictor.params.cpu_overhead_ms_per_request", |c| {
+                c.predictor.params.cpu_overhead_ms_per_request = -1e-3
+            }),
+            ("predictor.roofline.attention_memory", |c| {
+                c.predictor.roofline.attention_memory = 0.0
+            }),
+            ("output.timeseries_interval_s", |c| {
+                c.output.timeseries_interval_s = 1e-4
+            }),
+            ("predictor.profiles", |c| {
+                c.predictor.profiles = vec!["/no/such/dir".into()]
+            }),
+            ("replica.node", |c| c.replica.node = Some("a100_dgx".into())),
+        ];
+        for (key, edit) in cases {
+            let mut c = SimConfig::default();
+            edit(&mut c);
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
+        // the bounds themselves are allowed
+        let mut c = SimConfig::default();
+        c.slo.ttft_s = Some(1e-9);
+        c.output.timeseries_interval_s = MIN_TIMESERIES_INTERVAL_S;
+        c.predictor.roofline.link = 1.0;
+        c.predictor.params.cpu_overhead_ms_per_batch = 0.0;
+        c.replica.node = Some("h100_pairwise_nvlink".into());
+        c.validate().unwrap();
     }
 
     #[test]

@@ -40,6 +40,12 @@ pub enum SimError {
         /// The first stuck request and why.
         detail: String,
     },
+    /// An output file would grow past its size limit (checked before it is written).
+    #[error("output too large: {0}")]
+    OutputTooLarge(String),
+    /// Simulated time would leave the clock's range ([`crate::engine::MAX_SIMULATED_NS`]).
+    #[error("simulated time out of range: {0}")]
+    TimeRange(String),
     /// A broken invariant (a bug).
     #[error("internal error: {0}")]
     Internal(String),

@@ -211,6 +211,20 @@ mod tests {
     use crate::workload::RequestSpec;
 
     #[test]
+    fn a_prefix_hit_reviving_more_blocks_than_are_free_is_refused() {
+        let mut kv = KvCache::new(4, 4).with_prefix_caching(true);
+        let mut a = Request::new(0, 0, &RequestSpec::simple(0, 8, 1));
+        let hit = PrefixHit {
+            tokens: 8,
+            blocks: 2,
+            revived_blocks: 5,
+        };
+        let e = kv.take_prefix_hit(&mut a, hit).unwrap_err();
+        assert_eq!((e.asked, e.free, e.total), (5, 4, 4));
+        assert_eq!((kv.allocated(), kv.num_holders(), a.kv_blocks), (0, 0, 0));
+    }
+
+    #[test]
     fn allocate_free_and_capacity() {
         let mut kv = KvCache::new(10, 16);
         let mut a = Request::new(0, 0, &RequestSpec::simple(0, 33, 1));

@@ -25,12 +25,16 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Simulate one configuration (default: Meta-Llama-3-8B on one h100, sarathi, 1,000 Poisson requests).
+    // negative numbers reach the range checks, which name the flag (not "unexpected argument '-1'")
+    #[command(allow_negative_numbers = true)]
     Run(Box<cli::RunArgs>),
     /// Put runs side by side: a table of differences and compare.html with overlaid CDFs (docs/compare.md).
     Compare(Box<simulator::compare::CompareArgs>),
     /// Latency and throughput against offered load: one run per rate of --qps A:B:N (or a list), in parallel (docs/sweep.md).
+    #[command(allow_negative_numbers = true)]
     Sweep(Box<sweep_cli::SweepArgs>),
     /// Capacity planning: the highest rate meeting the SLOs for every configuration of a space (docs/search.md).
+    #[command(allow_negative_numbers = true)]
     Search(Box<simulator::search::SearchArgs>),
 }
 
@@ -44,7 +48,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", predictor::errtext::error_text(e.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -79,6 +83,9 @@ fn run(args: &cli::RunArgs) -> Result<()> {
         }
     }
     let out_dir = args.output.out.clone().unwrap_or_else(default_out_dir);
+    if let Some(path) = &args.config {
+        simulator::output::staging::check_not_an_output(&out_dir, "--config", path)?;
+    }
     let opts = RunOptions {
         out_dir: Some(out_dir.clone()),
         quiet,
@@ -87,6 +94,12 @@ fn run(args: &cli::RunArgs) -> Result<()> {
     let outcome = simulate(&cfg, &opts)?;
     if args.output.json {
         print!("{}", outcome.bench.to_json());
+        // stdout holds the JSON; the run's notes (summary.json `notes`) still reach the terminal
+        if !quiet {
+            for note in &outcome.summary.notes {
+                eprintln!("note: {note}");
+            }
+        }
     } else if !quiet {
         terminal::print_summary(&cfg, &outcome);
     }

@@ -50,6 +50,22 @@ pub enum PlanError {
         /// Memory margin fraction.
         margin: f64,
     },
+    /// `--num-blocks` is below one request of the longest length, or above what the memory holds.
+    #[error("--num-blocks {given} (scheduler.num_blocks) is out of range: the longest request ({max_tokens} tokens) needs {need_blocks} blocks of {block_size} tokens, and the {free_gib:.2} GiB per GPU left after the weights hold {fit_blocks}; give a count in [{need_blocks}, {fit_blocks}], or leave it unset to plan from memory")]
+    BadOverride {
+        /// The count given.
+        given: u64,
+        /// Blocks the longest request needs.
+        need_blocks: u64,
+        /// Blocks the memory holds.
+        fit_blocks: u64,
+        /// Tokens per block.
+        block_size: u32,
+        /// Longest request, tokens.
+        max_tokens: u32,
+        /// Memory left for KV per GPU, GiB.
+        free_gib: f64,
+    },
     /// The KV cache left cannot hold one request of the longest length.
     #[error("{model} on {device} at TP{tp} × PP{pp} leaves room for {blocks} KV blocks ({free_gib:.2} GiB per GPU after {weights_gib:.1} GiB of weights), but the longest request ({max_tokens} tokens) needs {need_blocks}; use a higher --tp or --pp, a GPU with more memory, or shorter requests")]
     NoRoomForOneRequest {
@@ -118,8 +134,21 @@ pub fn plan(
     }
     let kv_per_block =
         model.kv_bytes_per_token(par.tp, par.layers_per_stage(model)) * block_size as u64;
-    let blocks = num_blocks_override.unwrap_or((usable - weights) / kv_per_block.max(1));
+    let fit = (usable - weights) / kv_per_block.max(1);
     let need = max_request_tokens.div_ceil(block_size) as u64;
+    if let Some(given) = num_blocks_override {
+        if given < need || given > fit {
+            return Err(PlanError::BadOverride {
+                given,
+                need_blocks: need,
+                fit_blocks: fit,
+                block_size,
+                max_tokens: max_request_tokens,
+                free_gib: (usable - weights) as f64 / GIB,
+            });
+        }
+    }
+    let blocks = num_blocks_override.unwrap_or(fit);
     if blocks < need {
         return Err(PlanError::NoRoomForOneRequest {
             model: model.name.clone(),

@@ -10,11 +10,12 @@ use predictor::{build_execution_model, BackendInfo, Catalog, ExecSetup, Executio
 
 use crate::bench::BenchResult;
 use crate::config::SimConfig;
-use crate::engine::{Engine, EngineSetup, Progress};
+use crate::engine::{Engine, EngineOutcome, EngineSetup, Progress};
 use crate::error::SimError;
 use crate::metrics::load::{self, ArrivalTally};
 use crate::metrics::summary::{BackendSummary, ClusterFacts, Summary};
 use crate::metrics::FlopModel;
+use crate::output::staging::{self, Staging};
 use crate::output::{self, Sinks};
 use crate::scheduler::SchedulerParams;
 
@@ -84,8 +85,34 @@ fn table_bounds(cfg: &SimConfig) -> TableBounds {
     }
 }
 
-/// Runs the simulation `cfg` describes.
+/// Runs the simulation `cfg` describes. With [`RunOptions::out_dir`], the files are written to a
+/// staging directory and moved into place only when the whole run succeeded
+/// ([`crate::output::staging`]); a failed run leaves the directory as it was.
 pub fn simulate(cfg: &SimConfig, opts: &RunOptions) -> Result<SimOutcome, SimError> {
+    let Some(dir) = &opts.out_dir else {
+        return simulate_into(cfg, opts, None);
+    };
+    for (flag, input) in cfg.workload.input_files() {
+        staging::check_not_an_output(dir, flag, input)?;
+    }
+    let stage = Staging::create(dir)?;
+    match simulate_into(cfg, opts, Some(stage.path())) {
+        Ok(outcome) => {
+            stage.commit()?;
+            Ok(outcome)
+        }
+        Err(e) => {
+            stage.discard();
+            Err(e)
+        }
+    }
+}
+
+fn simulate_into(
+    cfg: &SimConfig,
+    opts: &RunOptions,
+    write_dir: Option<&std::path::Path>,
+) -> Result<SimOutcome, SimError> {
     let start = Instant::now();
     let resolved = cfg.resolve(&Catalog::builtin())?;
     let exec = match &opts.exec_model {
@@ -93,16 +120,18 @@ pub fn simulate(cfg: &SimConfig, opts: &RunOptions) -> Result<SimOutcome, SimErr
         None => execution_model(cfg, &resolved)?,
     };
     let backend = exec.info();
+    let generated = crate::workload::generate_noted(&cfg.workload, cfg.seed)?;
     let tally = Arc::new(Mutex::new(ArrivalTally::default()));
     let arrivals = {
         let tally = tally.clone();
         Box::new(
-            crate::workload::generate(&cfg.workload, cfg.seed)?
+            generated
+                .requests
                 .inspect(move |s| tally.lock().unwrap_or_else(|p| p.into_inner()).record(s)),
         )
     };
     let pp = resolved.parallelism.pp;
-    let sinks = match &opts.out_dir {
+    let sinks = match write_dir {
         Some(dir) => Some(Sinks::create(
             dir,
             cfg.output.batches,
@@ -165,8 +194,10 @@ pub fn simulate(cfg: &SimConfig, opts: &RunOptions) -> Result<SimOutcome, SimErr
         .facts(outcome.end_ns);
     summary.load = Some(load::judge(&summary, &arrived, &outcome.metrics.ttft_trend));
     summary.workload = Some(arrived);
+    summary.notes = generated.notes;
+    summary.notes.extend(run_notes(cfg, &outcome, &backend));
     let bench = crate::bench::build(cfg, &resolved.model.name, &summary, &outcome.metrics);
-    if let Some(dir) = &opts.out_dir {
+    if let Some(dir) = write_dir {
         output::write_file(
             dir,
             "config.toml",
@@ -192,6 +223,51 @@ pub fn simulate(cfg: &SimConfig, opts: &RunOptions) -> Result<SimOutcome, SimErr
         wall_time_s: start.elapsed().as_secs_f64(),
         out_dir: opts.out_dir.clone(),
     })
+}
+
+/// The notes of a finished run: a stop at the time limit, a workload that ended before
+/// `num_requests`, the roofline answering although profile directories were given (operator
+/// fallbacks are in [`BackendSummary`]).
+fn run_notes(cfg: &SimConfig, o: &EngineOutcome, backend: &BackendInfo) -> Vec<String> {
+    let mut notes = Vec::new();
+    if backend.kind == predictor::BackendKind::Roofline && !cfg.predictor.profiles.is_empty() {
+        notes.push(format!(
+            "no profile of {} on {} in the --profiles directories ({}): the roofline answered",
+            cfg.replica.model,
+            cfg.replica.device,
+            cfg.predictor
+                .profiles
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if o.time_limited {
+        notes.push(format!(
+            "the run stopped at the time limit of {} s (--time-limit) with {} of {} arrived requests unfinished",
+            cfg.time_limit_s.unwrap_or(0.0),
+            o.arrived - o.completed,
+            o.arrived
+        ));
+    } else if let Some(n) = cfg.workload.num_requests {
+        if o.arrived < n {
+            let why = if cfg.workload.trace.is_some()
+                || matches!(
+                    cfg.workload.arrival,
+                    crate::workload::ArrivalConfig::Trace { .. }
+                ) {
+                "the trace has no more rows"
+            } else {
+                "workload.duration_s ended it"
+            };
+            notes.push(format!(
+                "{} requests arrived, fewer than the {n} asked for (--num-requests): {why}",
+                o.arrived
+            ));
+        }
+    }
+    notes
 }
 
 #[cfg(test)]

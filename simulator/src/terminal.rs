@@ -68,6 +68,9 @@ pub fn print_summary(cfg: &SimConfig, o: &SimOutcome) {
         o.wall_time_s,
         s.requests.completed as f64 / o.wall_time_s.max(1e-9)
     );
+    for note in &s.notes {
+        println!("note: {note}");
+    }
     println!(
         "throughput: {:.2} req/s, {:.0} output tokens/s, {:.0} total tokens/s",
         s.throughput.requests_per_s,

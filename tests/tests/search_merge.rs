@@ -156,4 +156,57 @@ fn four_shards_merge_byte_identically() {
     );
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("different spaces"));
+    edited_shards_are_refused(dir.path(), &shard_dirs, &merged);
+}
+
+/// Shard files edited by hand (issue 18): an `I/N` out of range, a row of another shard, a row
+/// without its run configuration. Each is an error naming the file, never a panic or a merge that
+/// silently drops `best.toml`.
+fn edited_shards_are_refused(tmp: &Path, shard_dirs: &[std::path::PathBuf], merged: &Path) {
+    let original: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(shard_dirs[1].join("shard.json")).unwrap())
+            .unwrap();
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(&str, Edit, &str); 3] = [
+        (
+            "index5",
+            |v| v["shard"]["index"] = 5.into(),
+            "its shard is 5/4",
+        ),
+        (
+            "foreign-row",
+            |v| v["rows"][0]["row"]["index"] = 0.into(),
+            "does not belong to shard 1/4",
+        ),
+        (
+            "no-run-config",
+            |v| {
+                for r in v["rows"].as_array_mut().unwrap() {
+                    r["run_config"] = serde_json::Value::Null;
+                }
+            },
+            "has a capacity but no run_config",
+        ),
+    ];
+    for (name, edit, expect) in edits {
+        let mut v = original.clone();
+        edit(&mut v);
+        let d = tmp.join(format!("edited-{name}"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("shard.json"), v.to_string()).unwrap();
+        let o = sim(
+            &["search", "merge"],
+            &[
+                &shard_dirs[0],
+                &d,
+                &shard_dirs[2],
+                &shard_dirs[3],
+                Path::new("--out"),
+                merged,
+            ],
+        );
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{name}: {e}");
+        assert!(e.contains(expect) && e.contains("edited-"), "{name}: {e}");
+    }
 }

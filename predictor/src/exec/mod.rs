@@ -103,6 +103,41 @@ impl Default for ExecParams {
     }
 }
 
+impl ExecParams {
+    /// Checks every knob: each is a finite number ≥ 0. On failure returns the offending key (as
+    /// written under `[predictor.params]`) and why.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        for (key, v) in [
+            (
+                "nccl_cpu_launch_overhead_ms",
+                self.nccl_cpu_launch_overhead_ms,
+            ),
+            (
+                "nccl_cpu_skew_overhead_per_device_ms",
+                self.nccl_cpu_skew_overhead_per_device_ms,
+            ),
+            (
+                "attention_prefill_batching_overhead_fraction",
+                self.attention_prefill_batching_overhead_fraction,
+            ),
+            (
+                "attention_decode_batching_overhead_fraction",
+                self.attention_decode_batching_overhead_fraction,
+            ),
+            ("cpu_overhead_ms_per_batch", self.cpu_overhead_ms_per_batch),
+            (
+                "cpu_overhead_ms_per_request",
+                self.cpu_overhead_ms_per_request,
+            ),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err((key, format!("is {v}, but must be a finite number ≥ 0")));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Time of one batch on one pipeline stage.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct StageTime {

@@ -48,6 +48,37 @@ impl Default for RooflineEfficiency {
     }
 }
 
+impl RooflineEfficiency {
+    /// Checks every value: the efficiencies are fractions of a peak in (0, 1], the kernel overhead
+    /// a finite number of seconds ≥ 0. On failure returns the offending key (as written under
+    /// `[predictor.roofline]`) and why.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        for (key, v) in [
+            ("gemm_compute", self.gemm_compute),
+            ("gemm_memory", self.gemm_memory),
+            ("attention_compute", self.attention_compute),
+            ("attention_memory", self.attention_memory),
+            ("elementwise_memory", self.elementwise_memory),
+            ("link", self.link),
+        ] {
+            if !(v > 0.0 && v <= 1.0) {
+                return Err((
+                    key,
+                    format!("is {v}, but must be a fraction of the peak in (0, 1]"),
+                ));
+            }
+        }
+        let o = self.kernel_overhead_s;
+        if !(o.is_finite() && o >= 0.0) {
+            return Err((
+                "kernel_overhead_s",
+                format!("is {o}, but must be a finite number of seconds ≥ 0"),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Analytical per-operator times for one model, device, node and layout.
 #[derive(Debug, Clone)]
 pub struct Roofline {

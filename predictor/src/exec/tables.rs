@@ -31,7 +31,7 @@ fn read_1d(path: &Path) -> Result<Table1, ProfileError> {
     let mut m = BTreeMap::new();
     for r in csv.rows() {
         let key = r.u64(k)?;
-        if m.insert(key, r.f64(p)?).is_some() {
+        if m.insert(key, r.non_negative_f64(p)?).is_some() {
             return Err(ProfileError::bad(
                 path,
                 r.line,
@@ -65,7 +65,7 @@ fn read_2d(path: &Path, c0: &str, c1: &str, squared: bool) -> Result<Table2, Pro
             }
             kb = root;
         }
-        if m.insert((ka, kb), r.f64(p)?).is_some() {
+        if m.insert((ka, kb), r.non_negative_f64(p)?).is_some() {
             return Err(ProfileError::bad(
                 path,
                 r.line,
@@ -255,5 +255,26 @@ mod tests {
             e.contains("attn_decode.csv:3") && e.contains("prediction"),
             "{e}"
         );
+        // a negative time (issue 18: it gave negative batch times)
+        for bad in ["-0.01", "NaN"] {
+            std::fs::write(
+                d.join("attn_decode.csv"),
+                format!("batch_size,kv_cache_size,prediction\n1,0,0.01\n1,64,{bad}\n"),
+            )
+            .unwrap();
+            let e = read_tables(d).unwrap_err().to_string();
+            assert!(
+                e.contains("attn_decode.csv:3") && e.contains("prediction"),
+                "{e}"
+            );
+        }
+        std::fs::write(
+            d.join("attn_decode.csv"),
+            "batch_size,kv_cache_size,prediction\n1,0,0\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("add.csv"), "num_tokens,prediction\n1,-1e-9\n").unwrap();
+        let e = read_tables(d).unwrap_err().to_string();
+        assert!(e.contains("add.csv:2") && e.contains("negative"), "{e}");
     }
 }

@@ -75,12 +75,13 @@ impl CsvFile {
             .map(|h| h.trim().to_string())
             .collect();
         let mut rows = Vec::new();
+        let lines = LineIndex::new(text);
         for rec in rdr.records() {
             let rec = rec.map_err(|e| {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                let line = e.position().map_or(0, |p| lines.line_of(text, p.byte()));
                 ProfileError::bad(path, line, None, format!("unreadable row: {e}"))
             })?;
-            let line = rec.position().map(|p| p.line()).unwrap_or(0);
+            let line = rec.position().map_or(0, |p| lines.line_of(text, p.byte()));
             if rec.len() == 1 && rec.get(0).is_some_and(|c| c.trim().is_empty()) {
                 continue; // blank line
             }
@@ -185,6 +186,36 @@ impl CsvFile {
     }
 }
 
+/// 1-based line numbers from byte offsets. The csv crate's own line count skips blank lines and
+/// counts a CRLF line end as one line less, so errors cited the wrong line.
+#[derive(Debug, Clone)]
+pub struct LineIndex {
+    starts: Vec<u64>,
+}
+
+impl LineIndex {
+    /// The line starts of `text`.
+    pub fn new(text: &[u8]) -> Self {
+        let mut starts = vec![0];
+        starts.extend(
+            text.iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'\n')
+                .map(|(i, _)| i as u64 + 1),
+        );
+        LineIndex { starts }
+    }
+
+    /// The 1-based line of the record of `text` (the text indexed) that the csv crate places at
+    /// byte `offset` (where it began reading, before the blank lines it skips).
+    pub fn line_of(&self, text: &[u8], mut offset: u64) -> u64 {
+        while matches!(text.get(offset as usize), Some(b'\r' | b'\n')) {
+            offset += 1;
+        }
+        self.starts.partition_point(|s| *s <= offset) as u64
+    }
+}
+
 /// One data row, with typed access to its cells.
 #[derive(Debug, Clone, Copy)]
 pub struct Row<'a> {
@@ -213,10 +244,25 @@ impl Row<'_> {
         self.cell(col)
     }
 
-    /// The cell as a number; empty or non-numeric cells are errors.
+    /// The cell as a number; empty, NaN or non-numeric cells are errors.
     pub fn f64(&self, col: usize) -> Result<f64, ProfileError> {
-        self.opt_f64(col)?
-            .ok_or_else(|| self.err(col, "the cell is empty; expected a number".into()))
+        self.opt_f64(col)?.ok_or_else(|| {
+            let what = if self.cell(col).is_empty() {
+                "empty"
+            } else {
+                "NaN"
+            };
+            self.err(col, format!("the cell is {what}; expected a number"))
+        })
+    }
+
+    /// The cell as a time or another quantity that cannot be negative: a finite number ≥ 0.
+    pub fn non_negative_f64(&self, col: usize) -> Result<f64, ProfileError> {
+        let v = self.f64(col)?;
+        if v < 0.0 {
+            return Err(self.err(col, format!("{v} is negative; a time is ≥ 0")));
+        }
+        Ok(v)
     }
 
     /// The cell as a number, `None` when empty or NaN (Vidur's non-applicable stats).
@@ -316,6 +362,36 @@ mod tests {
                 && e.contains("`time_stats.mlp_act.median`")
                 && e.contains("missing"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn lines_are_counted_across_blank_lines_and_crlf_and_nan_is_named() {
+        for (text, line) in [
+            ("a,b\n1,2\nx,3\n", 3),
+            ("a,b\n1,2\n\nx,3\n", 4),
+            ("a,b\r\n1,2\r\nx,3\r\n", 3),
+            ("a,b\r\n\r\n1,2\r\n\r\nx,3", 5),
+        ] {
+            let f = CsvFile::from_text(Path::new("t.csv"), text).unwrap();
+            let e = f.rows().find_map(|r| r.f64(0).err()).unwrap().to_string();
+            assert!(
+                e.starts_with(&format!("t.csv:{line}, column `a`")),
+                "{text:?}: {e}"
+            );
+        }
+        let f = CsvFile::from_text(Path::new("t.csv"), "a,b\n1,NaN\n2,\n").unwrap();
+        let errs: Vec<String> = f
+            .rows()
+            .map(|r| r.f64(1).unwrap_err().to_string())
+            .collect();
+        assert!(
+            errs[0].contains("t.csv:2") && errs[0].contains("is NaN"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].contains("t.csv:3") && errs[1].contains("is empty"),
+            "{errs:?}"
         );
     }
 

@@ -16,7 +16,7 @@ pub mod network;
 use std::path::PathBuf;
 
 pub use attention::{AttentionProfile, AttentionRow};
-pub use csvfile::{file_sha256, sha256_hex, CsvFile, Row};
+pub use csvfile::{file_sha256, sha256_hex, CsvFile, LineIndex, Row};
 pub use layout::ProfileLayout;
 pub use mlp::{MlpProfile, MlpRow};
 pub use network::{Collective, NetworkProfile, NetworkRow};

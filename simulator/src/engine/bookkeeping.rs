@@ -4,6 +4,8 @@
 use super::Engine;
 use crate::error::SimError;
 use crate::output::TimeseriesRow;
+#[cfg(doc)]
+use crate::output::MAX_TIMESERIES_ROWS;
 use crate::request::Request;
 
 impl Engine {
@@ -30,11 +32,18 @@ impl Engine {
         result
     }
 
-    /// Emits the time-series samples due before `t`.
+    /// Emits the time-series samples due before `t`; refuses, before writing any, when they would
+    /// take `timeseries.csv` past its row limit ([`MAX_TIMESERIES_ROWS`] unless set otherwise).
     pub(super) fn advance_to(&mut self, t: u64) -> Result<(), SimError> {
         if self.sinks.is_none() {
             return Ok(());
         }
+        let due = t.saturating_sub(self.ts_start_ns + 1) / self.ts_interval_ns;
+        let rows = due.saturating_mul(self.replicas.len() as u64);
+        if self.ts_rows.saturating_add(rows) > self.ts_max_rows {
+            return Err(self.too_many_rows(t));
+        }
+        self.ts_rows += rows;
         // a sample at time T covers the events at T too
         while self.ts_start_ns + self.ts_interval_ns < t {
             let at = self.ts_start_ns + self.ts_interval_ns;
@@ -77,6 +86,45 @@ impl Engine {
             self.sample(self.now_ns)?;
         }
         Ok(())
+    }
+
+    /// The error for a time series that would pass its row limit by time `t`.
+    fn too_many_rows(&self, t: u64) -> SimError {
+        let replicas = self.replicas.len() as f64;
+        let t_s = t as f64 * 1e-9;
+        let interval_s = self.ts_interval_ns as f64 * 1e-9;
+        let limit = self.ts_max_rows;
+        let needed_s = (t_s * replicas / limit as f64).max(interval_s * 2.0);
+        SimError::OutputTooLarge(format!(
+            "timeseries.csv would pass {limit} rows: simulated time reaches {t_s:.6e} s \
+             (one row per replica every {interval_s} s, {replicas} replica(s)); the workload spans \
+             more simulated time than it has work for. Compress the arrivals (--time-scale, a \
+             higher --qps) or sample less often (--timeseries-interval {needed_s:.3e} or more)"
+        ))
+    }
+
+    /// The error for an event at `t` past [`super::MAX_SIMULATED_NS`].
+    pub(super) fn out_of_range(&self, t: u64, is_arrival: bool) -> SimError {
+        let limit_s = super::MAX_SIMULATED_NS as f64 * 1e-9;
+        // u64::MAX is a saturated conversion: the time asked for was larger still
+        let at = if t == u64::MAX {
+            format!("after {:.6e} s", t as f64 * 1e-9)
+        } else {
+            format!("at {:.6e} s", t as f64 * 1e-9)
+        };
+        SimError::TimeRange(if is_arrival {
+            format!(
+                "request {} arrives {at}, past the simulator's limit of {limit_s:.0e} s; \
+                 check the workload's rate (--qps) and time scale (--time-scale)",
+                self.requests.len(),
+            )
+        } else {
+            format!(
+                "a batch would end {at}, past the simulator's limit of {limit_s:.0e} s; \
+                 the execution model gives implausibly long batch times (check [predictor.roofline] \
+                 and [predictor.params])"
+            )
+        })
     }
 
     pub(super) fn check_drained(&self) -> Result<(), SimError> {

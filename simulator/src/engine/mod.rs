@@ -28,6 +28,11 @@ use crate::workload::RequestSpec;
 use event::{EventKind, EventQueue};
 pub use replica::ReplicaState;
 
+/// The latest simulated time a run may reach, ns (10⁹ s, about 31.7 years; the `u64` clock holds
+/// 584 years, so sums of such times cannot overflow). An arrival or a batch end past it is an
+/// error, not a wrapped or saturated clock.
+pub const MAX_SIMULATED_NS: u64 = 1_000_000_000 * 1_000_000_000;
+
 /// Everything the engine is built from.
 pub struct EngineSetup {
     /// Batch times.
@@ -131,6 +136,8 @@ pub struct Engine {
     completed: u64,
     ts_interval_ns: u64,
     ts_start_ns: u64,
+    ts_rows: u64,
+    ts_max_rows: u64,
     sinks: Option<Sinks>,
     stage_log: Option<Vec<StageRecord>>,
 }
@@ -172,9 +179,17 @@ impl Engine {
             completed: 0,
             ts_interval_ns: setup.timeseries_interval_ns.max(1),
             ts_start_ns: 0,
+            ts_rows: 0,
+            ts_max_rows: crate::output::MAX_TIMESERIES_ROWS,
             sinks: setup.sinks,
             stage_log: setup.keep_stage_log.then(Vec::new),
         }
+    }
+
+    /// Sets the most rows `timeseries.csv` may get (default [`crate::output::MAX_TIMESERIES_ROWS`]).
+    pub fn with_max_timeseries_rows(mut self, rows: u64) -> Self {
+        self.ts_max_rows = rows;
+        self
     }
 
     /// Runs to the end; `progress` is called now and then.
@@ -197,6 +212,9 @@ impl Engine {
                     self.now_ns = limit.max(self.now_ns);
                     break;
                 }
+            }
+            if t > MAX_SIMULATED_NS {
+                return Err(self.out_of_range(t, is_arrival));
             }
             if t < self.now_ns {
                 return Err(if is_arrival {
@@ -402,7 +420,7 @@ impl Engine {
             rep.stage0_since_ns = Some(now);
         }
         self.events.push(
-            now + dur,
+            now.saturating_add(dur),
             EventKind::StageEnd {
                 replica: r,
                 stage: s,

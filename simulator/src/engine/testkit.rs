@@ -53,6 +53,8 @@ pub struct TestCluster {
     pub out_dir: Option<std::path::PathBuf>,
     /// Time-series interval, ms.
     pub timeseries_ms: u64,
+    pub time_limit_ns: Option<u64>,
+    pub max_timeseries_rows: Option<u64>,
 }
 
 impl TestCluster {
@@ -71,11 +73,20 @@ impl TestCluster {
             stage_ms: 10.0,
             out_dir: None,
             timeseries_ms: 1000,
+            time_limit_ns: None,
+            max_timeseries_rows: None,
         }
     }
 
     /// Runs `specs` (in arrival order).
     pub fn run(&self, specs: Vec<RequestSpec>) -> EngineOutcome {
+        self.try_run(specs).unwrap()
+    }
+
+    pub fn try_run(
+        &self,
+        specs: Vec<RequestSpec>,
+    ) -> Result<EngineOutcome, crate::error::SimError> {
         let entry = find(&self.scheduler.name).unwrap();
         let block_size = if entry.token_blocks {
             1
@@ -96,7 +107,7 @@ impl TestCluster {
             block_size,
             router: self.router,
             seed: 1,
-            time_limit_ns: None,
+            time_limit_ns: self.time_limit_ns,
             max_request_tokens: self.max_request_tokens,
             flops: FlopModel::default(),
             slo: SloConfig::default(),
@@ -107,9 +118,11 @@ impl TestCluster {
             keep_stage_log: true,
             keep_requests: true,
         };
-        Engine::new(setup, Box::new(specs.into_iter()))
-            .run(&mut |_| {})
-            .unwrap()
+        let mut engine = Engine::new(setup, Box::new(specs.into_iter()));
+        if let Some(rows) = self.max_timeseries_rows {
+            engine = engine.with_max_timeseries_rows(rows);
+        }
+        engine.run(&mut |_| {})
     }
 }
 

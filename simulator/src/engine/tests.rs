@@ -237,3 +237,165 @@ fn timeseries_counts_each_interval() {
     assert_eq!(spans[1]["ts"].as_f64(), Some(10_000.0));
     assert_eq!(spans[1]["dur"].as_f64(), Some(10_000.0));
 }
+
+#[test]
+fn the_time_limit_stops_the_run_at_the_limit() {
+    let mut c = TestCluster::new("vllm");
+    c.time_limit_ns = Some(ms(25));
+    let o = c.run(vec![
+        RequestSpec::simple(0, 4, 1),
+        RequestSpec::simple(ms(5), 4, 10),
+        RequestSpec::simple(ms(100), 4, 1),
+    ]);
+    assert!(o.time_limited);
+    assert_eq!(o.end_ns, ms(25));
+    assert_eq!((o.arrived, o.completed), (2, 1));
+    // without the limit every request finishes
+    c.time_limit_ns = None;
+    let o = c.run(vec![
+        RequestSpec::simple(0, 4, 1),
+        RequestSpec::simple(ms(100), 4, 1),
+    ]);
+    assert!(!o.time_limited);
+    assert_eq!((o.arrived, o.completed, o.end_ns), (2, 2, ms(110)));
+}
+
+#[test]
+fn bad_requests_and_out_of_range_times_are_errors() {
+    let c = TestCluster::new("vllm");
+    for (spec, what) in [
+        (RequestSpec::simple(0, 0, 3), "both must be at least 1"),
+        (RequestSpec::simple(0, 3, 0), "both must be at least 1"),
+        (
+            RequestSpec::simple(0, 4000, 97),
+            "more than the workload's declared maximum of 4096",
+        ),
+        (
+            RequestSpec::simple(super::MAX_SIMULATED_NS + 1, 4, 1),
+            "past the simulator's limit",
+        ),
+    ] {
+        let e = c.try_run(vec![spec]).err().expect("an error").to_string();
+        assert!(e.contains(what), "{e}");
+    }
+    // exactly the maximum length and the latest time are fine
+    let o = c
+        .try_run(vec![
+            RequestSpec::simple(0, 4000, 96),
+            RequestSpec::simple(super::MAX_SIMULATED_NS - ms(100), 4, 1),
+        ])
+        .unwrap();
+    assert_eq!(o.completed, 2);
+}
+
+#[test]
+fn a_timeseries_past_its_row_limit_is_refused_before_it_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = TestCluster::new("vllm");
+    c.out_dir = Some(tmp.path().to_path_buf());
+    c.timeseries_ms = 1;
+    c.replicas = 2;
+    // 10⁷ rows over 2 replicas reach 5·10³ s; an arrival at 2·10⁴ s would need four times as many
+    let e = c
+        .try_run(vec![
+            RequestSpec::simple(0, 4, 1),
+            RequestSpec::simple(ms(20_000_000), 4, 1),
+        ])
+        .err()
+        .expect("too many rows")
+        .to_string();
+    assert!(e.contains("timeseries.csv would pass 10000000 rows"), "{e}");
+    assert!(e.contains("reaches 2.000000e4 s"), "{e}");
+    assert!(
+        e.contains("2 replica(s)") && e.contains("every 0.001 s"),
+        "{e}"
+    );
+    // 2·10⁴ s × 2 replicas / 10⁷ rows
+    assert!(e.contains("--timeseries-interval 4.000e-3 or more"), "{e}");
+    let written = std::fs::metadata(tmp.path().join("timeseries.csv"))
+        .unwrap()
+        .len();
+    assert!(written < 1 << 20, "{written} bytes written");
+}
+
+#[test]
+fn lor_counts_go_down_when_requests_finish() {
+    // r0 finishes on replica 0 at 10 ms; r1 at 20 ms sees both replicas idle and takes the
+    // lowest id again.
+    let mut c = TestCluster::new("vllm");
+    c.replicas = 2;
+    c.router = RouterKind::Lor;
+    let o = c.run(vec![
+        RequestSpec::simple(0, 4, 1),
+        RequestSpec::simple(ms(20), 4, 1),
+    ]);
+    let placed: Vec<u32> = o.requests.iter().map(|r| r.replica).collect();
+    assert_eq!(placed, vec![0, 0]);
+}
+
+#[test]
+fn per_replica_counters_add_up() {
+    let mut c = TestCluster::new("vllm");
+    c.replicas = 2;
+    let o = c.run(vec![
+        RequestSpec::simple(0, 4, 3),
+        RequestSpec::simple(0, 4, 1),
+        RequestSpec::simple(0, 4, 2),
+    ]);
+    // round robin: r0, r2 on replica 0 (one prefill batch, then decodes: 3 batches), r1 alone
+    let batches: Vec<u64> = o.replicas.iter().map(|r| r.batches).collect();
+    assert_eq!(batches, vec![3, 1]);
+    let logged = |rep: u32| o.stage_log.iter().filter(|s| s.replica == rep).count() as u64;
+    assert_eq!(batches, vec![logged(0), logged(1)]);
+    assert_eq!(o.replicas.iter().map(|r| r.restarts).sum::<u64>(), 0);
+    // stage 0 was busy 10 ms per batch
+    let busy: Vec<u64> = o.replicas.iter().map(|r| r.stages[0].busy_ns).collect();
+    assert_eq!(busy, vec![ms(30), ms(10)]);
+}
+
+#[test]
+fn the_row_limit_is_exact_and_counts_every_sample() {
+    // samples every ms over two replicas: count the rows a run writes before its last sample,
+    // then allow exactly that many (fine) and one fewer (refused)
+    let run = |limit: Option<u64>| {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = TestCluster::new("vllm");
+        c.replicas = 2;
+        c.timeseries_ms = 1;
+        c.max_timeseries_rows = limit;
+        c.out_dir = Some(tmp.path().to_path_buf());
+        let specs = vec![
+            RequestSpec::simple(0, 4, 2),
+            RequestSpec::simple(ms(3), 4, 2),
+            RequestSpec::simple(ms(40), 4, 1),
+        ];
+        let r = c.try_run(specs).map(|_| ());
+        let rows = std::fs::read_to_string(tmp.path().join("timeseries.csv"))
+            .unwrap()
+            .lines()
+            .count() as u64
+            - 1;
+        (r, rows)
+    };
+    let (r, rows) = run(None);
+    r.unwrap();
+    let before_last = rows - 2;
+    assert!(before_last > 40, "{rows}");
+    run(Some(before_last)).0.unwrap();
+    let e = run(Some(before_last - 1)).0.unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("would pass {} rows", before_last - 1)),
+        "{e}"
+    );
+    // a short run: the suggestion is at least twice the interval
+    assert!(e.contains("--timeseries-interval 2.000e-3 or more"), "{e}");
+}
+
+#[test]
+fn an_arrival_at_the_last_simulated_time_is_accepted() {
+    let mut c = TestCluster::new("vllm");
+    c.time_limit_ns = Some(super::MAX_SIMULATED_NS);
+    let o = c.run(vec![RequestSpec::simple(super::MAX_SIMULATED_NS, 4, 1)]);
+    assert!(o.time_limited);
+    assert_eq!((o.arrived, o.end_ns), (1, super::MAX_SIMULATED_NS));
+}

@@ -261,6 +261,43 @@ mod tests {
         assert_eq!(h.min(), 123_456_789);
     }
 
+    #[test]
+    fn stats_scale_every_field_and_quantiles_stay_at_or_above_the_minimum() {
+        let mut h = LogHistogram::new();
+        // 1,000,447 is the top of its 512-wide bucket: the bucket middle is below the minimum, so
+        // the lowest quantile is clamped to the exact minimum
+        for v in [1_000_447, 2_000_000, 3_000_000, 4_000_000] {
+            h.record(v);
+        }
+        assert_eq!(h.quantile(0.01), 1_000_447);
+        assert_eq!(h.quantile(1.0), 4_000_000);
+        let s = h.stats(1e-3);
+        let raw = h.stats(1.0);
+        assert_eq!(s.count, 4);
+        for (scaled, unscaled) in [
+            (s.mean, raw.mean),
+            (s.p50, raw.p50),
+            (s.p90, raw.p90),
+            (s.p95, raw.p95),
+            (s.p99, raw.p99),
+            (s.max, raw.max),
+        ] {
+            assert!(
+                unscaled > 0.0 && (scaled - unscaled * 1e-3).abs() < 1e-9,
+                "{s:?} {raw:?}"
+            );
+        }
+        assert_eq!(raw.max, 4_000_000.0);
+        assert!((raw.mean - 2_500_111.75).abs() < 1e-6);
+        assert_eq!(raw.p50, h.quantile(0.5) as f64);
+        assert_eq!(raw.p95, h.quantile(0.95) as f64);
+        // a minimum recorded after larger values
+        let mut h = LogHistogram::new();
+        h.record(5_000_000);
+        h.record(1_000_447);
+        assert_eq!(h.quantile(0.0), 1_000_447);
+    }
+
     proptest! {
         #[test]
         fn std_is_within_float_rounding(vals in proptest::collection::vec(0u64..100_000_000_000, 1..300)) {

@@ -139,6 +139,10 @@ pub struct Summary {
     /// Whether the deployment kept up with the load (set by [`crate::run::simulate`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<super::load::LoadVerdict>,
+    /// What the run did differently from what was asked, in words (a trace shifted to start at 0,
+    /// a workload shorter than `num_requests`, a stop at the time limit, a backend fallback).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Facts about the cluster that the engine does not know.
@@ -251,6 +255,7 @@ impl Summary {
             preemptions: super::cache::PreemptionSummary::build(o),
             workload: None,
             load: None,
+            notes: Vec::new(),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod itl;
 pub mod requests;
+pub mod staging;
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -62,6 +63,13 @@ pub struct TimeseriesRow {
     /// Fraction of the interval stage 0 was busy.
     pub busy_fraction: f64,
 }
+
+/// Most rows `timeseries.csv` may get (about 0.6 GB); a run that would write more stops with an
+/// error before writing them (docs/outputs.md).
+pub const MAX_TIMESERIES_ROWS: u64 = 10_000_000;
+
+/// Smallest sampling interval of `timeseries.csv`, s (`--timeseries-interval`).
+pub const MIN_TIMESERIES_INTERVAL_S: f64 = 1e-3;
 
 /// Writes `ns` as seconds with nine decimals (exact).
 pub fn fmt_s(out: &mut String, ns: u64) {

@@ -181,6 +181,23 @@ mod tests {
     }
 
     #[test]
+    fn batch_size_cap_counts_requests_in_flight() {
+        // cap 2, one token per batch: each call admits one request; the third finds two holders
+        // (both in flight) and admits nobody, although its own batch is empty.
+        let mut h = Harness::new("sarathi", 1000, |c| {
+            c.chunk_size = 1;
+            c.batch_size_cap = 2;
+        });
+        for _ in 0..3 {
+            h.add(1, 4);
+        }
+        assert_eq!(h.next(), vec![(0, 1, true)]);
+        assert_eq!(h.next(), vec![(1, 1, true)]);
+        assert_eq!(h.next(), vec![]);
+        assert_eq!(h.kv.num_holders(), 2);
+    }
+
+    #[test]
     fn decodes_stop_at_the_token_budget() {
         // Two micro-batches in flight admit four requests under a budget of 2 each; when both
         // return, the four decodes exceed one batch's budget: only two run (Vidur ran all four).

@@ -301,3 +301,57 @@ fn default_budget_follows_vllm() {
     v.enable_chunked_prefill = true;
     assert!(v.validate(4096).is_ok());
 }
+
+/// The tokens of running requests come off the step's budget before later running chunks and
+/// admissions (a budget that grew instead would give B and C more).
+#[test]
+fn running_requests_use_up_the_budget_for_later_chunks_and_admissions() {
+    let mut h = v1(100, 8, false, |_| {});
+    h.add(2, 5);
+    h.add(20, 3);
+    let b = h.next();
+    assert_eq!(b, vec![(0, 2, true), (1, 6, true)]);
+    h.end(&b);
+    h.add(20, 3);
+    // A decodes (1), B's chunk gets the 7 left, C waits
+    let b = h.next();
+    assert_eq!(b, vec![(0, 1, false), (1, 7, true)]);
+    h.end(&b);
+    // A decodes (1), B's last 7, nothing left for C
+    let b = h.next();
+    assert_eq!(b, vec![(0, 1, false), (1, 7, true)]);
+    h.end(&b);
+    // A and B decode (2), C's first chunk gets the 6 left
+    let b = h.next();
+    assert_eq!(b, vec![(0, 1, false), (1, 1, false), (2, 6, true)]);
+}
+
+/// An exhausted budget stops the running pass: no zero-token entries.
+#[test]
+fn the_running_pass_stops_at_an_exhausted_budget() {
+    let mut h = v1(100, 2, false, |_| {});
+    for _ in 0..3 {
+        h.add(1, 5);
+    }
+    let b = h.next();
+    assert_eq!(b, vec![(0, 1, true), (1, 1, true)]);
+    h.end(&b);
+    let b = h.next();
+    assert_eq!(b, vec![(0, 1, false), (1, 1, false)]);
+    assert!(b.iter().all(|e| e.1 > 0));
+}
+
+/// Without chunked prefill a prompt exactly as long as the budget left is admitted.
+#[test]
+fn without_chunked_prefill_a_prompt_equal_to_the_budget_is_admitted() {
+    let mut h = v1(100, 8, false, |c| c.vllm_v1.enable_chunked_prefill = false);
+    h.add(8, 2);
+    h.add(9, 2);
+    let b = h.next();
+    assert_eq!(b, vec![(0, 8, true)]);
+    h.end(&b);
+    // the 9-token prompt never fits a step beside a decode: it is skipped, keeping its place
+    let b = h.next();
+    assert_eq!(b, vec![(0, 1, false)]);
+    assert_eq!(h.sched.num_queued(), 1);
+}

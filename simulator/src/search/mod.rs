@@ -50,7 +50,7 @@ pub struct SearchArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Search only configurations whose index is I modulo N (0 ≤ I < N) and write DIR/shard.json
-    #[arg(long, value_name = "I/N")]
+    #[arg(long, value_name = "I/N", allow_hyphen_values = true)]
     pub shard: Option<String>,
     /// Worker threads; the results do not depend on it [default: one per core]
     #[arg(long, value_name = "N")]

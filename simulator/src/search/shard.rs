@@ -75,12 +75,51 @@ fn read(dir: &Path) -> Result<ShardFile, SearchError> {
         .map_err(|e| SearchError::io(&path, format!("not a shard file: {e}")))
 }
 
+/// Checks one shard file on its own: its `I/N` and every row's index and configuration (a file
+/// edited by hand or truncated is refused rather than merged into wrong outputs).
+fn check(dir: &Path, s: &ShardFile) -> Result<(), SearchError> {
+    let bad =
+        |why: String| SearchError::Merge(format!("{}: {why}; re-run that shard", dir.display()));
+    let Shard { index, count } = s.shard;
+    if count == 0 || index >= count {
+        return Err(bad(format!(
+            "its shard is {index}/{count}, but I/N needs 0 ≤ I < N"
+        )));
+    }
+    let n = s.header.num_configurations;
+    for f in &s.rows {
+        let i = f.row.index;
+        if i >= n || !s.shard.owns(i) {
+            return Err(bad(format!(
+                "row {i} does not belong to shard {index}/{count} of a space of {n} configurations"
+            )));
+        }
+        match (&f.row.capacity_qps, &f.run_config) {
+            (Some(_), None) => {
+                return Err(bad(format!(
+                    "row {i} has a capacity but no run_config (the configuration at that capacity)"
+                )))
+            }
+            (None, Some(_)) => {
+                return Err(bad(format!("row {i} has a run_config but no capacity")))
+            }
+            (_, Some(cfg)) => cfg
+                .validate_values()
+                .map_err(|e| bad(format!("row {i}'s run_config: {e}")))?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Reads the shards in `dirs` and returns the header and every row, by index. The shards must
 /// come from one space and cover it exactly once.
 pub fn merge(dirs: &[PathBuf]) -> Result<(Header, Vec<FullRow>), SearchError> {
     let mut shards = Vec::new();
     for d in dirs {
-        shards.push((d, read(d)?));
+        let s = read(d)?;
+        check(d, &s)?;
+        shards.push((d, s));
     }
     let Some((first_dir, first)) = shards.first() else {
         return Err(SearchError::Merge("no shard directory given".into()));

@@ -92,6 +92,59 @@ impl RequestSpec {
     }
 }
 
+/// A workload's request stream and what the user should be told about it.
+pub struct Generated {
+    /// The requests, in non-decreasing arrival order.
+    pub requests: Box<dyn Iterator<Item = RequestSpec> + Send>,
+    /// Notes for the run's summary (e.g. a trace shifted to start at 0).
+    pub notes: Vec<String>,
+}
+
+/// [`generate`], with the notes for the summary.
+pub fn generate_noted(cfg: &WorkloadConfig, seed: u64) -> Result<Generated, WorkloadError> {
+    cfg.validate()?;
+    let bounds = bounds(cfg);
+    let Some(trace) = &cfg.trace else {
+        return Ok(Generated {
+            requests: synthetic(cfg, seed, bounds)?,
+            notes: Vec::new(),
+        });
+    };
+    let (requests, shift_s): (Box<dyn Iterator<Item = RequestSpec> + Send>, f64) =
+        match trace.resolved_format() {
+            TraceFormat::Mooncake => {
+                let r = mooncake::MooncakeReplay::open(trace, cfg.max_tokens, bounds)?;
+                let shift = r.shift_s;
+                (Box::new(r), shift)
+            }
+            _ => {
+                let r = replay::CsvReplay::open(trace, cfg.max_tokens, bounds)?;
+                let shift = r.shift_s;
+                (Box::new(r), shift)
+            }
+        };
+    let mut notes = Vec::new();
+    if shift_s != 0.0 {
+        notes.push(format!(
+            "the trace's arrival times were shifted by {} s so that its first request arrives at 0",
+            -shift_s
+        ));
+    }
+    Ok(Generated { requests, notes })
+}
+
+fn bounds(cfg: &WorkloadConfig) -> Bounds {
+    let implicit = cfg.duration_s.is_none()
+        && cfg.trace.is_none()
+        && !matches!(cfg.arrival, ArrivalConfig::Trace { .. });
+    Bounds {
+        remaining: cfg
+            .num_requests
+            .or(implicit.then_some(IMPLICIT_NUM_REQUESTS)),
+        duration_s: cfg.duration_s,
+    }
+}
+
 /// The requests of `cfg`, in non-decreasing arrival order, drawn from `seed`.
 ///
 /// The configuration is validated first. Synthetic workloads are generated lazily (memory stays
@@ -102,26 +155,15 @@ pub fn generate(
     cfg: &WorkloadConfig,
     seed: u64,
 ) -> Result<Box<dyn Iterator<Item = RequestSpec> + Send>, WorkloadError> {
-    cfg.validate()?;
-    let implicit = cfg.duration_s.is_none()
-        && cfg.trace.is_none()
-        && !matches!(cfg.arrival, ArrivalConfig::Trace { .. });
-    let bounds = Bounds {
-        remaining: cfg
-            .num_requests
-            .or(implicit.then_some(IMPLICIT_NUM_REQUESTS)),
-        duration_s: cfg.duration_s,
-    };
-    if let Some(trace) = &cfg.trace {
-        return Ok(match trace.resolved_format() {
-            TraceFormat::Mooncake => Box::new(mooncake::MooncakeReplay::open(
-                trace,
-                cfg.max_tokens,
-                bounds,
-            )?),
-            _ => Box::new(replay::CsvReplay::open(trace, cfg.max_tokens, bounds)?),
-        });
-    }
+    generate_noted(cfg, seed).map(|g| g.requests)
+}
+
+/// The synthetic generators' stream (no trace replay).
+fn synthetic(
+    cfg: &WorkloadConfig,
+    seed: u64,
+    bounds: Bounds,
+) -> Result<Box<dyn Iterator<Item = RequestSpec> + Send>, WorkloadError> {
     // One seed per stream, drawn in a fixed order from the master generator.
     let mut master = StdRng::seed_from_u64(seed);
     let mut stream = || StdRng::seed_from_u64(master.random::<u64>());

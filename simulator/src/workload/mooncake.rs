@@ -11,7 +11,7 @@ use super::arrival::seconds_to_ns;
 use super::config::TraceConfig;
 use super::error::WorkloadError;
 use super::synthetic::Bounds;
-use super::trace_csv::{clip_to_max, open_text};
+use super::trace_csv::{check_arrival, clip_to_max, open_text};
 use super::{RequestSpec, Segment};
 
 /// One line of a Mooncake trace (other fields are ignored).
@@ -81,7 +81,7 @@ pub(crate) fn check_file(path: &Path) -> Result<(), WorkloadError> {
 pub(crate) fn read(
     trace: &TraceConfig,
     max_tokens: u32,
-) -> Result<Vec<RequestSpec>, WorkloadError> {
+) -> Result<(Vec<RequestSpec>, f64), WorkloadError> {
     let path = trace.file.as_path();
     let block = u64::from(trace.block_tokens);
     let mut seen: BTreeMap<u64, (u32, u64)> = BTreeMap::new();
@@ -125,23 +125,32 @@ pub(crate) fn read(
             }
         }
         let arrival_s = line.timestamp / 1e3 * trace.time_scale_factor;
-        let mut request = RequestSpec::simple(seconds_to_ns(arrival_s), prefill, decode);
+        let mut request = RequestSpec::simple(0, prefill, decode);
         request.segments = segments;
-        requests.push(request);
+        requests.push((arrival_s, line_no, request));
     }
     if requests.is_empty() {
         return Err(WorkloadError::EmptyTrace {
             path: path.to_path_buf(),
         });
     }
-    requests.sort_by_key(|r| r.arrival_ns);
-    Ok(requests)
+    requests.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let shift_s = requests[0].0;
+    let mut out = Vec::with_capacity(requests.len());
+    for (arrival_s, line_no, mut request) in requests {
+        check_arrival(path, line_no, arrival_s - shift_s)?;
+        request.arrival_ns = seconds_to_ns(arrival_s - shift_s);
+        out.push(request);
+    }
+    Ok((out, shift_s))
 }
 
 /// A stream of replayed Mooncake requests.
 pub(crate) struct MooncakeReplay {
     requests: std::vec::IntoIter<RequestSpec>,
     bounds: Bounds,
+    /// Seconds subtracted from every arrival so that the first is at 0.
+    pub(crate) shift_s: f64,
 }
 
 impl MooncakeReplay {
@@ -151,9 +160,11 @@ impl MooncakeReplay {
         max_tokens: u32,
         bounds: Bounds,
     ) -> Result<Self, WorkloadError> {
+        let (requests, shift_s) = read(trace, max_tokens)?;
         Ok(MooncakeReplay {
-            requests: read(trace, max_tokens)?.into_iter(),
+            requests: requests.into_iter(),
             bounds,
+            shift_s,
         })
     }
 }

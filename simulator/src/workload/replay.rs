@@ -23,6 +23,8 @@ pub(crate) struct CsvReplay {
     bounds: Bounds,
     sessions: BTreeMap<u64, History>,
     next_segment_id: u64,
+    /// Seconds subtracted from every arrival so that the first is at 0.
+    pub(crate) shift_s: f64,
 }
 
 impl CsvReplay {
@@ -32,7 +34,7 @@ impl CsvReplay {
         max_tokens: u32,
         bounds: Bounds,
     ) -> Result<Self, WorkloadError> {
-        let rows = trace_csv::read_replay(
+        let (rows, shift_s) = trace_csv::read_replay(
             &trace.file,
             trace.time_scale_factor,
             trace.prefill_scale_factor,
@@ -46,6 +48,7 @@ impl CsvReplay {
             sessions: BTreeMap::new(),
             // Fresh ids for session turns start after every prefix id of the file.
             next_segment_id: max_prefix_id.map_or(0, |m| m + 1),
+            shift_s,
         })
     }
 

@@ -1,12 +1,15 @@
 //! Reading CSV traces: Vidur's length traces and replay traces, and arrival-time columns.
 //!
 //! Files are read fully (traces are small next to a simulation's output). Every bad value is
-//! reported with its file, line and column. A file whose name ends in `.gz` is decompressed as it
-//! is read ([`open_text`], also used for Mooncake traces).
+//! reported with its file, line and column. A file whose name ends in `.gz` is decompressed
+//! ([`open_text`], also used for Mooncake traces).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use predictor::profile::LineIndex;
 
 use super::error::WorkloadError;
 
@@ -55,38 +58,66 @@ pub(crate) fn is_gzip_name(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
 }
 
-fn open(path: &Path) -> Result<csv::Reader<TextReader>, WorkloadError> {
-    Ok(csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(open_text(path)?))
-}
-
-fn csv_error(path: &Path, err: csv::Error) -> WorkloadError {
-    let line = err.position().map(|p| p.line()).unwrap_or(0);
-    match err.into_kind() {
-        csv::ErrorKind::Io(source) => WorkloadError::Io {
+/// The file's text (decompressed when the name ends in `.gz`; traces are read fully anyway) and
+/// its line index.
+fn open(path: &Path) -> Result<(Arc<[u8]>, LineIndex), WorkloadError> {
+    let mut text = Vec::new();
+    open_text(path)?
+        .read_to_end(&mut text)
+        .map_err(|source| WorkloadError::Io {
             path: path.to_path_buf(),
             source,
-        },
-        kind => WorkloadError::BadLine {
-            path: path.to_path_buf(),
-            line,
-            problem: format!("{kind:?}; fix the CSV syntax (comma-separated, one header row)"),
-        },
+        })?;
+    let text: Arc<[u8]> = text.into();
+    let lines = LineIndex::new(&text);
+    Ok((text, lines))
+}
+
+fn csv_error(path: &Path, text: &[u8], lines: &LineIndex, err: csv::Error) -> WorkloadError {
+    let line = err.position().map_or(0, |p| lines.line_of(text, p.byte()));
+    let problem = match err.into_kind() {
+        csv::ErrorKind::Io(source) => {
+            return WorkloadError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+        csv::ErrorKind::Utf8 { err, .. } => format!(
+            "field {} is not UTF-8 text; a trace is a comma-separated text file (is this a binary file, or a gzip file whose name does not end in .gz?)",
+            err.field() + 1
+        ),
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!(
+            "has {len} fields but the header has {expected_len}; give every row one value per column"
+        ),
+        other => format!("is not valid CSV ({other:?}); fix the CSV syntax (comma-separated, one header row)"),
+    };
+    WorkloadError::BadLine {
+        path: path.to_path_buf(),
+        line,
+        problem,
     }
 }
 
 /// A CSV reader positioned after the header, with the indices of the named columns.
 struct Columns {
-    reader: csv::Reader<TextReader>,
+    reader: csv::Reader<std::io::Cursor<Arc<[u8]>>>,
     path: PathBuf,
+    text: Arc<[u8]>,
+    lines: LineIndex,
 }
 
 impl Columns {
     fn open(path: &Path) -> Result<Self, WorkloadError> {
+        let (text, lines) = open(path)?;
         Ok(Columns {
-            reader: open(path)?,
+            reader: csv::ReaderBuilder::new()
+                .trim(csv::Trim::All)
+                .from_reader(std::io::Cursor::new(text.clone())),
             path: path.to_path_buf(),
+            text,
+            lines,
         })
     }
 
@@ -114,7 +145,7 @@ impl Columns {
         let headers = self
             .reader
             .headers()
-            .map_err(|e| csv_error(&self.path, e))?;
+            .map_err(|e| csv_error(&self.path, &self.text, &self.lines, e))?;
         Ok(headers.iter().position(|h| h == column))
     }
 
@@ -123,12 +154,15 @@ impl Columns {
         &mut self,
     ) -> impl Iterator<Item = Result<(u64, csv::StringRecord), WorkloadError>> + '_ {
         let path = self.path.clone();
+        let (text, lines) = (self.text.clone(), self.lines.clone());
         self.reader.records().map(move |r| match r {
             Ok(record) => {
-                let line = record.position().map(|p| p.line()).unwrap_or(0);
+                let line = record
+                    .position()
+                    .map_or(0, |p| lines.line_of(&text, p.byte()));
                 Ok((line, record))
             }
-            Err(e) => Err(csv_error(&path, e)),
+            Err(e) => Err(csv_error(&path, &text, &lines, e)),
         })
     }
 }
@@ -208,8 +242,9 @@ pub(crate) fn clip_to_max(prefill: u32, decode: u32, max_tokens: u32) -> (u32, u
         return (prefill, decode);
     }
     let excess = total - max;
-    let cut_p = (excess * p).div_ceil(total);
-    let cut_d = (excess * d).div_ceil(total);
+    // in 128 bits: `excess · p` passes 2⁶⁴ for lengths near u32::MAX (found by fuzzing)
+    let cut = |x: u64| (u128::from(excess) * u128::from(x)).div_ceil(u128::from(total)) as u64;
+    let (cut_p, cut_d) = (cut(p), cut(d));
     let new_p = p.saturating_sub(cut_p).max(1);
     let new_d = d.saturating_sub(cut_d).max(1);
     debug_assert!(
@@ -278,7 +313,7 @@ pub(crate) fn read_replay(
     prefill_scale: f64,
     decode_scale: f64,
     max_tokens: u32,
-) -> Result<Vec<ReplayRow>, WorkloadError> {
+) -> Result<(Vec<ReplayRow>, f64), WorkloadError> {
     let fix = "a replay trace needs arrived_at (seconds), num_prefill_tokens and num_decode_tokens";
     let mut file = Columns::open(path)?;
     let t_index = file.index(REPLAY_COLUMNS[0], fix)?;
@@ -342,12 +377,51 @@ pub(crate) fn read_replay(
         });
     }
     rows.sort_by(|a, b| a.arrived_at_s.total_cmp(&b.arrived_at_s));
-    Ok(rows)
+    let shift_s = rows[0].arrived_at_s;
+    for row in &mut rows {
+        row.arrived_at_s -= shift_s;
+        check_arrival(path, row.line, row.arrived_at_s)?;
+    }
+    Ok((rows, shift_s))
+}
+
+/// Checks that an arrival time (after the shift to 0) is within the simulator's clock range.
+pub(crate) fn check_arrival(path: &Path, line: u64, arrival_s: f64) -> Result<(), WorkloadError> {
+    let limit_s = crate::engine::MAX_SIMULATED_NS as f64 * 1e-9;
+    if arrival_s.is_finite() && arrival_s <= limit_s {
+        return Ok(());
+    }
+    Err(WorkloadError::BadLine {
+        path: path.to_path_buf(),
+        line,
+        problem: format!(
+            "arrives {arrival_s:e} s after the trace's first request, past the simulator's limit of \
+             {limit_s:.0e} s; check the time unit of the column and workload.trace.time_scale_factor (--time-scale)"
+        ),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clip_holds_near_the_u32_limit() {
+        // found by tests/tests/fuzz_parsers.rs: the products overflowed 64 bits
+        for (p, d, max) in [
+            (u32::MAX, u32::MAX, 3783),
+            (594, u32::MAX, 2),
+            (u32::MAX, 1, 2),
+            (u32::MAX, u32::MAX, u32::MAX),
+        ] {
+            let (np, nd) = clip_to_max(p, d, max);
+            assert!(np >= 1 && nd >= 1, "{p}+{d} to {max}");
+            assert!(
+                u64::from(np) + u64::from(nd) <= u64::from(max),
+                "{p}+{d} to {max}: {np}+{nd}"
+            );
+        }
+    }
 
     #[test]
     fn clip_matches_vidur_rule_and_respects_the_cap() {

@@ -414,3 +414,119 @@ fn csv_sessions_and_prefixes_become_segments() {
         ]
     );
 }
+
+/// A replay of the whole trace at `path`.
+fn replay_of(path: &Path) -> WorkloadConfig {
+    WorkloadConfig {
+        num_requests: None,
+        trace: Some(TraceConfig::new(path)),
+        ..WorkloadConfig::default()
+    }
+}
+
+/// Issue 18: a binary file, a ragged row and rows after blank or CRLF lines get one readable
+/// sentence with the right line, never the CSV crate's debug structs.
+#[test]
+fn csv_syntax_errors_are_sentences_with_the_right_line() {
+    let header = "arrived_at,num_prefill_tokens,num_decode_tokens";
+    let cases: [(Vec<u8>, &str, &str); 4] = [
+        (
+            [
+                &b"arrived_at,num_prefill_tokens,num_decode_tokens\n"[..],
+                &[0xff, 0xfe, b',', b'1', b',', b'1', b'\n'],
+            ]
+            .concat(),
+            "line 2",
+            "not UTF-8 text",
+        ),
+        (
+            format!("{header}\n0,10,5\n1,20\n").into_bytes(),
+            "line 3",
+            "has 2 fields but the header has 3",
+        ),
+        (
+            format!("{header}\r\n0,10,5\r\n1,abc,5\r\n").into_bytes(),
+            "line 3",
+            "num_prefill_tokens",
+        ),
+        (
+            format!("{header}\n0,10,5\n\n\n1,abc,5\n").into_bytes(),
+            "line 5",
+            "num_prefill_tokens",
+        ),
+    ];
+    for (bytes, line, what) in cases {
+        let mut f = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
+        f.write_all(&bytes).unwrap();
+        let cfg = replay_of(f.path());
+        let message = match cfg.validate() {
+            Err(e) => e.to_string(),
+            Ok(()) => generate(&cfg, 1).err().expect("a bad trace").to_string(),
+        };
+        assert!(
+            message.contains(line) && message.contains(what),
+            "{what}: {message}"
+        );
+        assert!(
+            !message.contains("Position") && !message.contains('{'),
+            "{message}"
+        );
+    }
+}
+
+/// Issue 18: epoch-time traces start at 0 (and say so); an arrival past the clock's range is an
+/// error naming its line.
+#[test]
+fn replayed_traces_start_at_zero_and_stay_in_range() {
+    let epoch = temp_file(
+        "arrived_at,num_prefill_tokens,num_decode_tokens\n1700000001.5,10,5\n1700000000.0,20,5\n",
+        ".csv",
+    );
+    let cfg = replay_of(epoch.path());
+    let g = generate_noted(&cfg, 1).unwrap();
+    let times: Vec<u64> = g.requests.map(|r| r.arrival_ns).collect();
+    assert_eq!(times, [0, 1_500_000_000]);
+    assert_eq!(g.notes.len(), 1);
+    assert!(
+        g.notes[0].contains("shifted by -1700000000 s"),
+        "{:?}",
+        g.notes
+    );
+    // a trace already starting at 0 has no note
+    let zero = temp_file(
+        "arrived_at,num_prefill_tokens,num_decode_tokens\n0,10,5\n",
+        ".csv",
+    );
+    let cfg = replay_of(zero.path());
+    assert!(generate_noted(&cfg, 1).unwrap().notes.is_empty());
+
+    let far = temp_file(
+        "arrived_at,num_prefill_tokens,num_decode_tokens\n0,10,5\n1e10,10,5\n",
+        ".csv",
+    );
+    let cfg = replay_of(far.path());
+    let message = generate(&cfg, 1).err().expect("out of range").to_string();
+    assert!(
+        message.contains("line 3") && message.contains("limit of 1e9 s"),
+        "{message}"
+    );
+
+    let moon = temp_file(
+        "{\"timestamp\": 5000, \"input_length\": 10, \"output_length\": 2, \"hash_ids\": []}\n\
+         {\"timestamp\": 1e308, \"input_length\": 10, \"output_length\": 2, \"hash_ids\": []}\n",
+        ".jsonl",
+    );
+    let cfg = replay_of(moon.path());
+    let message = generate(&cfg, 1).err().expect("out of range").to_string();
+    assert!(message.contains("line 2"), "{message}");
+    let moon_ok = temp_file(
+        "{\"timestamp\": 5000, \"input_length\": 10, \"output_length\": 2, \"hash_ids\": []}\n\
+         {\"timestamp\": 6500, \"input_length\": 10, \"output_length\": 2, \"hash_ids\": []}\n",
+        ".jsonl",
+    );
+    let cfg = replay_of(moon_ok.path());
+    let g = generate_noted(&cfg, 1).unwrap();
+    assert!(g.notes[0].contains("shifted by -5 s"), "{:?}", g.notes);
+    let times: Vec<u64> = g.requests.map(|r| r.arrival_ns).collect();
+    assert_eq!(times, [0, 1_500_000_000]);
+}

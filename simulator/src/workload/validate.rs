@@ -52,6 +52,21 @@ impl WorkloadConfig {
         self.max_tokens
     }
 
+    /// The files the workload reads, each with the flag that names it.
+    pub fn input_files(&self) -> Vec<(&'static str, &std::path::Path)> {
+        let mut files = Vec::new();
+        if let Some(t) = &self.trace {
+            files.push(("--trace", t.file.as_path()));
+        }
+        if let ArrivalConfig::Trace { trace_file, .. } = &self.arrival {
+            files.push(("--arrival-trace", trace_file.as_path()));
+        }
+        if let LengthConfig::Trace { trace_file, .. } = &self.lengths {
+            files.push(("--length-trace", trace_file.as_path()));
+        }
+        files
+    }
+
     fn validate_replay(&self, trace: &TraceConfig) -> Result<(), WorkloadError> {
         let mut unused = Vec::new();
         if self.arrival != ArrivalConfig::default() {
