@@ -79,7 +79,8 @@ pub fn main(args: &SweepArgs) -> Result<()> {
     for &rate in &args.rates.0 {
         let mut a = args.run.clone();
         a.workload.qps = Some(rate);
-        let (mut cfg, _) = crate::configure(&a).with_context(|| format!("at --qps {rate}"))?;
+        let (mut cfg, _) =
+            crate::configure(&a).with_context(|| format!("at --qps {}", sweep::rate_text(rate)))?;
         cfg.output.batches = o.write_batches;
         cfg.output.trace = o.write_trace;
         cfg.output.report = false;
@@ -91,9 +92,16 @@ pub fn main(args: &SweepArgs) -> Result<()> {
     let out = o.out.clone().unwrap_or_else(|| {
         Path::new("runs").join(format!("sweep_{}", simulator::stamp::utc_date_time()))
     });
+    if let Some(path) = &args.run.config {
+        simulator::output::staging::check_not_an_output_of(
+            &out,
+            simulator::output::staging::OutputKind::Sweep,
+            "--config",
+            path,
+        )?;
+    }
     let show = !o.quiet && std::io::stderr().is_terminal();
-    let result = sweep::run(&configs, &out, args.threads, show)?;
-    sweep::write_outputs(&out, &result)?;
+    let result = sweep::run_and_write(&configs, &out, args.threads, show)?;
     if o.json {
         print!("{}", sweep::json_text(&result));
     } else if !o.quiet {

@@ -403,3 +403,87 @@ fn predictor_fit_without_a_compute_profile_is_an_error() {
     assert!(e.contains("no compute profile of"), "{e}");
     assert!(!String::from_utf8_lossy(&o.stdout).contains("fitted"));
 }
+
+/// `simulator ARGS` in `dir`: (exit code, stderr).
+fn command_in(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let o = Command::new(binary("simulator"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run simulator");
+    let e = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!e.contains("panicked"), "{args:?}: {e}");
+    (o.status.code(), e)
+}
+
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for n in names(dir) {
+        let p = dir.join(&n);
+        if p.is_dir() {
+            for (m, bytes) in snapshot(&p) {
+                files.push((format!("{n}/{m}"), bytes));
+            }
+        } else {
+            files.push((n, std::fs::read(p).unwrap()));
+        }
+    }
+    files
+}
+
+#[test]
+fn sweep_and_compare_outputs_are_staged_and_kept_apart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let light = ["-q", "--num-requests", "30", "--no-trace", "--no-batches"];
+    for (dir, sched) in [("a", "sarathi"), ("b", "vllm")] {
+        let mut args = vec!["run", "--no-report", "--scheduler", sched, "--out", dir];
+        args.extend(light);
+        assert_eq!(command_in(d, &args).0, Some(0));
+    }
+    let a = snapshot(&d.join("a"));
+    // a comparison written into one of the runs it compares would replace the run's plots/
+    let (code, e) = command_in(d, &["compare", "a", "b", "-q", "--out", "a"]);
+    assert_eq!(code, Some(1), "{e}");
+    assert!(
+        e.contains("simulator run") && e.contains("summary.json"),
+        "{e}"
+    );
+    assert_eq!(snapshot(&d.join("a")), a);
+    assert_eq!(
+        command_in(d, &["compare", "a", "b", "-q", "--out", "c"]).0,
+        Some(0)
+    );
+    assert!(d.join("c/compare.html").is_file());
+    // ... and a run into a comparison's directory would replace its plots/
+    let (code, e) = command_in(d, &["run", "-q", "--out", "c"]);
+    assert_eq!(code, Some(1), "{e}");
+    assert!(e.contains("simulator compare"), "{e}");
+
+    let mut sweep = vec!["sweep", "--qps", "2,4", "--out", "s"];
+    sweep.extend(light);
+    assert_eq!(command_in(d, &sweep).0, Some(0));
+    let s = snapshot(&d.join("s"));
+    assert!(s.iter().any(|(n, _)| n == "runs/02-qps4/summary.json"));
+    // a sweep that fails at its second rate leaves the earlier sweep whole
+    sweep[2] = "2,1e-300";
+    let (code, e) = command_in(d, &sweep);
+    assert_eq!(code, Some(1), "{e}");
+    assert!(e.contains("--qps 1e-300"), "{e}");
+    assert_eq!(snapshot(&d.join("s")), s);
+    // a sweep over an earlier one leaves no stale rate
+    sweep[2] = "3";
+    assert_eq!(command_in(d, &sweep).0, Some(0));
+    assert_eq!(names(&d.join("s/runs")), ["01-qps3"]);
+    // its inputs are not among its outputs; a run's directory is not a sweep's
+    let mut own_config = sweep.clone();
+    own_config.extend(["--config", "s/runs/01-qps3/config.toml"]);
+    let (code, e) = command_in(d, &own_config);
+    assert_eq!(code, Some(1), "{e}");
+    assert!(e.contains("--config") && e.contains("sweep"), "{e}");
+    sweep[4] = "a";
+    let (code, e) = command_in(d, &sweep);
+    assert_eq!(code, Some(1), "{e}");
+    assert!(e.contains("simulator run"), "{e}");
+    assert_eq!(snapshot(&d.join("a")), a);
+}

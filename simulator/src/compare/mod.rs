@@ -16,6 +16,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use crate::metrics::load::LoadStatus;
+use crate::output::staging::{OutputKind, Staging};
 use crate::report::ReportError;
 use crate::Summary;
 
@@ -67,6 +68,9 @@ pub enum CompareError {
     /// Reading a CSV or drawing a plot failed.
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// The output directory was refused or could not be staged or committed.
+    #[error(transparent)]
+    Output(#[from] crate::error::SimError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CompareError + '_ {
@@ -563,7 +567,15 @@ pub fn main(args: &CompareArgs) -> Result<(), CompareError> {
     let out = args.out.clone().unwrap_or_else(|| {
         Path::new("runs").join(format!("compare_{}", crate::stamp::utc_date_time()))
     });
-    let html = page::write(&out, &c)?;
+    // Staged: a failed comparison leaves `out` as it was, and a run's or a sweep's directory
+    // (whose plots/ would be replaced) is refused, the compared runs' own directories included.
+    let stage = Staging::create_for(&out, OutputKind::Compare)?;
+    if let Err(e) = page::write(stage.path(), &c) {
+        stage.discard();
+        return Err(e);
+    }
+    stage.commit()?;
+    let html = out.join("compare.html");
     if args.json {
         println!(
             "{}",

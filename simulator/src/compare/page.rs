@@ -149,18 +149,8 @@ fn figures(c: &Comparison) -> Result<(Vec<Figure>, Vec<String>), ReportError> {
 
 /// Writes `compare.html` and `plots/` into `out`; returns the page's path.
 pub fn write(out: &Path, c: &Comparison) -> Result<PathBuf, CompareError> {
+    // `out` is a fresh staging directory (compare::main): no plots of an earlier comparison
     std::fs::create_dir_all(out.join("plots")).map_err(io(out))?;
-    // A comparison written over an earlier one: its plots go first, so plots/ holds this one's.
-    for (_, name, _, _, _) in CDFS {
-        for stem in [name.to_string(), format!("{name}_log")] {
-            for ext in ["svg", "png"] {
-                let p = out.join("plots").join(format!("{stem}.{ext}"));
-                if p.is_file() {
-                    std::fs::remove_file(&p).map_err(io(&p))?;
-                }
-            }
-        }
-    }
     let (figs, notes) = figures(c)?;
     let mut rendered = Vec::new();
     for f in figs {

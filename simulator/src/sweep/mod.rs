@@ -24,6 +24,7 @@ use crate::bench::{percentile_key, BenchResult, METRICS};
 use crate::config::SimConfig;
 use crate::error::SimError;
 use crate::metrics::load::LoadStatus;
+use crate::output::staging::{self, OutputKind, Staging};
 use crate::run::{execution_model, simulate, RunOptions};
 use crate::Summary;
 
@@ -91,20 +92,35 @@ impl RateSpec {
         if let Some(w) = rates.windows(2).find(|w| w[0] == w[1]) {
             return Err(format!("rate {} is listed twice", w[0]));
         }
+        // each rate's run directory is named by its rate to 6 decimals
+        if let Some(w) = rates
+            .windows(2)
+            .find(|w| rate_text(w[0]) == rate_text(w[1]))
+        {
+            return Err(format!(
+                "rates {} and {} are equal to 6 decimals; give rates that differ by at least 0.000001",
+                w[0], w[1]
+            ));
+        }
         Ok(RateSpec(rates))
     }
 }
 
 /// A rate as written in directory names and tables: `2`, `2.5`.
 pub fn rate_text(r: f64) -> String {
-    format!("{}", (r * 1e6).round() / 1e6)
+    let rounded = (r * 1e6).round() / 1e6;
+    if rounded == 0.0 && r != 0.0 {
+        format!("{r:e}") // a rate below 1e-6 keeps its digits (and its own directory name)
+    } else {
+        format!("{rounded}")
+    }
 }
 
 /// Why a sweep failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
     /// One rate's simulation failed.
-    #[error("at --qps {qps}: {source}")]
+    #[error("at --qps {}: {source}", rate_text(*.qps))]
     Sim {
         /// The rate.
         qps: f64,
@@ -125,6 +141,9 @@ pub enum SweepError {
     /// `--threads` could not be honoured.
     #[error("--threads: {0}")]
     Threads(String),
+    /// The output directory was refused or could not be staged or committed.
+    #[error(transparent)]
+    Output(SimError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SweepError + '_ {
@@ -319,6 +338,38 @@ pub fn write_outputs(out: &Path, s: &Sweep) -> Result<(), SweepError> {
     page::write(out, s)
 }
 
+/// [`run`] and [`write_outputs`] into `out`, all or nothing: every file is written to a staging
+/// directory inside `out` and moved into place only when every rate and the page succeeded; a
+/// failed sweep leaves `out` as it was, and a sweep over an earlier one replaces its `runs/`
+/// (no stale rates) ([`crate::output::staging`]). A directory holding a run or a comparison is
+/// refused, and so is an input file of a rate inside the sweep's outputs.
+pub fn run_and_write(
+    configs: &[(f64, SimConfig)],
+    out: &Path,
+    threads: usize,
+    progress: bool,
+) -> Result<Sweep, SweepError> {
+    for (_, cfg) in configs {
+        for (flag, input) in cfg.workload.input_files() {
+            staging::check_not_an_output_of(out, OutputKind::Sweep, flag, input)
+                .map_err(SweepError::Output)?;
+        }
+    }
+    let stage = Staging::create_for(out, OutputKind::Sweep).map_err(SweepError::Output)?;
+    let result = run(configs, stage.path(), threads, progress)
+        .and_then(|s| write_outputs(stage.path(), &s).map(|()| s));
+    match result {
+        Ok(s) => {
+            stage.commit().map_err(SweepError::Output)?;
+            Ok(s)
+        }
+        Err(e) => {
+            stage.discard();
+            Err(e)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,6 +388,12 @@ mod tests {
             "lists are sorted"
         );
         assert_eq!(RateSpec::parse("6").unwrap().0, vec![6.0]);
+        // tiny rates keep their digits; rates one directory name apart are refused
+        assert_eq!(rate_text(1e-300), "1e-300");
+        assert_eq!(rate_text(2.5), "2.5");
+        assert!(RateSpec::parse("1.0000001,1.0000002")
+            .unwrap_err()
+            .contains("6 decimals"));
         assert_eq!(RateSpec::parse("3:3:1").unwrap().0, vec![3.0]);
         for bad in [
             "", "1:2", "0:5:3", "5:1:3", "1:5:0", "1:5:x", "1,1", "-2", "a,b", "1:5:1",
