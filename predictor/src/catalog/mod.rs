@@ -5,6 +5,7 @@
 //! on top, and [`Catalog::model`] also accepts the path of a Hugging Face `config.json`.
 
 mod device;
+mod footprint;
 mod model;
 mod node;
 
@@ -12,7 +13,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use device::DeviceSpec;
-pub use model::{ModelSpec, Norm, BYTES_PER_ELEMENT, SUPPORTED_ARCHITECTURES};
+pub use footprint::MoeShard;
+pub use model::{
+    LocalAttention, LocalAttentionKind, MlaSpec, ModelSpec, MoeSpec, Norm, BYTES_PER_ELEMENT,
+    SUPPORTED_ARCHITECTURES,
+};
 pub use node::{Link, NodeSpec};
 
 include!(concat!(env!("OUT_DIR"), "/embedded_catalog.rs"));

@@ -16,6 +16,77 @@ pub enum Norm {
     LayerNorm,
 }
 
+/// A mixture-of-experts MLP (Mixtral, Qwen3-MoE, Llama-4, DeepSeek-V3): a router picks
+/// `experts_per_token` of `num_experts` routed experts per token; shared experts see every token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoeSpec {
+    /// Routed experts per MoE layer (`num_local_experts`, `num_experts`, `n_routed_experts`).
+    pub num_experts: u32,
+    /// Routed experts each token is sent to (`num_experts_per_tok`).
+    pub experts_per_token: u32,
+    /// MLP width of one routed expert (`moe_intermediate_size`; Mixtral and Llama-4: `intermediate_size`).
+    pub expert_intermediate_size: u32,
+    /// Shared experts applied to every token (`n_shared_experts`; Llama-4: 1).
+    #[serde(default)]
+    pub num_shared_experts: u32,
+    /// MLP width of one shared expert (0 without shared experts).
+    #[serde(default)]
+    pub shared_expert_intermediate_size: u32,
+    /// The first layers keep a dense MLP of width `intermediate_size` (`first_k_dense_replace`).
+    #[serde(default)]
+    pub first_dense_layers: u32,
+    /// After those, every `layer_step`-th layer is MoE and the others dense
+    /// (`interleave_moe_layer_step`, `decoder_sparse_step`; 1: every layer).
+    #[serde(default = "one_u32")]
+    pub layer_step: u32,
+}
+
+/// Multi-head latent attention (DeepSeek-V2/V3): keys and values are cached as one compressed
+/// latent vector per token plus a shared rotary key; decode absorbs the up-projections.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlaSpec {
+    /// Rank of the query compression (`q_lora_rank`); absent: queries are projected directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q_lora_rank: Option<u32>,
+    /// Rank of the key/value latent (`kv_lora_rank`), cached per token.
+    pub kv_lora_rank: u32,
+    /// Per-head query/key dimension without rotary embedding (`qk_nope_head_dim`).
+    pub qk_nope_head_dim: u32,
+    /// Per-head rotary query/key dimension (`qk_rope_head_dim`), cached once per token.
+    pub qk_rope_head_dim: u32,
+    /// Per-head value dimension (`v_head_dim`).
+    pub v_head_dim: u32,
+}
+
+/// How a local attention layer limits what a token attends to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LocalAttentionKind {
+    /// The last `window_tokens` tokens (Mistral, Gemma).
+    SlidingWindow,
+    /// The tokens of the same `window_tokens`-aligned chunk (Llama-4).
+    Chunked,
+}
+
+/// Local (windowed) attention on some or all layers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalAttention {
+    /// Sliding window or chunked.
+    pub kind: LocalAttentionKind,
+    /// Window or chunk length, tokens.
+    pub window_tokens: u32,
+    /// Every `global_every`-th layer (1-based) attends globally; 0: every layer is local.
+    #[serde(default)]
+    pub global_every: u32,
+}
+
+fn one_u32() -> u32 {
+    1
+}
+
 /// A dense decoder-only transformer, as described by its Hugging Face `config.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,8 +131,43 @@ pub struct ModelSpec {
     /// Head dimension, where `config.json` gives one that differs from `hidden_size / num_attention_heads`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_dim: Option<u32>,
+    /// Mixture-of-experts MLP; absent: every layer has a dense MLP of `intermediate_size`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moe: Option<MoeSpec>,
+    /// Multi-head latent attention; absent: standard (grouped-query) attention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mla: Option<MlaSpec>,
+    /// RMSNorm on each head's queries and keys (Qwen3).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub qk_norm: bool,
+    /// Windowed attention on some or all layers; absent: every layer attends globally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_attention: Option<LocalAttention>,
+    /// Data type of the published weights (`torch_dtype`: `bfloat16`, `float16`, `float32`).
+    #[serde(default = "default_torch_dtype")]
+    pub torch_dtype: String,
+    /// Quantization of the published checkpoint (`fp8` for FP8 checkpoints such as RedHatAI's
+    /// `-FP8` models and DeepSeek-V3); absent: unquantized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<String>,
+    /// Parameters of modules served alongside the language model but not modelled per token
+    /// (a vision encoder of a multimodal checkpoint), counted in the weights only.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub extra_params: u64,
     /// Where the numbers come from.
     pub source: String,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+
+fn default_torch_dtype() -> String {
+    "bfloat16".into()
 }
 
 /// Architectures whose `config.json` we can read: Llama-style dense decoders.
@@ -231,6 +337,17 @@ impl ModelSpec {
                 .get("head_dim")
                 .and_then(|v| v.as_u64())
                 .and_then(|v| u32::try_from(v).ok()),
+            moe: None,
+            mla: None,
+            qk_norm: false,
+            local_attention: None,
+            torch_dtype: json
+                .get("torch_dtype")
+                .and_then(|v| v.as_str())
+                .unwrap_or("bfloat16")
+                .to_string(),
+            quantization: None,
+            extra_params: 0,
             source: path.display().to_string(),
         };
         spec.validate()?;
