@@ -51,17 +51,8 @@ pub fn execution_model(
     r: &crate::config::Resolved,
 ) -> Result<Arc<dyn ExecutionModel>, SimError> {
     let setup = ExecSetup {
-        model: r.model.clone(),
-        device: r.device.clone(),
-        node: r.node.clone(),
-        parallelism: r.parallelism,
-        params: cfg.predictor.params,
-        roofline: cfg.predictor.roofline,
-        backend: cfg.predictor.backend.clone(),
-        profiles_dirs: cfg.predictor.profiles.clone(),
-        tables_dir: cfg.predictor.tables.clone(),
-        cache_dir: cfg.predictor.cache_dir.clone(),
         table_bounds: table_bounds(cfg),
+        ..r.exec.clone()
     };
     Ok(build_execution_model(&setup)?)
 }
@@ -118,6 +109,13 @@ pub fn simulate(cfg: &SimConfig, opts: &RunOptions) -> Result<SimOutcome, SimErr
         },
         block_size: resolved.memory.block_size,
         router: cfg.cluster.router,
+        async_scheduling: cfg.scheduler.name == "vllm_v1"
+            && cfg
+                .scheduler
+                .vllm_v1
+                .async_scheduling
+                .unwrap_or(resolved.engine_behaviour.async_scheduling),
+        frontend_ns: exec.frontend_ns(),
         seed: cfg.seed,
         time_limit_ns: cfg.time_limit_s.map(|t| (t * 1e9).round() as u64),
         max_request_tokens: resolved.max_request_tokens,

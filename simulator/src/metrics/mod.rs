@@ -75,8 +75,8 @@ impl Metrics {
         let done = r.completed_at_ns.unwrap_or(0);
         let first = r.first_token_at_ns.unwrap_or(done);
         let sched = r.scheduled_at_ns.unwrap_or(done);
-        let ttft = first - r.arrived_at_ns;
-        let e2e = done - r.arrived_at_ns;
+        let ttft = first + r.frontend_ns - r.arrived_at_ns;
+        let e2e = done + r.frontend_ns - r.arrived_at_ns;
         self.ttft.record(ttft);
         self.e2e.record(e2e);
         self.e2e_normalized
