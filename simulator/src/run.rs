@@ -116,6 +116,13 @@ pub fn simulate(cfg: &SimConfig, opts: &RunOptions) -> Result<SimOutcome, SimErr
                 .async_scheduling
                 .unwrap_or(resolved.engine_behaviour.async_scheduling),
         frontend_ns: exec.frontend_ns(),
+        stage_ends_ns: cfg
+            .workload
+            .arrival
+            .stage_bounds()
+            .iter()
+            .map(|&(_, end, _)| (end * 1e9).round() as u64)
+            .collect(),
         seed: cfg.seed,
         time_limit_ns: cfg.time_limit_s.map(|t| (t * 1e9).round() as u64),
         max_request_tokens: resolved.max_request_tokens,
@@ -170,6 +177,8 @@ pub fn simulate(cfg: &SimConfig, opts: &RunOptions) -> Result<SimOutcome, SimErr
             out_of_grid_lookups: exec.out_of_grid_lookups(),
         },
         slo: cfg.slo.clone(),
+        stages: cfg.workload.arrival.stage_bounds(),
+        frontend_ns: exec.frontend_ns(),
     };
     let summary = Summary::build(&outcome, &facts);
     if let Some(dir) = &opts.out_dir {

@@ -50,6 +50,8 @@ pub struct EngineSetup {
     pub async_scheduling: bool,
     /// Front-end time per request outside the engine, added to its TTFT and E2E, ns.
     pub frontend_ns: u64,
+    /// Ends of the workload's load stages, ns, for per-stage latencies (empty: none).
+    pub stage_ends_ns: Vec<u64>,
     /// Seed of the random router.
     pub seed: u64,
     /// Stop time, ns.
@@ -176,7 +178,7 @@ impl Engine {
             max_request_tokens: setup.max_request_tokens,
             flops: setup.flops,
             slo: setup.slo,
-            metrics: Metrics::default(),
+            metrics: Metrics::with_stages(setup.stage_ends_ns),
             completed: 0,
             ts_interval_ns: setup.timeseries_interval_ns.max(1),
             ts_start_ns: 0,

@@ -53,6 +53,10 @@ pub struct TestCluster {
     pub out_dir: Option<std::path::PathBuf>,
     /// Time-series interval, ms.
     pub timeseries_ms: u64,
+    /// Asynchronous scheduling.
+    pub async_scheduling: bool,
+    /// Front-end time per request, ns.
+    pub frontend_ns: u64,
 }
 
 impl TestCluster {
@@ -71,6 +75,8 @@ impl TestCluster {
             stage_ms: 10.0,
             out_dir: None,
             timeseries_ms: 1000,
+            async_scheduling: false,
+            frontend_ns: 0,
         }
     }
 
@@ -95,6 +101,9 @@ impl TestCluster {
             },
             block_size,
             router: self.router,
+            async_scheduling: self.async_scheduling,
+            frontend_ns: self.frontend_ns,
+            stage_ends_ns: Vec::new(),
             seed: 1,
             time_limit_ns: None,
             max_request_tokens: self.max_request_tokens,
