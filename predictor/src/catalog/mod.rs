@@ -8,6 +8,8 @@ mod device;
 mod footprint;
 mod hf_config;
 mod model;
+#[cfg(test)]
+mod model_cards;
 mod node;
 mod validate;
 
@@ -125,7 +127,10 @@ impl Catalog {
     fn insert(&mut self, path: &Path, rel: &str, text: &str) -> Result<(), CatalogError> {
         if rel.starts_with("models/") {
             let m: ModelSpec = parse_entry(path, text)?;
-            m.validate()?;
+            m.validate().map_err(|e| CatalogError::Parse {
+                path: path.to_path_buf(),
+                why: e.to_string(),
+            })?;
             self.models.insert(m.name.clone(), m);
         } else if rel.starts_with("devices/") {
             let d: DeviceSpec = parse_entry(path, text)?;

@@ -216,3 +216,103 @@ impl ModelSpec {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::catalog::Catalog;
+
+    /// Loads a catalog override holding one model entry: Mixtral-8x7B's with `edit` applied to
+    /// its TOML text; returns the error.
+    fn load_error(edit: impl Fn(String) -> String) -> String {
+        let text = include_str!("../../../data/catalog/models/mistralai/Mixtral-8x7B-v0.1.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("models/test/bad.toml");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            &path,
+            edit(text.replace("mistralai/Mixtral-8x7B-v0.1", "test/bad")),
+        )
+        .unwrap();
+        let e = Catalog::with_overrides(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("bad.toml"), "the error names the file: {e}");
+        e
+    }
+
+    #[test]
+    fn catalog_entries_are_checked_when_loaded() {
+        let set = |from: &'static str, to: &'static str| {
+            move |t: String| {
+                assert!(t.contains(from), "{from}");
+                t.replacen(from, to, 1)
+            }
+        };
+        let cases: &[(&dyn Fn(String) -> String, &str)] = &[
+            (
+                &set("experts_per_token = 2", "experts_per_token = 9"),
+                "experts_per_token = 9 is more than moe.num_experts = 8",
+            ),
+            (
+                &set("num_experts = 8", "num_experts = 0"),
+                "`moe.num_experts` must be positive",
+            ),
+            (
+                &set("num_shared_experts = 0", "num_shared_experts = 1"),
+                "both be zero or both positive",
+            ),
+            (
+                &set("first_dense_layers = 0", "first_dense_layers = 32"),
+                "leave no MoE layer",
+            ),
+            (
+                &set("torch_dtype = \"bfloat16\"", "torch_dtype = \"int3\""),
+                "torch_dtype `int3` is not supported",
+            ),
+            (
+                &set(
+                    "torch_dtype = \"bfloat16\"",
+                    "torch_dtype = \"bfloat16\"\nquantization = \"awq\"",
+                ),
+                "quantization `awq` is not supported",
+            ),
+            (
+                &set(
+                    "torch_dtype = \"bfloat16\"",
+                    "torch_dtype = \"bfloat16\"\nunquantized_attention = true",
+                ),
+                "`unquantized_attention` describes a quantized checkpoint",
+            ),
+            (
+                &set("partial_rotary_factor = 1.0", "partial_rotary_factor = 0.0"),
+                "partial_rotary_factor = 0 must lie in (0, 1]",
+            ),
+            (
+                &set("rope_theta = 1000000.0", "rope_theta = -1.0"),
+                "rope_theta = -1 must be a positive number",
+            ),
+            (
+                &set("num_hidden_layers = 32", "num_hidden_layers = 70000"),
+                "more than the 65536",
+            ),
+            (
+                &set("hidden_size = 4096", "hidden_size = 4000000000"),
+                "parameters",
+            ),
+            (
+                &set("[moe]", "head_dim = 0\n\n[moe]"),
+                "`head_dim` must be positive",
+            ),
+        ];
+        for (edit, expected) in cases {
+            let e = load_error(edit);
+            assert!(e.contains(expected), "expected `{expected}` in: {e}");
+        }
+        let mla = |t: String| {
+            format!("{t}\n[mla]\nkv_lora_rank = 0\nqk_nope_head_dim = 128\nqk_rope_head_dim = 64\nv_head_dim = 128\n")
+        };
+        assert!(load_error(mla).contains("`mla.kv_lora_rank` must be positive"));
+        let window = |t: String| {
+            format!("{t}\n[local_attention]\nkind = \"sliding_window\"\nwindow_tokens = 0\n")
+        };
+        assert!(load_error(window).contains("`local_attention.window_tokens` must be positive"));
+    }
+}

@@ -59,7 +59,7 @@ pub(super) fn fit_local_layers(local: &[bool]) -> Result<Option<u32>, String> {
         return Ok(Some(0));
     };
     let every = first_global + 1;
-    if (0..local.len()).all(|l| local[l] == !(l + 1).is_multiple_of(every)) {
+    if (0..local.len()).all(|l| local[l] != (l + 1).is_multiple_of(every)) {
         Ok(Some(every as u32))
     } else {
         Err(format!(

@@ -97,10 +97,12 @@ impl ModelSpec {
             Some(Value::Array(a)) if !a.is_empty() => a[0].as_str().ok_or_else(|| {
                 parse_err(format!("field `architectures` holds {}, not a name", a[0]))
             })?,
-            _ => return Err(parse_err(format!(
+            _ => {
+                return Err(parse_err(format!(
                 "field `architectures` is missing or empty; servesim reads the config.json of {}",
                 SUPPORTED_ARCHITECTURES.join(", ")
-            ))),
+            )))
+            }
         };
         let family = Family::of(arch).ok_or_else(|| CatalogError::UnsupportedArchitecture {
             path: path.to_path_buf(),
