@@ -478,33 +478,27 @@ fn fp8_checkpoints_and_their_unquantized_modules() {
             .unquantized_attention
     );
     // Some layers only, an MLP matrix, or a layer that does not exist: errors.
-    let e = error(&with(
-        &mixtral(),
-        &[(
-            "quantization_config",
-            compressed_fp8(json!(["model.layers.0.self_attn.q_proj"])),
-        )],
-    ));
-    assert!(
-        e.contains("`quantization_config.ignore`") && e.contains("1 of the 4 layers"),
-        "{e}"
-    );
-    let e = error(&with(
-        &mixtral(),
-        &[(
-            "quantization_config",
-            compressed_fp8(json!(["model.layers.0.mlp.down_proj"])),
-        )],
-    ));
-    assert!(e.contains("model.layers.0.mlp.down_proj"), "{e}");
-    let e = error(&with(
-        &mixtral(),
-        &[(
-            "quantization_config",
-            compressed_fp8(json!(["model.layers.9.self_attn.q_proj"])),
-        )],
-    ));
-    assert!(e.contains("only 4 layers"), "{e}");
+    for (ignored, expected) in [
+        (
+            "model.layers.0.self_attn.q_proj",
+            "attention of 1 of the 4 layers",
+        ),
+        (
+            "model.layers.0.mlp.down_proj",
+            "leaves `model.layers.0.mlp.down_proj` unquantized",
+        ),
+        ("model.layers.9.self_attn.q_proj", "only 4 layers"),
+    ] {
+        let config = with(
+            &mixtral(),
+            &[("quantization_config", compressed_fp8(json!([ignored])))],
+        );
+        let e = error(&config);
+        assert!(
+            e.contains("`quantization_config.ignore`") && e.contains(expected),
+            "{e}"
+        );
+    }
     // DeepSeek-style `fp8` with modules left out.
     let m = parse(&with(
         &deepseek(),
