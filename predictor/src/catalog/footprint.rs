@@ -183,7 +183,8 @@ impl ModelSpec {
     }
 
     /// Weight bytes of layer `layer` on one GPU of `par`, with linear weights of
-    /// `linear_bytes` bytes and router/norm weights of `other_bytes` bytes.
+    /// `linear_bytes` bytes and router/norm weights (and attention, where the checkpoint leaves it
+    /// unquantized) of `other_bytes` bytes.
     fn layer_params(
         &self,
         layer: u32,
@@ -192,7 +193,13 @@ impl ModelSpec {
         other_bytes: u64,
     ) -> u64 {
         let norms = 2 * u64::from(self.hidden_size) * other_bytes;
-        let attn = self.attention_params_per_gpu(par.tp) * linear_bytes;
+        // A checkpoint that leaves attention unquantized keeps it 16-bit like the embeddings.
+        let attn_bytes = if self.unquantized_attention {
+            other_bytes
+        } else {
+            linear_bytes
+        };
+        let attn = self.attention_params_per_gpu(par.tp) * attn_bytes;
         let mlp = if self.is_moe_layer(layer) {
             let s = self.moe_shard(par);
             (u64::from(s.local_experts) * s.params_per_expert + s.shared_params) * linear_bytes
