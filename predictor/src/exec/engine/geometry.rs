@@ -83,6 +83,9 @@ pub struct Geometry {
     pub window: f64,
     /// Bytes per linear weight.
     pub weight_bytes: f64,
+    /// Bytes per weight of the attention projections (16-bit when a quantized checkpoint keeps
+    /// attention unquantized).
+    pub attn_weight_bytes: f64,
     /// Bytes per activation element.
     pub act_bytes: f64,
     /// Bytes per cached KV element.
@@ -155,6 +158,11 @@ impl Geometry {
                 .as_ref()
                 .map_or(f64::INFINITY, |l| f64::from(l.window_tokens)),
             weight_bytes: prec.linear_weight_bytes as f64,
+            attn_weight_bytes: if model.unquantized_attention {
+                prec.other_weight_bytes as f64
+            } else {
+                prec.linear_weight_bytes as f64
+            },
             act_bytes: prec.activation_bytes as f64,
             kv_bytes: prec.kv_bytes as f64,
             tp: f64::from(tp),

@@ -139,6 +139,8 @@ pub struct EngineModel {
     geo: Geometry,
     c: EngineCoefficients,
     gemm: Rates,
+    /// GEMMs of the attention projections (BF16 peak when they stay unquantized).
+    attn_gemm: Rates,
     moe: Rates,
     attn: Rates,
     elem: Rates,
@@ -170,9 +172,19 @@ impl EngineModel {
         let floor_s = c.kernel_floor_us * 1e-6;
         let lin = prec.linear_peak_flops(device);
         let limit = settings.capture_limit();
+        let attn_lin = if model.unquantized_attention {
+            device.peak_bf16_flops
+        } else {
+            lin
+        };
         EngineModel {
             gemm: Rates {
                 flops: lin * c.gemm_compute,
+                bytes: bw * c.gemm_bandwidth,
+                floor_s,
+            },
+            attn_gemm: Rates {
+                flops: attn_lin * c.gemm_compute,
                 bytes: bw * c.gemm_bandwidth,
                 floor_s,
             },
@@ -235,6 +247,12 @@ impl EngineModel {
     fn gemm_s(&self, m: f64, k: f64, n: f64) -> f64 {
         let (f, b) = gemm_work(m, k, n, self.geo.weight_bytes, self.geo.act_bytes);
         self.gemm.time_s(f, b)
+    }
+
+    /// A GEMM of the attention projections.
+    fn attn_gemm_s(&self, m: f64, k: f64, n: f64) -> f64 {
+        let (f, b) = gemm_work(m, k, n, self.geo.attn_weight_bytes, self.geo.act_bytes);
+        self.attn_gemm.time_s(f, b)
     }
 
     fn elem_s(&self, elements: f64) -> f64 {
@@ -322,8 +340,8 @@ impl EngineModel {
         };
         let proj = match &g.mla {
             None => (
-                self.gemm_s(t, e, g.qkv_cols()),
-                self.gemm_s(t, g.q_heads * g.head_dim, e),
+                self.attn_gemm_s(t, e, g.qkv_cols()),
+                self.attn_gemm_s(t, g.q_heads * g.head_dim, e),
             ),
             Some(m) => {
                 let q = if m.q_lora > 0.0 {
