@@ -259,7 +259,7 @@ mod tests {
     }
 
     #[test]
-    fn auto_picks_profiled_when_a_profile_exists_else_the_roofline() {
+    fn auto_picks_profiled_when_a_profile_exists_else_the_engine_model() {
         let dir = synthetic_profiles(true);
         let small = TableBounds {
             max_tokens: 1024,
@@ -270,7 +270,7 @@ mod tests {
         s.table_bounds = small;
         assert_eq!(
             build_execution_model(&s).unwrap().info().kind,
-            BackendKind::Roofline
+            BackendKind::Engine
         );
         assert!(matches!(
             build_execution_model(&ExecSetup {

@@ -5,8 +5,10 @@
 //! replica's policy ([`scheduler`]) forms batches within its KV cache ([`kv`], sized by [`memory`]),
 //! and the [`engine`] times every batch on every pipeline stage with the predictor's execution
 //! model. [`run::simulate`] ties it together from a [`config::SimConfig`]; [`metrics`] and
-//! [`output`] turn the run into the files of `docs/outputs.md`.
+//! [`output`] turn the run into the files of `docs/outputs.md`. [`calibrate`] fits the engine
+//! model's coefficients to measured serving runs.
 
+pub mod calibrate;
 pub mod config;
 pub mod engine;
 pub mod error;

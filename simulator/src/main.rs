@@ -25,6 +25,8 @@ enum Command {
     Run(Box<cli::RunArgs>),
     /// Capacity planning: the highest rate meeting the SLOs for every configuration of a space (docs/search.md).
     Search(Box<simulator::search::SearchArgs>),
+    /// Fit the engine model's coefficients to measured serving runs (docs/calibration.md).
+    Calibrate(Box<simulator::calibrate::CalibrateArgs>),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +35,15 @@ fn main() -> ExitCode {
         Some(Command::Run(a)) => *a,
         Some(Command::Search(a)) => {
             return match simulator::search::main(&a) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Some(Command::Calibrate(a)) => {
+            return match simulator::calibrate::main(&a) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");

@@ -43,7 +43,8 @@ fn a_run_writes_every_file_and_names_the_backend() {
         "--out",
         dir.to_str().unwrap(),
     ]);
-    assert!(stdout.contains("execution backend: roofline"), "{stdout}");
+    assert!(stdout.contains("execution backend: engine"), "{stdout}");
+    assert!(stdout.contains("calibration vllm-0.15.1/h100"), "{stdout}");
     assert!(stdout.contains(dir.to_str().unwrap()), "{stdout}");
 
     let requests = String::from_utf8(read(&dir, "requests.csv")).unwrap();
@@ -57,7 +58,7 @@ fn a_run_writes_every_file_and_names_the_backend() {
 
     let summary: serde_json::Value = serde_json::from_slice(&read(&dir, "summary.json")).unwrap();
     assert_eq!(summary["requests"]["completed"], 40);
-    assert_eq!(summary["backend"]["kind"], "roofline");
+    assert_eq!(summary["backend"]["kind"], "engine");
     let ttft = &summary["latency"]["ttft_s"];
     assert!(ttft["p50"].as_f64().unwrap() > 0.0);
     assert!(ttft["p99"].as_f64().unwrap() <= ttft["max"].as_f64().unwrap());
@@ -228,10 +229,11 @@ fn no_arguments_runs_the_default_scenario() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("Meta-Llama-3-8B on 1 × h100 (TP1 PP1), sarathi scheduler"),
+        stdout.contains("Meta-Llama-3-8B on 1 × h100 (TP1 PP1), vllm_v1 scheduler"),
         "{stdout}"
     );
-    assert!(stdout.contains("execution backend: roofline"), "{stdout}");
+    assert!(stdout.contains("execution backend: engine"), "{stdout}");
+    assert!(stdout.contains("calibration vllm-0.15.1/h100"), "{stdout}");
     assert!(
         stdout.contains("requests: 1000 arrived, 1000 completed"),
         "{stdout}"
