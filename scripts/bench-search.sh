@@ -14,7 +14,7 @@ cd "$root"
 threads="${THREADS:-2}"
 space="${SPACE:-examples/search/llama2-bench.toml}"
 cargo build --release -p simulator --bin simulator >&2
-bin="$root/target/release/simulator"
+bin="${CARGO_TARGET_DIR:-$root/target}/release/simulator"
 if [ -n "${OUT:-}" ]; then
   out="$OUT"
 else

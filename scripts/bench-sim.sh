@@ -8,7 +8,7 @@
 #
 # Environment: QPS (default 4.5, ≈95 % of the roofline's saturation rate of this scenario),
 # SIZES (default "1000 10000 100000"), SCHEDULERS (default "vllm sarathi"), PROFILES (default
-# ../shared/reference/vidur/profiling), FULL=1 to also time a 100k run that writes batches.csv and
+# data/vidur/profiling, committed; empty for the roofline backend), FULL=1 to also time a 100k run that writes batches.csv and
 # trace.json (the benchmark runs skip those two large files; requests.csv, timeseries.csv and
 # summary.json are written).
 set -euo pipefail
@@ -17,14 +17,17 @@ cd "$root"
 qps="${QPS:-4.5}"
 sizes="${SIZES:-1000 10000 100000}"
 schedulers="${SCHEDULERS:-vllm sarathi}"
-profiles="${PROFILES:-../shared/reference/vidur/profiling}"
+profiles="${PROFILES-data/vidur/profiling}"
 [ -x /usr/bin/time ] || { echo "bench-sim: /usr/bin/time is needed (Debian: apt-get install time)" >&2; exit 1; }
 cargo build --release -p simulator --bin simulator >&2
-bin="$root/target/release/simulator"
+bin="${CARGO_TARGET_DIR:-$root/target}/release/simulator"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 profile_args=()
-[ -d "$profiles" ] && profile_args=(--profiles "$profiles")
+if [ -n "$profiles" ]; then
+  [ -d "$profiles" ] || { echo "bench-sim: PROFILES=$profiles is not a directory" >&2; exit 1; }
+  profile_args=(--profiles "$profiles")
+fi
 
 run() { # scheduler requests extra-args... -> "wall_s cpu_s rss_kb backend"
   local s=$1 n=$2; shift 2

@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
 # Fits the predictor on Vidur's published profiles and fails when a held-out accuracy target of
-# issue 7 is missed (targets: Vidur's random forest, measured in ../shared/docs/predictor-baseline.md).
+# issue 7 is missed (targets: the held-out error of Vidur's random forest on the same profiles).
 #
-#   ./scripts/check-accuracy.sh [PROFILES_DIR]     (default: ../shared/reference/vidur/profiling)
+#   ./scripts/check-accuracy.sh [PROFILES_DIR]     (default: data/vidur/profiling, committed)
 #
 # Per case it prints the fit time, pooled p95, median of per-model medians and the worst
 # operator x TP p95; the accuracy.json files stay in $OUT (default: a temporary directory).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-profiles="${1:-$root/../shared/reference/vidur/profiling}"
+profiles="${1:-$root/data/vidur/profiling}"
 if [ ! -d "$profiles" ]; then
-  echo "check-accuracy: no profiles at $profiles (Vidur's published data); nothing to check" >&2
+  echo "check-accuracy: no profiles at $profiles: give a directory in Vidur's layout (compute/<device>/<org>/<model>/mlp.csv[.gz])" >&2
   exit 1
 fi
 cargo build --release -p predictor --bin predictor >&2
-bin="$root/target/release/predictor"
+bin="${CARGO_TARGET_DIR:-$root/target}/release/predictor"
 out="${OUT:-$(mktemp -d)}"
 mkdir -p "$out"
 fail=0

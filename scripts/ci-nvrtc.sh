@@ -20,7 +20,7 @@ fi
 [ -f "$lib/libnvrtc.so.13" ] || { echo "ci-nvrtc: $lib/libnvrtc.so.13 missing after install" >&2; exit 1; }
 
 cargo build --release -p profiler --bin profiler
-out="$root/target/nvrtc-check"
+out="${CARGO_TARGET_DIR:-$root/target}/nvrtc-check"
 rm -rf "$out"
-PROFILER_CUDA_LIB_DIRS="$lib" "$root/target/release/profiler" compile-kernels \
+PROFILER_CUDA_LIB_DIRS="$lib" "${CARGO_TARGET_DIR:-$root/target}/release/profiler" compile-kernels \
   --arch sm_80,sm_86,sm_90,sm_90a --out "$out"

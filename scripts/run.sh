@@ -6,4 +6,4 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/setup.sh"
 cd "$root"
 cargo build --release -p simulator --quiet
-exec "$root/target/release/simulator" run "$@"
+exec "${CARGO_TARGET_DIR:-$root/target}/release/simulator" run "$@"

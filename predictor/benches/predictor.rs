@@ -1,6 +1,6 @@
 //! Benchmarks: fitting and tabulating one case (Vidur's published Llama-2-7B/A100 profile, TP 1,
 //! 2, 4, 8, with the a100_dgx network), and one stage-time lookup of the profiled backend.
-//! Skipped (with a note) when `../shared/reference/vidur` is not beside the repository.
+//! The profiles are the ones committed under `data/vidur/profiling/`.
 //!
 //! Run: `cargo bench -p predictor --bench predictor`.
 
@@ -14,17 +14,14 @@ use predictor::setup::{profiled_model, ExecSetup};
 use predictor::table::TableBounds;
 use predictor::{BatchShape, Catalog, ExecutionModel, Parallelism};
 
-fn profiles() -> Option<PathBuf> {
-    let p =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/vidur/profiling");
-    p.is_dir().then_some(p)
+fn profiles() -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/vidur/profiling");
+    assert!(p.is_dir(), "{} is missing", p.display());
+    p
 }
 
 fn bench(c: &mut Criterion) {
-    let Some(dir) = profiles() else {
-        eprintln!("no ../shared/reference/vidur/profiling: nothing to benchmark");
-        return;
-    };
+    let dir = profiles();
     let cat = Catalog::builtin();
     let model = cat.model("meta-llama/Llama-2-7b-hf").unwrap();
     let device = cat.device("a100").unwrap();

@@ -1,5 +1,5 @@
-//! Dense prediction tables: every operator's time tabulated over Vidur's grids (vidur-behaviour
-//! §4.5; bounds configurable), so that a prediction in the simulator is an array index.
+//! Dense prediction tables: every operator's time tabulated over Vidur's grids (docs/design.md
+//! §4.4; bounds configurable), so that a prediction in the simulator is an array index.
 //!
 //! Grids (defaults in brackets): token operators, `attn_kv_cache_save`, `all_reduce` and
 //! `send_recv` over `num_tokens = 1..=max_tokens` [4096]; `attn_decode` over `batch_size =

@@ -1,4 +1,4 @@
-//! The KV-cache block manager of one replica (vidur-behaviour §6.2, block accounting).
+//! The KV-cache block manager of one replica (docs/design.md §6.2).
 //!
 //! Blocks are counted, not named: each request records how many blocks it holds
 //! ([`Request::kv_blocks`]) and the manager keeps the totals. Capacity is an invariant: an

@@ -1,7 +1,7 @@
 //! The memory planners: how many KV blocks a replica's GPUs hold after the weights, at its layout
 //! and precision.
 //!
-//! [`plan`] (vidur-behaviour §6.2, for the roofline, profiled and table backends): per GPU of stage
+//! [`plan`] (docs/design.md §6.2, for the roofline, profiled and table backends): per GPU of stage
 //! s, usable memory = device memory × (1 − margin); weights = the stage's layers (at TP/EP and the
 //! weights' precision) plus, unlike Vidur, the input embedding on the first stage and the LM head
 //! on the last (vocabulary-parallel over TP); the rest holds KV blocks of the stage's layers. The

@@ -1,4 +1,4 @@
-//! Per-request simulation state (vidur-behaviour §5.2), with Vidur's restart bug fixed: a request
+//! Per-request simulation state (docs/design.md §5.2), with Vidur's restart bug fixed: a request
 //! restarted before its prefill finished keeps its prompt as prompt.
 //!
 //! Time-between-tokens is kept as running sums (count, sum, max); no per-token history is stored.

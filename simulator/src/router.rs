@@ -1,4 +1,4 @@
-//! Routers (Vidur's global schedulers, §6.1): which replica a new request goes to.
+//! Routers (Vidur's global schedulers; docs/design.md §6.1): which replica a new request goes to.
 //!
 //! Fixed against Vidur: least-outstanding-requests counts every request on a replica that has not
 //! finished (queued, admitted or in a running batch), not only the queued ones.

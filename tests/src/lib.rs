@@ -7,10 +7,11 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// `../shared/reference/vidur` beside the repository (Vidur's published data), if present.
-pub fn vidur_reference() -> Option<PathBuf> {
-    let p = repo_root().join("../shared/reference/vidur");
-    p.is_dir().then_some(p)
+/// `data/vidur`: Vidur's published data, committed (`data/vidur/PROVENANCE.md`).
+pub fn vidur_data() -> PathBuf {
+    let p = repo_root().join("data/vidur");
+    assert!(p.is_dir(), "{} is missing", p.display());
+    p
 }
 
 /// Path of a workspace binary built by cargo for these tests (`target/<profile>/<name>`).

@@ -286,7 +286,7 @@ mod tests {
 
     #[test]
     fn parameter_counts_match_published_sizes() {
-        // Vidur's per-layer weight counts (vidur-behaviour §3.1), times the layer count.
+        // Vidur's per-layer weight counts (docs/design.md §2), times the layer count.
         let cat = Catalog::builtin();
         let l7 = cat.model("meta-llama/Llama-2-7b-hf").unwrap();
         assert_eq!(l7.params_per_layer_per_device(1) * 32, 6_476_005_376);

@@ -1,7 +1,7 @@
 //! The execution model: the time of one batch on one pipeline stage, with a per-operator breakdown.
 //!
 //! Every backend answers per-layer operator times ([`OperatorTimes`]); [`StageModel`] combines them
-//! with Vidur's formula (vidur-behaviour §4.8–4.9): linear and elementwise operators and attention
+//! with Vidur's formula (docs/design.md §4.2): linear and elementwise operators and attention
 //! times the layers of the stage (MLP operators times its dense layers, MoE operators times its MoE
 //! layers), two tensor-parallel all-reduces per layer (each with a launch and a
 //! skew overhead), one pipeline send/receive on every stage but the last, an optional CPU overhead per

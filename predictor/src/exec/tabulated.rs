@@ -1,6 +1,6 @@
 //! The table-driven backend behind both `profiled` (tables from our fitted models) and `tables`
 //! (tables another tool computed, in Vidur's dump format): every lookup uses Vidur's exact keys
-//! (vidur-behaviour §4.7) and is an array index.
+//! (docs/design.md §4.1) and is an array index.
 //!
 //! An operator without a table is answered by the roofline (and listed in
 //! [`BackendInfo::fallbacks`]). A key outside a table's grid never fails: the time at the nearest

@@ -2,8 +2,9 @@
 //!
 //! The folds are exactly scikit-learn's `KFold(k, shuffle=True, random_state=seed)`: NumPy's legacy
 //! `RandomState(seed).shuffle` (MT19937 with bit-mask rejection sampling), then consecutive slices
-//! of the shuffled indices. So our held-out splits are the ones the Vidur baseline was measured on
-//! (`predictor-baseline.md`), and they never change with a random-number crate's version.
+//! of the shuffled indices. So our held-out splits are the ones Vidur's random-forest baseline was
+//! measured on (the accuracy targets of `scripts/check-accuracy.sh`), and they never change with a
+//! random-number crate's version.
 
 /// MT19937, seeded as NumPy's `RandomState(seed)`.
 #[derive(Debug, Clone)]

@@ -1,4 +1,4 @@
-//! `mlp.csv`: the per-token operators of one model on one device (vidur-behaviour §1.2).
+//! `mlp.csv`: the per-token operators of one model on one device (docs/design.md §3.2).
 //!
 //! 58 columns (53 for models without `post_attention_layernorm`, such as phi-2): five statistics
 //! per operator, then `n_head, n_kv_head, n_embd, n_expanded_embd, vocab_size, use_gated_mlp,
@@ -205,18 +205,18 @@ mod tests {
     use super::*;
     use crate::catalog::Catalog;
 
-    fn reference(rel: &str) -> Option<PathBuf> {
+    /// A profile of Vidur's committed under `data/vidur/profiling/` (gzipped).
+    fn reference(rel: &str) -> PathBuf {
         let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/reference/vidur/profiling")
+            .join("../data/vidur/profiling")
             .join(rel);
-        p.is_file().then_some(p)
+        assert!(p.is_file(), "{} is missing", p.display());
+        p
     }
 
     #[test]
     fn reads_the_reference_llama2_7b_file() {
-        let Some(p) = reference("compute/a100/meta-llama/Llama-2-7b-hf/mlp.csv") else {
-            return;
-        };
+        let p = reference("compute/a100/meta-llama/Llama-2-7b-hf/mlp.csv.gz");
         let prof = MlpProfile::read(&p).unwrap();
         assert_eq!(prof.rows.len(), 1044);
         let m = Catalog::builtin()
@@ -233,9 +233,7 @@ mod tests {
 
     #[test]
     fn reads_phi2_without_post_attention_layernorm() {
-        let Some(p) = reference("compute/a100/microsoft/phi-2/mlp.csv") else {
-            return;
-        };
+        let p = reference("compute/a100/microsoft/phi-2/mlp.csv.gz");
         let prof = MlpProfile::read(&p).unwrap();
         assert_eq!(prof.rows.len(), 261);
         let m = Catalog::builtin().model("microsoft/phi-2").unwrap();
@@ -247,9 +245,7 @@ mod tests {
 
     #[test]
     fn unmatched_dims_name_what_the_file_has() {
-        let Some(p) = reference("compute/a100/meta-llama/Llama-2-7b-hf/mlp.csv") else {
-            return;
-        };
+        let p = reference("compute/a100/meta-llama/Llama-2-7b-hf/mlp.csv.gz");
         let prof = MlpProfile::read(&p).unwrap();
         let m = Catalog::builtin()
             .model("meta-llama/Llama-2-70b-hf")

@@ -1,8 +1,8 @@
-//! Readers for profile CSVs in Vidur's layout and schemas (vidur-behaviour §1): `mlp.csv`,
+//! Readers for profile CSVs in Vidur's layout and schemas (docs/design.md §3): `mlp.csv`,
 //! `attention.csv`, `all_reduce.csv` and `send_recv.csv`, plain or gzip-compressed (`.csv.gz`).
 //!
 //! Every reader reports a bad file with its path, line and column ([`ProfileError`]) and never
-//! panics. Rows are selected as Vidur does (§4.2): by the model's dimensions and the TP degree for
+//! panics. Rows are selected as Vidur does (docs/design.md §3.5): by the model's dimensions and the TP degree for
 //! compute profiles, by worker count and devices per node for network profiles. Unlike Vidur, the
 //! compute selection does **not** filter on `vocab_size`: Vidur's Llama-2 files say 32768 where the
 //! real vocabulary is 32000, and no profiled operator depends on the vocabulary.

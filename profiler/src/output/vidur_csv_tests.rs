@@ -2,21 +2,25 @@ use super::*;
 use predictor::Catalog;
 use std::path::PathBuf;
 
+/// A profile of Vidur's committed (gzipped) under `data/vidur/profiling/`.
 fn reference(rel: &str) -> PathBuf {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/reference/vidur/profiling")
-        .join(rel);
-    assert!(
-        p.is_file(),
-        "{} is missing: the CSV header tests need ../shared/reference/vidur beside the repository",
-        p.display()
-    );
+        .join("../data/vidur/profiling")
+        .join(format!("{rel}.gz"));
+    assert!(p.is_file(), "{} is missing", p.display());
     p
 }
 
+/// The first line of a gzipped CSV, as published.
 fn header_line(path: &PathBuf) -> String {
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines().next().unwrap().to_string()
+    let file = std::fs::File::open(path).unwrap();
+    let mut text = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(flate2::read::GzDecoder::new(file)),
+        &mut text,
+    )
+    .unwrap();
+    text.trim_end_matches(['\n', '\r']).to_string()
 }
 
 fn written_header(bytes: &[u8]) -> String {
@@ -63,7 +67,7 @@ fn collective_headers_are_byte_identical_to_vidurs_published_files() {
 #[test]
 fn attention_header_is_vidurs_vintage_b_column_list() {
     // Vidur's attention.csv files are not available (Git LFS); this is the 36-column list of
-    // vintage B as documented in ../shared/docs/vidur-behaviour.md §1.3.
+    // vintage B as described in docs/design.md §3.3.
     let want = "time_stats.attn_input_reshape.min,time_stats.attn_input_reshape.max,time_stats.attn_input_reshape.mean,time_stats.attn_input_reshape.median,time_stats.attn_input_reshape.std,\
 time_stats.attn_kv_cache_save.min,time_stats.attn_kv_cache_save.max,time_stats.attn_kv_cache_save.mean,time_stats.attn_kv_cache_save.median,time_stats.attn_kv_cache_save.std,\
 time_stats.attn_prefill.min,time_stats.attn_prefill.max,time_stats.attn_prefill.mean,time_stats.attn_prefill.median,time_stats.attn_prefill.std,\

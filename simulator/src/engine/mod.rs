@@ -1,4 +1,4 @@
-//! The discrete-event engine (vidur-behaviour §5): arrivals, replica scheduling, pipeline stages
+//! The discrete-event engine (docs/design.md §5): arrivals, replica scheduling, pipeline stages
 //! and batch ends on an integer-nanosecond clock.
 //!
 //! Arrivals are pulled lazily from the workload iterator and handled before any queued event at

@@ -11,7 +11,7 @@ use crate::config::SloConfig;
 use crate::request::Request;
 pub use histogram::{LogHistogram, Stats};
 
-/// Model FLOPs of a batch (Vidur §8.2, over the whole replica): 2 per weight per token for the
+/// Model FLOPs of a batch (docs/design.md §8, over the whole replica): 2 per weight per token for the
 /// transformer layers, plus causal attention `4·L·Hq·d·n·(n + cached)` per request.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct FlopModel {

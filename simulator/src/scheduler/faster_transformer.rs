@@ -1,4 +1,4 @@
-//! FasterTransformer (vidur-behaviour §6.5): request-level static batching. A batch's membership is
+//! FasterTransformer (docs/design.md §6.5): request-level static batching. A batch's membership is
 //! fixed when it is formed (worst-case reservations, like Orca); it iterates until every member
 //! finished, finished members dropping out; no request joins a running batch.
 //!

@@ -1,4 +1,4 @@
-//! LightLLM (vidur-behaviour §6.7): KV blocks are single tokens; a new request is admitted only if
+//! LightLLM (docs/design.md §6.7): KV blocks are single tokens; a new request is admitted only if
 //! the projected peak token usage of all running requests plus it stays below capacity; prefill
 //! batches (whole prompts, under a token cap) alternate with decode batches of every running
 //! request, new prefills being tried again after `max_waiting_iters` decode iterations.

@@ -1,4 +1,4 @@
-//! Replica schedulers: what each replica runs next (vidur-behaviour §6.3–6.7).
+//! Replica schedulers: what each replica runs next (docs/design.md §6).
 //!
 //! Every policy implements [`ReplicaScheduler`] and is listed once in [`registry`]. A policy owns
 //! its queues of request ids; requests themselves live in the engine's table and are reached through

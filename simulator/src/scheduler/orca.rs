@@ -1,4 +1,4 @@
-//! Orca (vidur-behaviour §6.4): iteration-level batching. Every admitted request decodes each
+//! Orca (docs/design.md §6.4): iteration-level batching. Every admitted request decodes each
 //! iteration; new requests join with their whole prompt while the batch has room and a worst-case
 //! (longest request) block reservation fits. No preemption.
 

@@ -1,4 +1,4 @@
-//! Sarathi-Serve (vidur-behaviour §6.6): every batch mixes the running decodes with prefill chunks
+//! Sarathi-Serve (docs/design.md §6.6): every batch mixes the running decodes with prefill chunks
 //! under a token budget (`chunk_size`); a prompt is processed in chunks over several iterations;
 //! new requests are admitted while the budget, the micro-batch size and the watermark allow.
 //!

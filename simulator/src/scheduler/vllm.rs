@@ -1,4 +1,4 @@
-//! vLLM v0 (vidur-behaviour §6.3): a batch is either all new prefills (whole prompts, admitted while
+//! vLLM v0 (docs/design.md §6.3): a batch is either all new prefills (whole prompts, admitted while
 //! the blocks leave the watermark free and the tokens fit the cap) or, when no prefill could be
 //! admitted, all decodes; a decode short of memory restarts the latest-arriving waiting request,
 //! or itself.

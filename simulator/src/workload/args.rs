@@ -136,7 +136,7 @@ pub struct WorkloadArgs {
     /// Replay this trace (Vidur CSV or Mooncake JSON lines) instead of a synthetic workload
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
-    /// Format of --trace [default: auto, by extension: .jsonl/.json = mooncake, else csv]
+    /// Format of --trace [default: auto, by extension: .jsonl/.json = mooncake, else csv; a .gz file is decompressed]
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub trace_format: Option<TraceFormat>,
     /// Tokens per hash block of a Mooncake trace [default: 512]

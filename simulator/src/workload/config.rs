@@ -318,7 +318,7 @@ impl Default for SessionConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum TraceFormat {
-    /// By extension: `.jsonl`/`.json` → `mooncake`, anything else → `csv`.
+    /// By extension, after any `.gz`: `.jsonl`/`.json` → `mooncake`, anything else → `csv`.
     #[default]
     Auto,
     /// Vidur's CSV (`arrived_at`, `num_prefill_tokens`, `num_decode_tokens`; optional
@@ -368,7 +368,12 @@ impl TraceConfig {
     pub fn resolved_format(&self) -> TraceFormat {
         match self.format {
             TraceFormat::Auto => {
-                let ext = self.file.extension().and_then(|e| e.to_str()).unwrap_or("");
+                let name = if super::trace_csv::is_gzip_name(&self.file) {
+                    self.file.with_extension("")
+                } else {
+                    self.file.clone()
+                };
+                let ext = name.extension().and_then(|e| e.to_str()).unwrap_or("");
                 if ext.eq_ignore_ascii_case("jsonl") || ext.eq_ignore_ascii_case("json") {
                     TraceFormat::Mooncake
                 } else {

@@ -2,8 +2,7 @@
 //! and `hash_ids` (one id per `block_tokens`-token block of the prompt; equal ids, equal content).
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -12,7 +11,7 @@ use super::arrival::seconds_to_ns;
 use super::config::TraceConfig;
 use super::error::WorkloadError;
 use super::synthetic::Bounds;
-use super::trace_csv::clip_to_max;
+use super::trace_csv::{clip_to_max, open_text};
 use super::{RequestSpec, Segment};
 
 /// One line of a Mooncake trace (other fields are ignored).
@@ -23,15 +22,6 @@ struct Line {
     output_length: u64,
     #[serde(default)]
     hash_ids: Vec<u64>,
-}
-
-fn open(path: &Path) -> Result<BufReader<File>, WorkloadError> {
-    File::open(path)
-        .map(BufReader::new)
-        .map_err(|source| WorkloadError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
 }
 
 fn parse(path: &Path, line_no: u64, text: &str) -> Result<Line, WorkloadError> {
@@ -56,7 +46,7 @@ fn parse(path: &Path, line_no: u64, text: &str) -> Result<Line, WorkloadError> {
 fn lines(
     path: &Path,
 ) -> Result<impl Iterator<Item = Result<(u64, String), WorkloadError>>, WorkloadError> {
-    let reader = open(path)?;
+    let reader = open_text(path)?;
     let path = path.to_path_buf();
     Ok(reader
         .lines()

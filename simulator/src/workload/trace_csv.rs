@@ -1,9 +1,11 @@
 //! Reading CSV traces: Vidur's length traces and replay traces, and arrival-time columns.
 //!
 //! Files are read fully (traces are small next to a simulation's output). Every bad value is
-//! reported with its file, line and column.
+//! reported with its file, line and column. A file whose name ends in `.gz` is decompressed as it
+//! is read ([`open_text`], also used for Mooncake traces).
 
 use std::fs::File;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use super::error::WorkloadError;
@@ -31,14 +33,32 @@ pub(crate) struct ReplayRow {
     pub line: u64,
 }
 
-fn open(path: &Path) -> Result<csv::Reader<File>, WorkloadError> {
+/// A trace file's text, buffered; gzip-decompressed when the name ends in `.gz`.
+pub(crate) type TextReader = Box<dyn BufRead + Send>;
+
+/// Opens a trace file for reading, decompressing it on the fly when its name ends in `.gz`.
+pub(crate) fn open_text(path: &Path) -> Result<TextReader, WorkloadError> {
     let file = File::open(path).map_err(|source| WorkloadError::Io {
         path: path.to_path_buf(),
         source,
     })?;
+    Ok(if is_gzip_name(path) {
+        Box::new(BufReader::new(flate2::read::GzDecoder::new(file)))
+    } else {
+        Box::new(BufReader::new(file))
+    })
+}
+
+/// True when `path`'s name ends in `.gz` (any case).
+pub(crate) fn is_gzip_name(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+}
+
+fn open(path: &Path) -> Result<csv::Reader<TextReader>, WorkloadError> {
     Ok(csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
-        .from_reader(file))
+        .from_reader(open_text(path)?))
 }
 
 fn csv_error(path: &Path, err: csv::Error) -> WorkloadError {
@@ -58,7 +78,7 @@ fn csv_error(path: &Path, err: csv::Error) -> WorkloadError {
 
 /// A CSV reader positioned after the header, with the indices of the named columns.
 struct Columns {
-    reader: csv::Reader<File>,
+    reader: csv::Reader<TextReader>,
     path: PathBuf,
 }
 

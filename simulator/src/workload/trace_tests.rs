@@ -13,17 +13,37 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A reference trace of Vidur's, or `None` (with a message) when `../shared` is absent.
-fn reference_trace(name: &str) -> Option<PathBuf> {
+/// A reference trace of Vidur's, committed gzipped under `data/vidur/processed_traces/`.
+fn reference_trace(name: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/reference/vidur/processed_traces")
+        .join("../data/vidur/processed_traces")
         .join(name);
-    if path.exists() {
-        Some(path)
-    } else {
-        eprintln!("skipped: reference trace {} is absent", path.display());
-        None
-    }
+    assert!(path.is_file(), "{} is missing", path.display());
+    path
+}
+
+/// `path` decompressed into `dir` (same name without `.gz`).
+fn gunzip_into(path: &Path, dir: &Path) -> PathBuf {
+    let mut text = Vec::new();
+    std::io::Read::read_to_end(&mut trace_csv::open_text(path).unwrap(), &mut text).unwrap();
+    let out = dir.join(path.file_stem().unwrap());
+    std::fs::write(&out, text).unwrap();
+    out
+}
+
+/// `path` gzip-compressed into `dir` (same name plus `.gz`).
+fn gzip_into(path: &Path, dir: &Path) -> PathBuf {
+    let out = dir.join(format!(
+        "{}.gz",
+        path.file_name().unwrap().to_string_lossy()
+    ));
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&out).unwrap(),
+        flate2::Compression::default(),
+    );
+    gz.write_all(&std::fs::read(path).unwrap()).unwrap();
+    gz.finish().unwrap();
+    out
 }
 
 fn temp_file(contents: &str, suffix: &str) -> tempfile::NamedTempFile {
@@ -151,9 +171,7 @@ fn bad_trace_files_are_reported_with_file_and_line() {
 
 #[test]
 fn splitwise_trace_replays_every_row_in_order_with_both_lengths_clipped() {
-    let Some(path) = reference_trace("splitwise_conv.csv") else {
-        return;
-    };
+    let path = reference_trace("splitwise_conv.csv.gz");
     let cfg = WorkloadConfig {
         num_requests: None,
         trace: Some(TraceConfig::new(&path)),
@@ -175,7 +193,7 @@ fn splitwise_trace_replays_every_row_in_order_with_both_lengths_clipped() {
         (4_314_579_000, 396, 109)
     );
     // Over-long rows lose tokens from both prompt and output (Vidur trimmed only the prompt).
-    let mut raw = csv::Reader::from_path(&path).unwrap();
+    let mut raw = csv::Reader::from_reader(trace_csv::open_text(&path).unwrap());
     let rows: Vec<(f64, u32, u32)> = raw.deserialize().map(|r| r.unwrap()).collect();
     let i = rows
         .iter()
@@ -215,12 +233,8 @@ fn splitwise_trace_replays_every_row_in_order_with_both_lengths_clipped() {
 
 #[test]
 fn splitwise_code_drives_arrivals_and_arxiv_drives_lengths_past_its_rows() {
-    let (Some(code), Some(arxiv)) = (
-        reference_trace("splitwise_code.csv"),
-        reference_trace("arxiv_summarization_stats_llama2_tokenizer_filtered_v2.csv"),
-    ) else {
-        return;
-    };
+    let code = reference_trace("splitwise_code.csv.gz");
+    let arxiv = reference_trace("arxiv_summarization_stats_llama2_tokenizer_filtered_v2.csv.gz");
     let cfg = WorkloadConfig {
         num_requests: Some(30_000), // more than the 28,257 rows of arxiv, and than the 8,819 arrivals
         arrival: ArrivalConfig::Trace {
@@ -257,6 +271,63 @@ fn splitwise_code_drives_arrivals_and_arxiv_drives_lengths_past_its_rows() {
         .sum::<f64>()
         / 30_000.0;
     assert!((mean_p - 2588.0).abs() < 40.0, "mean prompt {mean_p}");
+}
+
+#[test]
+fn gzipped_and_plain_traces_give_the_same_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    // CSV replay: the committed .csv.gz against its decompressed copy.
+    let gz = reference_trace("splitwise_code.csv.gz");
+    let plain = gunzip_into(&gz, dir.path());
+    assert!(std::fs::read(&plain).unwrap().starts_with(b"arrived_at,"));
+    let replay = |file: &Path| {
+        let cfg = WorkloadConfig {
+            num_requests: None,
+            trace: Some(TraceConfig::new(file)),
+            ..WorkloadConfig::default()
+        };
+        all(&cfg, 0)
+    };
+    let from_gz = replay(&gz);
+    assert_eq!(from_gz.len(), 8_819);
+    assert_eq!(from_gz, replay(&plain));
+    // Arrival and length traces read .gz too.
+    let columns = |arrivals: &Path, lengths: &Path| {
+        let cfg = WorkloadConfig {
+            num_requests: Some(500),
+            arrival: ArrivalConfig::Trace {
+                trace_file: arrivals.to_path_buf(),
+                column: "arrived_at".into(),
+                time_scale_factor: 1.0,
+            },
+            lengths: LengthConfig::Trace {
+                trace_file: lengths.to_path_buf(),
+                prefill_scale_factor: 1.0,
+                decode_scale_factor: 1.0,
+            },
+            ..WorkloadConfig::default()
+        };
+        all(&cfg, 3)
+    };
+    assert_eq!(columns(&gz, &gz), columns(&plain, &plain));
+    // Mooncake JSON lines: `.jsonl.gz` is still recognised as Mooncake.
+    let jsonl = fixture("mooncake_small.jsonl");
+    let jsonl_gz = gzip_into(&jsonl, dir.path());
+    assert_eq!(
+        TraceConfig::new(&jsonl_gz).resolved_format(),
+        TraceFormat::Mooncake
+    );
+    assert_eq!(replay(&jsonl_gz), replay(&jsonl));
+    // A file named .gz that is not gzip is an error naming the file, not a panic.
+    let fake = dir.path().join("not_really.csv.gz");
+    std::fs::copy(&plain, &fake).unwrap();
+    let cfg = WorkloadConfig {
+        num_requests: None,
+        trace: Some(TraceConfig::new(&fake)),
+        ..WorkloadConfig::default()
+    };
+    let message = error_of(&cfg);
+    assert!(message.contains("not_really.csv.gz"), "{message}");
 }
 
 #[test]
