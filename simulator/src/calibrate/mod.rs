@@ -129,19 +129,27 @@ pub fn load(
     Ok(Loaded { prepared, skipped })
 }
 
-/// Fits `non_torch_memory_gib` and `activation_bytes_per_token_hidden` by least squares to the
-/// engine's recorded KV-block counts; `None` with fewer than two distinct experiments.
-pub fn fit_memory(exps: &[Prepared], start: &EngineCoefficients) -> Option<(f64, f64)> {
+/// Fits the memory coefficients to the engine's recorded KV-block counts: for each distinct
+/// deployment, the memory left after the weights and the recorded KV cache is
+/// `non_torch + activation · max_num_batched_tokens · hidden (+ multimodal reserve)`; the first two
+/// by least squares over the text-only models, the reserve as the mean residual of multimodal ones.
+/// Coefficients the data cannot determine keep their values in `start`.
+pub fn fit_memory(exps: &[Prepared], start: &EngineCoefficients) -> EngineCoefficients {
     let cat = Catalog::builtin();
-    // rest_i = non_torch + a · x_i, with x_i = max_num_batched_tokens × hidden size
-    let mut pts: Vec<(f64, f64)> = Vec::new();
+    let mut out = *start;
+    // (deployment key) -> (x = mnbt × hidden, rest bytes, multimodal)
+    let mut pts: std::collections::BTreeMap<String, (f64, f64, bool)> = Default::default();
     for p in exps {
         let e = &p.exp;
         let Some(blocks) = e.kv_blocks_total_gpu else {
             continue;
         };
-        let cfg = experiment::to_config(e, start, &SimShape::default()).ok()?;
-        let r = cfg.resolve(&cat).ok()?;
+        let Ok(cfg) = experiment::to_config(e, start, &SimShape::default()) else {
+            continue;
+        };
+        let Ok(r) = cfg.resolve(&cat) else {
+            continue;
+        };
         let args = MemoryArgs {
             gpu_memory_utilization: e.engine.gpu_memory_utilization,
             max_num_batched_tokens: e.engine.max_num_batched_tokens,
@@ -150,28 +158,46 @@ pub fn fit_memory(exps: &[Prepared], start: &EngineCoefficients) -> Option<(f64,
         let zero = EngineCoefficients {
             non_torch_memory_gib: 0.0,
             activation_bytes_per_token_hidden: 0.0,
+            multimodal_reserve_gib: 0.0,
             ..*start
         };
         let plan = plan_vllm_memory(&r.model, &r.device, r.parallelism, &r.precision, &zero, args);
         let rest = plan.budget_bytes as f64
             - plan.weight_bytes as f64
             - blocks as f64 * plan.kv_bytes_per_block as f64;
-        pts.push((
-            f64::from(e.engine.max_num_batched_tokens) * f64::from(r.model.hidden_size),
-            rest,
-        ));
+        let key = format!(
+            "{}|{}|{}|{}|{}",
+            e.model, e.gpu, e.tp, e.engine.gpu_memory_utilization, e.engine.max_num_batched_tokens
+        );
+        pts.insert(
+            key,
+            (
+                f64::from(e.engine.max_num_batched_tokens) * f64::from(r.model.hidden_size),
+                rest,
+                r.model.extra_params > 0,
+            ),
+        );
     }
-    if pts.len() < 2 {
-        return None;
+    let text: Vec<(f64, f64)> = pts.values().filter(|p| !p.2).map(|p| (p.0, p.1)).collect();
+    if text.len() >= 2 {
+        let n = text.len() as f64;
+        let mx = text.iter().map(|p| p.0).sum::<f64>() / n;
+        let my = text.iter().map(|p| p.1).sum::<f64>() / n;
+        let sxx: f64 = text.iter().map(|p| (p.0 - mx).powi(2)).sum();
+        let sxy: f64 = text.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+        let slope = if sxx > 0.0 { (sxy / sxx).max(0.0) } else { 0.0 };
+        out.activation_bytes_per_token_hidden = slope;
+        out.non_torch_memory_gib = (my - slope * mx).max(0.0) / GIB;
     }
-    let n = pts.len() as f64;
-    let mx = pts.iter().map(|p| p.0).sum::<f64>() / n;
-    let my = pts.iter().map(|p| p.1).sum::<f64>() / n;
-    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
-    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
-    let slope = if sxx > 0.0 { (sxy / sxx).max(0.0) } else { 0.0 };
-    let intercept = (my - slope * mx).max(0.0);
-    Some((intercept / GIB, slope))
+    let mm: Vec<f64> = pts
+        .values()
+        .filter(|p| p.2)
+        .map(|p| p.1 - out.non_torch_memory_gib * GIB - out.activation_bytes_per_token_hidden * p.0)
+        .collect();
+    if !mm.is_empty() {
+        out.multimodal_reserve_gib = (mm.iter().sum::<f64>() / mm.len() as f64).max(0.0) / GIB;
+    }
+    out
 }
 
 /// Simulates every experiment with `c` at the evaluation length and tabulates the results.
@@ -235,11 +261,7 @@ fn fit_all(
     max_iters: u64,
     progress: &ProgressBar,
 ) -> Result<(EngineCoefficients, f64)> {
-    let mut start = start;
-    if let Some((non_torch, act)) = fit_memory(exps, &start) {
-        start.non_torch_memory_gib = non_torch;
-        start.activation_bytes_per_token_hidden = act;
-    }
+    let start = fit_memory(exps, &start);
     let on_eval = |k: u64| progress.set_position(k);
     let problem = Problem {
         experiments: exps,

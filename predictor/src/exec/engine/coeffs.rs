@@ -16,6 +16,8 @@ pub struct EngineCoefficients {
     pub gemm_bandwidth: f64,
     /// Fraction of peak FLOP/s reached by dense GEMMs bound by compute.
     pub gemm_compute: f64,
+    /// Fixed time added to every GEMM (tail effects, split-K reduction, launch inside a graph), µs.
+    pub gemm_overhead_us: f64,
     /// Fraction of peak memory bandwidth reached by the fused MoE expert kernel.
     pub moe_bandwidth: f64,
     /// Fraction of peak FLOP/s reached by the fused MoE expert kernel.
@@ -61,6 +63,9 @@ pub struct EngineCoefficients {
     /// Peak activation memory of the profiling step, bytes per token of
     /// `max_num_batched_tokens` and per element of the hidden size.
     pub activation_bytes_per_token_hidden: f64,
+    /// Memory a multimodal model reserves per GPU beyond its weights (vLLM profiles its encoder
+    /// on dummy inputs of the largest size and keeps an encoder cache), GiB.
+    pub multimodal_reserve_gib: f64,
 }
 
 impl Default for EngineCoefficients {
@@ -68,6 +73,7 @@ impl Default for EngineCoefficients {
         EngineCoefficients {
             gemm_bandwidth: 0.80,
             gemm_compute: 0.70,
+            gemm_overhead_us: 2.0,
             moe_bandwidth: 0.70,
             moe_compute: 0.55,
             moe_expert_us: 2.0,
@@ -88,6 +94,7 @@ impl Default for EngineCoefficients {
             frontend_ms: 10.0,
             non_torch_memory_gib: 1.5,
             activation_bytes_per_token_hidden: 4.0,
+            multimodal_reserve_gib: 0.0,
         }
     }
 }
@@ -128,6 +135,7 @@ macro_rules! coef {
 pub const COEFFICIENTS: &[CoefInfo] = &[
     coef!(gemm_bandwidth, "fraction", 0.05, 1.0, true),
     coef!(gemm_compute, "fraction", 0.05, 1.0, false),
+    coef!(gemm_overhead_us, "µs", 0.0, 200.0, true),
     coef!(moe_bandwidth, "fraction", 0.05, 1.0, true),
     coef!(moe_compute, "fraction", 0.05, 1.0, false),
     coef!(moe_expert_us, "µs", 0.0, 200.0, true),
@@ -148,6 +156,7 @@ pub const COEFFICIENTS: &[CoefInfo] = &[
     coef!(frontend_ms, "ms", 0.0, 10_000.0, true),
     coef!(non_torch_memory_gib, "GiB", 0.0, 64.0, false),
     coef!(activation_bytes_per_token_hidden, "bytes", 0.0, 1e4, false),
+    coef!(multimodal_reserve_gib, "GiB", 0.0, 64.0, false),
 ];
 
 /// The coefficient named `name`.

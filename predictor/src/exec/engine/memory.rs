@@ -30,7 +30,7 @@ pub struct VllmMemoryPlan {
     pub weight_bytes: u64,
     /// Peak activations of the profiling step, bytes.
     pub activation_bytes: u64,
-    /// Memory outside PyTorch's allocator, bytes.
+    /// Memory outside PyTorch's allocator, and a multimodal model's encoder reserve, bytes.
     pub non_torch_bytes: u64,
     /// KV bytes of one block on that GPU (its layers).
     pub kv_bytes_per_block: u64,
@@ -61,7 +61,12 @@ pub fn plan_vllm_memory(
     let activation = (coeffs.activation_bytes_per_token_hidden
         * f64::from(args.max_num_batched_tokens)
         * f64::from(model.hidden_size)) as u64;
-    let non_torch = (coeffs.non_torch_memory_gib * GIB) as u64;
+    let multimodal = if model.extra_params > 0 {
+        coeffs.multimodal_reserve_gib
+    } else {
+        0.0
+    };
+    let non_torch = ((coeffs.non_torch_memory_gib + multimodal) * GIB) as u64;
     (0..par.pp)
         .map(|s| {
             let weights = model.stage_weight_bytes(par, s, prec);

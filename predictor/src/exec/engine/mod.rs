@@ -141,6 +141,8 @@ pub struct EngineModel {
     gemm: Rates,
     /// GEMMs of the attention projections (BF16 peak when they stay unquantized).
     attn_gemm: Rates,
+    /// Fixed time added to each GEMM, s.
+    gemm_overhead_s: f64,
     moe: Rates,
     attn: Rates,
     elem: Rates,
@@ -183,6 +185,7 @@ impl EngineModel {
                 bytes: bw * c.gemm_bandwidth,
                 floor_s,
             },
+            gemm_overhead_s: c.gemm_overhead_us * 1e-6,
             attn_gemm: Rates {
                 flops: attn_lin * c.gemm_compute,
                 bytes: bw * c.gemm_bandwidth,
@@ -246,13 +249,13 @@ impl EngineModel {
 
     fn gemm_s(&self, m: f64, k: f64, n: f64) -> f64 {
         let (f, b) = gemm_work(m, k, n, self.geo.weight_bytes, self.geo.act_bytes);
-        self.gemm.time_s(f, b)
+        self.gemm.time_s(f, b) + self.gemm_overhead_s
     }
 
     /// A GEMM of the attention projections.
     fn attn_gemm_s(&self, m: f64, k: f64, n: f64) -> f64 {
         let (f, b) = gemm_work(m, k, n, self.geo.attn_weight_bytes, self.geo.act_bytes);
-        self.attn_gemm.time_s(f, b)
+        self.attn_gemm.time_s(f, b) + self.gemm_overhead_s
     }
 
     fn elem_s(&self, elements: f64) -> f64 {

@@ -8,6 +8,7 @@ fn ideal() -> EngineCoefficients {
     EngineCoefficients {
         gemm_bandwidth: 1.0,
         gemm_compute: 1.0,
+        gemm_overhead_us: 0.0,
         moe_bandwidth: 1.0,
         moe_compute: 1.0,
         moe_expert_us: 0.0,
