@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Regenerates the shipped engine-model calibrations from the committed measurements:
+#
+#   ./scripts/calibrate.sh            # h100, then a100 and l40s from it, then the CI subset
+#   ./scripts/calibrate.sh --cv       # also leave-one-family-out cross-validation on h100
+#
+# Writes data/calibration/vllm-0.15.1/{h100,a100,l40s,ci-subset}.toml with their .md/.csv tables
+# (docs/calibration.md). Deterministic: the same inputs give the same files.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+cargo build --release -p simulator --bin simulator >&2
+bin="${CARGO_TARGET_DIR:-$root/target}/release/simulator"
+meas=data/calibration/vllm-0.15.1-measured.json
+dir=data/calibration/vllm-0.15.1
+cv=()
+if [ "${1:-}" = "--cv" ]; then cv=(--cross-validate); fi
+
+"$bin" calibrate --measurements "$meas" --device h100 --out "$dir/h100.toml" "${cv[@]}"
+# Two or three experiments per GPU: fit the coefficients that move most from H100.
+for gpu in a100 l40s; do
+  "$bin" calibrate --measurements "$meas" --device "$gpu" --start "$dir/h100.toml" \
+    --fit gemm_bandwidth,cpu_step_us,frontend_ms --out "$dir/$gpu.toml"
+done
+"$(dirname "$0")/check-calibration.sh" --write
