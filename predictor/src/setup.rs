@@ -8,11 +8,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{DeviceSpec, ModelSpec, NodeSpec};
+use crate::exec::engine::{EngineCoefficients, EngineModel, EngineSettings};
 use crate::exec::profiled::{build_profiled, needed_ops};
 use crate::exec::roofline::{Roofline, RooflineEfficiency};
 use crate::exec::tables::read_tables;
 use crate::exec::tabulated::Tabulated;
-use crate::exec::engine::{EngineCoefficients, EngineModel, EngineSettings};
 use crate::exec::{BackendKind, ExecParams, ExecutionModel, StageModel};
 use crate::parallel::Parallelism;
 use crate::precision::Precision;

@@ -432,7 +432,8 @@ impl SimConfig {
             engine_behaviour = cal.engine;
             if let Some(c) = &self.predictor.coefficients {
                 exec.engine_coefficients = *c;
-                exec.calibration = "coefficients from the configuration ([predictor.coefficients])".into();
+                exec.calibration =
+                    "coefficients from the configuration ([predictor.coefficients])".into();
             }
         }
         let memory = if engine_backend && self.scheduler.num_blocks.is_none() {
@@ -444,9 +445,8 @@ impl SimConfig {
                 &exec.engine_coefficients,
                 predictor::exec::engine::memory::MemoryArgs {
                     gpu_memory_utilization: v1.gpu_memory_utilization.unwrap_or(0.9),
-                    max_num_batched_tokens: v1.token_budget(
-                        v1.max_model_len.unwrap_or(max_request_tokens),
-                    ),
+                    max_num_batched_tokens: v1
+                        .token_budget(v1.max_model_len.unwrap_or(max_request_tokens)),
                     block_size,
                 },
                 max_request_tokens,

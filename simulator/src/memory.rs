@@ -82,7 +82,12 @@ pub enum PlanError {
 }
 
 /// Weight bytes on one GPU of pipeline stage `stage` at precision `prec`.
-pub fn stage_weight_bytes(model: &ModelSpec, par: Parallelism, stage: u32, prec: &Precision) -> u64 {
+pub fn stage_weight_bytes(
+    model: &ModelSpec,
+    par: Parallelism,
+    stage: u32,
+    prec: &Precision,
+) -> u64 {
     model.stage_weight_bytes(par, stage, prec)
 }
 
@@ -202,7 +207,17 @@ mod tests {
         let cat = Catalog::builtin();
         let m = cat.model("meta-llama/Llama-2-7b-hf").unwrap();
         let d = cat.device("a100").unwrap();
-        let p = plan(&m, &d, Parallelism::new(1, 1), &Precision::BF16, 0.1, 16, 4096, None).unwrap();
+        let p = plan(
+            &m,
+            &d,
+            Parallelism::new(1, 1),
+            &Precision::BF16,
+            0.1,
+            16,
+            4096,
+            None,
+        )
+        .unwrap();
         // KV: 2 · 2 B · 128 · 32 heads · 32 layers = 0.5 MiB per token, 8 MiB per block.
         assert_eq!(p.kv_bytes_per_block, 8 << 20);
         // Vidur (no embeddings, whole 4096-token requests): 7424 blocks. Counting the embedding and
@@ -224,13 +239,32 @@ mod tests {
         let cat = Catalog::builtin();
         let m = cat.model("meta-llama/Llama-2-70b-hf").unwrap();
         let d = cat.device("a100").unwrap();
-        let e = plan(&m, &d, Parallelism::new(1, 1), &Precision::BF16, 0.1, 16, 4096, None)
-            .unwrap_err()
-            .to_string();
+        let e = plan(
+            &m,
+            &d,
+            Parallelism::new(1, 1),
+            &Precision::BF16,
+            0.1,
+            16,
+            4096,
+            None,
+        )
+        .unwrap_err()
+        .to_string();
         for s in ["Llama-2-70b-hf", "a100", "TP1 × PP1", "GiB", "--tp"] {
             assert!(e.contains(s), "{e}");
         }
-        assert!(plan(&m, &d, Parallelism::new(4, 1), &Precision::BF16, 0.1, 16, 4096, None).is_ok());
+        assert!(plan(
+            &m,
+            &d,
+            Parallelism::new(4, 1),
+            &Precision::BF16,
+            0.1,
+            16,
+            4096,
+            None
+        )
+        .is_ok());
     }
 
     #[test]

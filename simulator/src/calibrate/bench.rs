@@ -56,7 +56,9 @@ pub fn import_bench(v: &Value, stem: &str, d: &BenchDefaults) -> Result<Experime
         _ => num(v, "request_rate").ok_or("a vllm bench result needs `request_rate`")?,
     };
     if !(rate.is_finite() && rate > 0.0) {
-        return Err(format!("`request_rate` is {rate}: it must be a positive number"));
+        return Err(format!(
+            "`request_rate` is {rate}: it must be a positive number"
+        ));
     }
     let completed = num(v, "completed").ok_or("a vllm bench result needs `completed`")?;
     let prompts = num(v, "num_prompts").unwrap_or(completed);
@@ -87,7 +89,8 @@ pub fn import_bench(v: &Value, stem: &str, d: &BenchDefaults) -> Result<Experime
     };
     let ms = |key: &str| num(v, key).filter(|x| x.is_finite() && *x > 0.0);
     let stage = MeasuredStage {
-        e2e_mean: ms("mean_e2el_ms").ok_or("a vllm bench result needs `mean_e2el_ms` (vLLM ≥ 0.6 records it)")?,
+        e2e_mean: ms("mean_e2el_ms")
+            .ok_or("a vllm bench result needs `mean_e2el_ms` (vLLM ≥ 0.6 records it)")?,
         e2e_p90: ms("p90_e2el_ms"),
         e2e_p99: ms("p99_e2el_ms"),
         ttft_mean: ms("mean_ttft_ms").ok_or("a vllm bench result needs `mean_ttft_ms`")?,
@@ -99,7 +102,9 @@ pub fn import_bench(v: &Value, stem: &str, d: &BenchDefaults) -> Result<Experime
         match num(v, key) {
             None => Ok(default),
             Some(x) if x >= 1.0 && x <= f64::from(u32::MAX) && x.fract() == 0.0 => Ok(x as u32),
-            Some(x) => Err(format!("metadata `{key}` is {x}: give a positive whole number")),
+            Some(x) => Err(format!(
+                "metadata `{key}` is {x}: give a positive whole number"
+            )),
         }
     };
     let quantized = text(v, "quantization").is_some_and(|q| q.eq_ignore_ascii_case("fp8"));
@@ -115,7 +120,8 @@ pub fn import_bench(v: &Value, stem: &str, d: &BenchDefaults) -> Result<Experime
             version: text(v, "version").unwrap_or("unknown").to_string(),
             max_num_seqs: u("max_num_seqs", d.max_num_seqs)?,
             max_num_batched_tokens: u("max_num_batched_tokens", d.max_num_batched_tokens)?,
-            gpu_memory_utilization: num(v, "gpu_memory_utilization").unwrap_or(d.gpu_memory_utilization),
+            gpu_memory_utilization: num(v, "gpu_memory_utilization")
+                .unwrap_or(d.gpu_memory_utilization),
             kv_cpu_offload: None,
             chunked_prefill: true,
             prefix_caching: true,
@@ -167,13 +173,19 @@ mod tests {
         let e = import_bench(&v, "run1", &BenchDefaults::default()).unwrap();
         e.validate().unwrap();
         assert_eq!(e.model, "meta-llama/Llama-3.1-8B-Instruct");
-        assert_eq!((e.gpu.as_str(), e.tp, e.engine.max_num_seqs), ("h100", 1, 128));
+        assert_eq!(
+            (e.gpu.as_str(), e.tp, e.engine.max_num_seqs),
+            ("h100", 1, 128)
+        );
         assert_eq!(e.workload.stages[0].rate, 2.0);
         assert_eq!(e.workload.stages[0].duration, 2.0);
         assert_eq!(e.workload.lengths.as_ref().unwrap()[2], [500, 128]);
         assert_eq!(e.workload.burstiness, None);
         let s = e.stages()[0].1;
-        assert_eq!((s.ttft_mean, s.ttft_p90, s.e2e_mean, s.e2e_p90), (25.0, Some(28.0), 980.0, Some(1000.0)));
+        assert_eq!(
+            (s.ttft_mean, s.ttft_p90, s.e2e_mean, s.e2e_p90),
+            (25.0, Some(28.0), 980.0, Some(1000.0))
+        );
     }
 
     #[test]
@@ -181,19 +193,28 @@ mod tests {
         let mut v: Value = serde_json::from_str(FIXTURE).unwrap();
         v.as_object_mut().unwrap().remove("gpu");
         let e = import_bench(&v, "r", &BenchDefaults::default()).unwrap_err();
-        assert!(e.contains("--device") && e.contains("--metadata gpu="), "{e}");
+        assert!(
+            e.contains("--device") && e.contains("--metadata gpu="),
+            "{e}"
+        );
         let with_gpu = BenchDefaults {
             gpu: Some("a100".into()),
             ..Default::default()
         };
         assert_eq!(import_bench(&v, "r", &with_gpu).unwrap().gpu, "a100");
         v["request_rate"] = Value::String("inf".into());
-        assert!(import_bench(&v, "r", &with_gpu).unwrap_err().contains("inf"));
+        assert!(import_bench(&v, "r", &with_gpu)
+            .unwrap_err()
+            .contains("inf"));
         v["request_rate"] = 2.0.into();
         v["max_concurrency"] = 8.into();
-        assert!(import_bench(&v, "r", &with_gpu).unwrap_err().contains("max_concurrency"));
+        assert!(import_bench(&v, "r", &with_gpu)
+            .unwrap_err()
+            .contains("max_concurrency"));
         v["max_concurrency"] = Value::Null;
         v.as_object_mut().unwrap().remove("mean_e2el_ms");
-        assert!(import_bench(&v, "r", &with_gpu).unwrap_err().contains("mean_e2el_ms"));
+        assert!(import_bench(&v, "r", &with_gpu)
+            .unwrap_err()
+            .contains("mean_e2el_ms"));
     }
 }

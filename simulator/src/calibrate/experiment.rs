@@ -154,7 +154,8 @@ pub fn to_config(
         }
         (None, None) => return Err("the workload has neither shared_prefix nor lengths".into()),
     }
-    cfg.resolve(&Catalog::builtin()).map_err(|err| err.to_string())?;
+    cfg.resolve(&Catalog::builtin())
+        .map_err(|err| err.to_string())?;
     Ok(cfg)
 }
 

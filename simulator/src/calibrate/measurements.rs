@@ -225,7 +225,10 @@ impl Experiment {
                 && p[..p.len() - 1]
                     .chars()
                     .all(|c| c.is_ascii_digit() || c == 'x' || c == '.');
-            if size || p == "instruct" || p.starts_with('v') && p[1..].starts_with(|c: char| c.is_ascii_digit()) {
+            if size
+                || p == "instruct"
+                || p.starts_with('v') && p[1..].starts_with(|c: char| c.is_ascii_digit())
+            {
                 break;
             }
             parts.push(p);
@@ -260,11 +263,13 @@ impl Experiment {
             return Err(f("workload.stages", "is empty".into()));
         }
         for (i, s) in self.workload.stages.iter().enumerate() {
-            if !(s.rate.is_finite() && s.rate > 0.0 && s.duration.is_finite() && s.duration > 0.0)
-            {
+            if !(s.rate.is_finite() && s.rate > 0.0 && s.duration.is_finite() && s.duration > 0.0) {
                 return Err(f(
                     &format!("workload.stages[{i}]"),
-                    format!("has rate {} and duration {}: both must be positive", s.rate, s.duration),
+                    format!(
+                        "has rate {} and duration {}: both must be positive",
+                        s.rate, s.duration
+                    ),
                 ));
             }
         }
@@ -277,7 +282,10 @@ impl Experiment {
         for (k, s) in &self.measured_ms {
             let vals = [Some(s.e2e_mean), s.e2e_p90, Some(s.ttft_mean), s.ttft_p90];
             if vals.iter().flatten().any(|v| !(v.is_finite() && *v > 0.0)) {
-                return Err(f(&format!("measured_ms.{k}"), "has a latency that is not a positive number".into()));
+                return Err(f(
+                    &format!("measured_ms.{k}"),
+                    "has a latency that is not a positive number".into(),
+                ));
             }
         }
         if self.stages().is_empty() {
@@ -306,8 +314,11 @@ pub fn read_measurements(
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
     let experiments = if value.get("experiments").is_some() {
-        let file: MeasurementFile = serde_json::from_value(value)
-            .map_err(|e| invalid(format!("does not follow the measurements schema (docs/calibration.md): {e}")))?;
+        let file: MeasurementFile = serde_json::from_value(value).map_err(|e| {
+            invalid(format!(
+                "does not follow the measurements schema (docs/calibration.md): {e}"
+            ))
+        })?;
         file.experiments
     } else if value.get("mean_ttft_ms").is_some() {
         let stem = path
@@ -426,7 +437,10 @@ mod tests {
             ("Qwen/Qwen2.5-7B-Instruct", "qwen2.5"),
             ("01-ai/Yi-34B", "yi"),
             ("mistralai/Mistral-Nemo-Instruct-2407", "mistral-nemo"),
-            ("RedHatAI/Llama-4-Scout-17B-16E-Instruct-FP8-dynamic", "llama-4-scout"),
+            (
+                "RedHatAI/Llama-4-Scout-17B-16E-Instruct-FP8-dynamic",
+                "llama-4-scout",
+            ),
         ] {
             assert_eq!(exp(m).family(), fam, "{m}");
         }

@@ -7,6 +7,7 @@
 //! writes the calibration file, a table of measured against simulated latencies per experiment and
 //! stage, and optionally leave-one-model-family-out cross-validation.
 
+pub mod baseline;
 pub mod bench;
 pub mod experiment;
 pub mod fit;
@@ -32,6 +33,15 @@ use measurements::{read_measurements, BenchDefaults, Experiment};
 use report::{Row, Table};
 
 const GIB: f64 = (1u64 << 30) as f64;
+
+/// A backend to compare against the measurements (`--baseline`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Baseline {
+    /// Vidur's stage formula over the roofline, default efficiencies, no front end.
+    Roofline,
+    /// Vidur's stage formula over published profiles of a model of the same shape.
+    Profiled,
+}
 
 /// `simulator calibrate`.
 #[derive(Debug, Clone, Args)]
@@ -66,6 +76,12 @@ pub struct CalibrateArgs {
     /// Also fit once per model family with that family held out, and report its errors
     #[arg(long)]
     pub cross_validate: bool,
+    /// Fit nothing: tabulate another backend against the measurements instead (roofline: Vidur's formula over the roofline; profiled: Vidur's formula over published profiles of a model of the same shape, from --profiles)
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub baseline: Option<Baseline>,
+    /// Profile directory for --baseline profiled [default: data/vidur/profiling]
+    #[arg(long, value_name = "DIR")]
+    pub profiles: Option<PathBuf>,
     /// Tokens the serving stack adds to each shared-prefix prompt [default: 27]
     #[arg(long, value_name = "TOKENS")]
     pub extra_prompt_tokens: Option<u32>,
@@ -113,7 +129,10 @@ pub fn load(
     let mut skipped = Vec::new();
     for e in all {
         if let Some(filter) = only {
-            if !filter.split(',').any(|s| !s.is_empty() && e.id.contains(s.trim())) {
+            if !filter
+                .split(',')
+                .any(|s| !s.is_empty() && e.id.contains(s.trim()))
+            {
                 continue;
             }
         }
@@ -161,7 +180,14 @@ pub fn fit_memory(exps: &[Prepared], start: &EngineCoefficients) -> EngineCoeffi
             multimodal_reserve_gib: 0.0,
             ..*start
         };
-        let plan = plan_vllm_memory(&r.model, &r.device, r.parallelism, &r.precision, &zero, args);
+        let plan = plan_vllm_memory(
+            &r.model,
+            &r.device,
+            r.parallelism,
+            &r.precision,
+            &zero,
+            args,
+        );
         let rest = plan.budget_bytes as f64
             - plan.weight_bytes as f64
             - blocks as f64 * plan.kv_bytes_per_block as f64;
@@ -215,7 +241,10 @@ pub fn evaluate(exps: &[Prepared], c: &EngineCoefficients, shape: &SimShape) -> 
                 measured: *m,
                 simulated: sim.as_ref().ok().map(|s| s.stages[i]),
                 error: sim.as_ref().err().cloned(),
-                kv_blocks: (p.exp.kv_blocks_total_gpu, sim.as_ref().ok().map(|s| s.kv_blocks)),
+                kv_blocks: (
+                    p.exp.kv_blocks_total_gpu,
+                    sim.as_ref().ok().map(|s| s.kv_blocks),
+                ),
             });
         }
     }
@@ -268,6 +297,7 @@ fn fit_all(
         start,
         fitted: fitted.to_vec(),
         shape: shape.clone(),
+        prior_weight: fit::PRIOR_WEIGHT,
         progress: &on_eval,
         evaluations: AtomicU64::new(0),
     };
@@ -333,6 +363,24 @@ pub fn main(a: &CalibrateArgs) -> Result<()> {
         bail!("no experiment on {device} can be simulated (see the skipped ones above)");
     }
     let exps = &loaded.prepared;
+    if let Some(kind) = a.baseline {
+        let profiles = a
+            .profiles
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("data/vidur/profiling"));
+        let table = baseline::evaluate(exps, kind, &profiles, &eval_shape);
+        let (e2e, ttft, n) = table.mean_abs_errors();
+        let title = format!("Baseline {kind:?} on {device}");
+        std::fs::write(a.out.with_extension("md"), table.markdown(&title))?;
+        std::fs::write(a.out.with_extension("csv"), table.csv())?;
+        eprintln!(
+            "{title}: {n} stages, mean |error| E2E {:.1} %, TTFT {:.1} %; wrote {}",
+            e2e * 100.0,
+            ttft * 100.0,
+            a.out.with_extension("md").display()
+        );
+        return Ok(());
+    }
     let max_iters = a.max_iters.unwrap_or(150);
     let started = std::time::Instant::now();
     let pb = bar(a.quiet, max_iters * 2, "fitting");
@@ -366,7 +414,10 @@ pub fn main(a: &CalibrateArgs) -> Result<()> {
         .with_context(|| format!("cannot write {}", a.out.display()))?;
     let md = a.out.with_extension("md");
     let csv = a.out.with_extension("csv");
-    std::fs::write(&md, table.markdown(&format!("Calibration {} on {device}", cal.name())))?;
+    std::fs::write(
+        &md,
+        table.markdown(&format!("Calibration {} on {device}", cal.name())),
+    )?;
     std::fs::write(&csv, table.csv())?;
     if !a.quiet {
         eprintln!(
@@ -376,10 +427,23 @@ pub fn main(a: &CalibrateArgs) -> Result<()> {
             e2e * 100.0,
             ttft * 100.0
         );
-        eprintln!("wrote {}, {} and {}", a.out.display(), md.display(), csv.display());
+        eprintln!(
+            "wrote {}, {} and {}",
+            a.out.display(),
+            md.display(),
+            csv.display()
+        );
     }
     if a.cross_validate {
-        let cv = cross_validate(exps, start, &fitted, &fit_shape, &eval_shape, max_iters, a.quiet)?;
+        let cv = cross_validate(
+            exps,
+            start,
+            &fitted,
+            &fit_shape,
+            &eval_shape,
+            max_iters,
+            a.quiet,
+        )?;
         let path = a.out.with_extension("cv.md");
         std::fs::write(&path, cv.markdown("Leave-one-family-out cross-validation"))?;
         std::fs::write(a.out.with_extension("cv.csv"), cv.csv())?;
@@ -428,7 +492,8 @@ pub fn weights_per_gpu_gib(e: &Experiment) -> Option<(f64, u64)> {
     let cat = Catalog::builtin();
     let model = cat.model(&e.model).ok()?;
     let device = cat.device(&e.gpu).ok()?;
-    let cfg = experiment::to_config(e, &EngineCoefficients::default(), &SimShape::default()).ok()?;
+    let cfg =
+        experiment::to_config(e, &EngineCoefficients::default(), &SimShape::default()).ok()?;
     let prec = Precision::resolve(&model, &device, &cfg.replica.precision()).ok()?;
     let par = Parallelism::new(e.tp, 1);
     Some((
@@ -436,3 +501,6 @@ pub fn weights_per_gpu_gib(e: &Experiment) -> Option<(f64, u64)> {
         model.total_params(),
     ))
 }
+
+#[cfg(test)]
+mod tests;

@@ -109,7 +109,9 @@ impl Metrics {
         let stage = if self.stage_ends_ns.is_empty() {
             None
         } else {
-            let i = self.stage_ends_ns.partition_point(|&e| e <= r.arrived_at_ns);
+            let i = self
+                .stage_ends_ns
+                .partition_point(|&e| e <= r.arrived_at_ns);
             self.stages.get_mut(i.min(self.stage_ends_ns.len() - 1))
         };
         let mut tpot_s = None;

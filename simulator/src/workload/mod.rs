@@ -38,9 +38,9 @@ mod trace_tests;
 pub use args::{ArrivalKind, LengthKind, WorkloadArgs};
 pub use config::{
     ArrivalConfig, LengthConfig, PrefixConfig, PrefixLaw, RateStage, SessionConfig,
-    SharedPrefixConfig, TraceConfig, TraceFormat,
-    WorkloadConfig, DEFAULT_DECODE_TOKENS, DEFAULT_MAX_TOKENS, DEFAULT_NUM_REQUESTS,
-    DEFAULT_PREFILL_TOKENS, DEFAULT_QPS, IMPLICIT_NUM_REQUESTS,
+    SharedPrefixConfig, TraceConfig, TraceFormat, WorkloadConfig, DEFAULT_DECODE_TOKENS,
+    DEFAULT_MAX_TOKENS, DEFAULT_NUM_REQUESTS, DEFAULT_PREFILL_TOKENS, DEFAULT_QPS,
+    IMPLICIT_NUM_REQUESTS,
 };
 pub use error::WorkloadError;
 pub use prefix::expected_prefix_hit_rate;
@@ -136,10 +136,7 @@ pub fn generate(
     let arrivals = ArrivalProcess::new(&cfg.arrival, arrival_rng)?;
     if let Some(pool) = &cfg.shared_prefix {
         return Ok(Box::new(pool::PromptPool::new(
-            pool,
-            arrivals,
-            prefix_rng,
-            bounds,
+            pool, arrivals, prefix_rng, bounds,
         )));
     }
     let lengths = LengthSampler::new(&cfg.lengths, cfg.max_tokens - prefix_tokens, length_rng)?;

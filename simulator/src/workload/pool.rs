@@ -116,13 +116,18 @@ mod tests {
     fn prompts_cycle_through_a_shuffled_pool_and_stages_set_the_rate() {
         let reqs: Vec<RequestSpec> = generate(&cfg(), 7).unwrap().collect();
         // 20/s for 30 s then 50/s for 30 s: about 600 + 1500 requests.
-        let first = reqs.iter().filter(|r| r.arrival_ns < 30_000_000_000).count();
+        let first = reqs
+            .iter()
+            .filter(|r| r.arrival_ns < 30_000_000_000)
+            .count();
         let second = reqs.len() - first;
         assert!((first as f64 - 600.0).abs() < 100.0, "{first}");
         assert!((second as f64 - 1500.0).abs() < 160.0, "{second}");
         assert!(reqs.last().unwrap().arrival_ns < 60_000_000_000);
         // Every prompt: 305 tokens in two segments, 50 outputs; 12 distinct prompts in a cycle.
-        assert!(reqs.iter().all(|r| r.prefill_tokens == 305 && r.decode_tokens == 50));
+        assert!(reqs
+            .iter()
+            .all(|r| r.prefill_tokens == 305 && r.decode_tokens == 50));
         let cycle: Vec<u64> = reqs[..12].iter().map(|r| r.segments[1].id).collect();
         assert_eq!(cycle.iter().collect::<BTreeSet<_>>().len(), 12);
         let again: Vec<u64> = reqs[12..24].iter().map(|r| r.segments[1].id).collect();

@@ -1,9 +1,8 @@
 //! Checking a [`WorkloadConfig`] before generating from it.
 
 use super::config::{
-    SharedPrefixConfig,
-    ArrivalConfig, LengthConfig, PrefixConfig, SessionConfig, TraceConfig, TraceFormat,
-    WorkloadConfig,
+    ArrivalConfig, LengthConfig, PrefixConfig, SessionConfig, SharedPrefixConfig, TraceConfig,
+    TraceFormat, WorkloadConfig,
 };
 use super::error::WorkloadError;
 use super::{mooncake, trace_csv};
@@ -121,7 +120,10 @@ impl WorkloadConfig {
     }
 
     fn validate_pool(&self, pool: &SharedPrefixConfig) -> Result<(), WorkloadError> {
-        if self.lengths != LengthConfig::default() || self.prefix.is_some() || self.sessions.is_some() {
+        if self.lengths != LengthConfig::default()
+            || self.prefix.is_some()
+            || self.sessions.is_some()
+        {
             return Err(WorkloadError::Conflict(
                 "[workload.shared_prefix] sets every prompt and output length and the shared prefixes, so \
                  [workload.lengths], [workload.prefix] and [workload.sessions] would be ignored; remove them"
@@ -130,7 +132,10 @@ impl WorkloadConfig {
         }
         for (field, v) in [
             ("workload.shared_prefix.num_groups", pool.num_groups),
-            ("workload.shared_prefix.prompts_per_group", pool.prompts_per_group),
+            (
+                "workload.shared_prefix.prompts_per_group",
+                pool.prompts_per_group,
+            ),
             ("workload.shared_prefix.output_tokens", pool.output_tokens),
         ] {
             at_least_one(field, v)?;
