@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use predictor::BackendChoice;
 
+use simulator::bench::{GoodputMetric, Percentiles};
 use simulator::config::SimConfig;
 use simulator::router::RouterKind;
 use simulator::workload::WorkloadArgs;
@@ -168,6 +169,16 @@ pub struct SloArgs {
     /// Largest end-to-end latency, s
     #[arg(long, value_name = "SECONDS")]
     pub slo_e2e: Option<f64>,
+    /// The same SLOs in vLLM's syntax: KEY:MILLISECONDS pairs, KEY one of ttft, tpot, e2el (e.g. --goodput ttft:500 tpot:50)
+    #[arg(
+        long,
+        value_name = "KEY:MS",
+        num_args = 1..,
+        value_delimiter = ',',
+        value_parser = simulator::bench::parse_goodput_pair,
+        conflicts_with_all = ["slo_ttft", "slo_tpot", "slo_e2e"]
+    )]
+    pub goodput: Vec<(GoodputMetric, f64)>,
 }
 
 /// Output flags.
@@ -183,12 +194,24 @@ pub struct OutputArgs {
     /// Do not write trace.json
     #[arg(long)]
     pub no_trace: bool,
+    /// Write batches.csv even above 20,000 requests, where it is skipped unless asked for
+    #[arg(long, conflicts_with = "no_batches")]
+    pub write_batches: bool,
+    /// Write trace.json even above 20,000 requests, where it is skipped unless asked for
+    #[arg(long, conflicts_with = "no_trace")]
+    pub write_trace: bool,
     /// Do not write the plots and report.html
     #[arg(long)]
     pub no_report: bool,
     /// Sampling interval of timeseries.csv, simulated seconds [default: 1]
     #[arg(long, value_name = "SECONDS")]
     pub timeseries_interval: Option<f64>,
+    /// Percentiles reported in bench.json and by --json, comma-separated (vLLM's --metric-percentiles) [default: 99]
+    #[arg(long, value_name = "P,...", value_parser = simulator::bench::Percentiles::parse)]
+    pub metric_percentiles: Option<Percentiles>,
+    /// Print the run's result in the JSON keys of `vllm bench serve --save-result` (bench.json) instead of the summary
+    #[arg(long)]
+    pub json: bool,
     /// No progress bar and no summary
     #[arg(long, short)]
     pub quiet: bool,
@@ -271,11 +294,21 @@ impl RunArgs {
         if self.slo.slo_e2e.is_some() {
             cfg.slo.e2e_s = self.slo.slo_e2e;
         }
+        simulator::bench::apply_goodput(&self.slo.goodput, &mut cfg.slo);
+        if let Some(p) = &self.output.metric_percentiles {
+            cfg.output.metric_percentiles = p.0.clone();
+        }
         if self.output.no_batches {
             cfg.output.batches = false;
         }
         if self.output.no_trace {
             cfg.output.trace = false;
+        }
+        if self.output.write_batches {
+            cfg.output.batches = true;
+        }
+        if self.output.write_trace {
+            cfg.output.trace = true;
         }
         if self.output.no_report {
             cfg.output.report = false;

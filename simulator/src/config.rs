@@ -206,6 +206,8 @@ pub struct OutputConfig {
     pub timeseries_interval_s: f64,
     /// Write the plots and `report.html` (`simulator::report`).
     pub report: bool,
+    /// Percentiles of `bench.json` (vLLM's `--metric-percentiles`), each in [0, 100].
+    pub metric_percentiles: Vec<f64>,
 }
 
 impl Default for OutputConfig {
@@ -215,6 +217,7 @@ impl Default for OutputConfig {
             trace: true,
             timeseries_interval_s: 1.0,
             report: true,
+            metric_percentiles: vec![99.0],
         }
     }
 }
@@ -345,6 +348,12 @@ impl SimConfig {
                 "must be a positive number of seconds (--timeseries-interval)",
             ));
         }
+        crate::bench::check_percentiles(&self.output.metric_percentiles).map_err(|why| {
+            invalid(
+                "output.metric_percentiles",
+                format!("{why} (--metric-percentiles)"),
+            )
+        })?;
         self.workload.validate()?;
         // Prefix caching and the vLLM V1 knobs.
         if s.enable_prefix_caching == Some(true)

@@ -1,18 +1,18 @@
 //! One simulation from a configuration: [`simulate`]. Safe to call from many threads at once (no
 //! global state); files are written only when [`RunOptions::out_dir`] is set.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use predictor::table::TableBounds;
 use predictor::{build_execution_model, BackendInfo, Catalog, ExecSetup, ExecutionModel};
 
+use crate::bench::BenchResult;
 use crate::config::SimConfig;
 use crate::engine::{Engine, EngineSetup, Progress};
 use crate::error::SimError;
+use crate::metrics::load::{self, ArrivalTally};
 use crate::metrics::summary::{BackendSummary, ClusterFacts, Summary};
 use crate::metrics::FlopModel;
 use crate::output::{self, Sinks};
@@ -35,6 +35,8 @@ pub struct RunOptions {
 pub struct SimOutcome {
     /// The content of `summary.json`.
     pub summary: Summary,
+    /// The content of `bench.json` (vLLM's benchmark keys).
+    pub bench: BenchResult,
     /// The backend that answered.
     pub backend: BackendInfo,
     /// KV blocks per replica.
@@ -82,7 +84,14 @@ pub fn simulate(cfg: &SimConfig, opts: &RunOptions) -> Result<SimOutcome, SimErr
         None => execution_model(cfg, &resolved)?,
     };
     let backend = exec.info();
-    let arrivals = crate::workload::generate(&cfg.workload, cfg.seed)?;
+    let tally = Arc::new(Mutex::new(ArrivalTally::default()));
+    let arrivals = {
+        let tally = tally.clone();
+        Box::new(
+            crate::workload::generate(&cfg.workload, cfg.seed)?
+                .inspect(move |s| tally.lock().unwrap_or_else(|p| p.into_inner()).record(s)),
+        )
+    };
     let pp = resolved.parallelism.pp;
     let sinks = match &opts.out_dir {
         Some(dir) => Some(Sinks::create(
@@ -133,35 +142,11 @@ pub fn simulate(cfg: &SimConfig, opts: &RunOptions) -> Result<SimOutcome, SimErr
         keep_stage_log: false,
         keep_requests: false,
     };
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
-    let show_bar = !opts.quiet && std::io::stderr().is_terminal();
-    let mut shown = false;
-    let mut on_progress = |p: Progress| {
-        if !show_bar {
-            return;
-        }
-        let elapsed = start.elapsed();
-        if !shown && elapsed > Duration::from_secs(1) {
-            shown = true;
-            bar.set_draw_target(ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {elapsed} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-        }
-        if shown {
-            bar.set_message(format!(
-                "{} requests done of {} arrived, {:.1} s simulated, {:.0} req/s",
-                p.completed,
-                p.arrived,
-                p.now_ns as f64 * 1e-9,
-                p.completed as f64 / elapsed.as_secs_f64()
-            ));
-            bar.tick();
-        }
-    };
+    let mut bar =
+        crate::progress::RunProgress::new(opts.quiet, crate::progress::expected_requests(cfg));
+    let mut on_progress = |p: Progress| bar.update(p);
     let outcome = Engine::new(setup, arrivals).run(&mut on_progress)?;
-    bar.finish_and_clear();
+    bar.finish();
     let facts = ClusterFacts {
         gpus_per_replica: resolved.parallelism.world_size(),
         peak_flops_per_gpu: resolved.device.peak_bf16_flops,
@@ -180,7 +165,14 @@ pub fn simulate(cfg: &SimConfig, opts: &RunOptions) -> Result<SimOutcome, SimErr
         stages: cfg.workload.arrival.stage_bounds(),
         frontend_ns: exec.frontend_ns(),
     };
-    let summary = Summary::build(&outcome, &facts);
+    let mut summary = Summary::build(&outcome, &facts);
+    let arrived = tally
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .facts(outcome.end_ns);
+    summary.load = Some(load::judge(&summary, &arrived, &outcome.metrics.ttft_trend));
+    summary.workload = Some(arrived);
+    let bench = crate::bench::build(cfg, &resolved.model.name, &summary, &outcome.metrics);
     if let Some(dir) = &opts.out_dir {
         output::write_file(
             dir,
@@ -189,12 +181,19 @@ pub fn simulate(cfg: &SimConfig, opts: &RunOptions) -> Result<SimOutcome, SimErr
         )?;
         let json = serde_json::to_string_pretty(&summary).expect("the summary serializes");
         output::write_file(dir, "summary.json", &(json + "\n"))?;
+        output::write_file(dir, "bench.json", &bench.to_json())?;
+        output::write_file(
+            dir,
+            "itl_histogram.csv",
+            &output::itl::text(&outcome.metrics.tbt),
+        )?;
         if cfg.output.report {
             crate::report::write_report(dir)?;
         }
     }
     Ok(SimOutcome {
         summary,
+        bench,
         backend,
         kv_blocks_per_replica: resolved.memory.num_blocks,
         wall_time_s: start.elapsed().as_secs_f64(),

@@ -24,3 +24,28 @@ pub fn binary(name: &str) -> PathBuf {
         .expect("target profile dir");
     dir.join(name)
 }
+
+/// Runs the built `simulator` binary with `args` (panics, naming the fix, when it is not built).
+pub fn run_simulator(args: &[&str]) -> std::process::Output {
+    let bin = binary("simulator");
+    assert!(
+        bin.exists(),
+        "{} is missing: build the binaries first (cargo build --release --workspace --bins)",
+        bin.display()
+    );
+    std::process::Command::new(bin)
+        .args(args)
+        .output()
+        .expect("run simulator")
+}
+
+/// [`run_simulator`], expecting success; returns stdout.
+pub fn simulator_ok(args: &[&str]) -> String {
+    let out = run_simulator(args);
+    assert!(
+        out.status.success(),
+        "simulator {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

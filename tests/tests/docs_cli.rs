@@ -13,6 +13,8 @@ use servesim_e2e::{binary, repo_root};
 /// The help screens to check: binary and arguments.
 const HELPS: &[(&str, &[&str])] = &[
     ("simulator", &["run", "--help"]),
+    ("simulator", &["compare", "--help"]),
+    ("simulator", &["sweep", "--help"]),
     ("simulator", &["search", "--help"]),
     ("simulator", &["search", "merge", "--help"]),
     ("predictor", &["fit", "--help"]),

@@ -9,12 +9,17 @@ use std::path::Path;
 use simulator::report::write_report;
 
 /// Plot stems a complete run with several replicas must produce.
-const PLOTS: [&str; 13] = [
+const PLOTS: [&str; 18] = [
     "ttft_cdf",
-    "tbt_mean_cdf",
-    "tbt_max_cdf",
+    "ttft_cdf_log",
     "tpot_cdf",
+    "tpot_cdf_log",
+    "itl_cdf",
+    "itl_cdf_log",
     "e2e_cdf",
+    "e2e_cdf_log",
+    "tbt_max_cdf",
+    "tbt_max_cdf_log",
     "scheduling_delay_cdf",
     "batch_size_timeseries",
     "batch_tokens_timeseries",
@@ -54,7 +59,7 @@ fn complete_run_gives_every_plot_and_a_self_contained_page() {
     );
     assert_eq!(html.matches("<svg").count(), PLOTS.len());
     for p in PLOTS {
-        assert!(html.contains(&format!("<figure id=\"{p}\">")), "{p}");
+        assert!(html.contains(&format!("<figure id=\"{p}\"")), "{p}");
     }
     // Per-replica lines with several replicas, the summary and the configuration.
     let ttft = std::fs::read_to_string(dir.path().join("plots/ttft_cdf.svg")).unwrap();
@@ -68,6 +73,12 @@ fn complete_run_gives_every_plot_and_a_self_contained_page() {
     }
     for want in [
         "<td class=\"k\">TTFT</td>",
+        "<h2 id=\"glance\">At a glance</h2>",
+        "Kept up with the offered load",
+        "on 3 replicas of 1 h100 GPU (TP1 × PP1), 3 GPUs in all: sarathi scheduler, round_robin router",
+        "id=\"scale-log\"",
+        "<figure id=\"ttft_cdf_log\" class=\"log\">",
+        "<tr><td>cluster</td>",
         "goodput (requests/s)",
         "usd_per_million_output_tokens",
         "mfu (%)",
@@ -219,7 +230,11 @@ fn header_only_files_are_noted() {
         "{:?}",
         files.notes
     );
-    assert!(!files.svgs.iter().any(|p| stem(p).ends_with("_cdf")));
+    // Only the every-gap ITL CDF is left: it comes from itl_histogram.csv.
+    assert!(!files
+        .svgs
+        .iter()
+        .any(|p| stem(p).ends_with("_cdf") && stem(p) != "itl_cdf"));
     assert!(files
         .svgs
         .iter()

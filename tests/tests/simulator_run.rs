@@ -216,9 +216,10 @@ fn a_time_limit_stops_the_run_and_lists_unfinished_requests() {
 }
 
 #[test]
-fn no_arguments_runs_the_default_scenario() {
+fn run_without_options_runs_the_default_scenario() {
     let tmp = tempfile::tempdir().unwrap();
     let out = Command::new(binary("simulator"))
+        .arg("run")
         .current_dir(tmp.path())
         .output()
         .expect("run simulator");
@@ -229,7 +230,9 @@ fn no_arguments_runs_the_default_scenario() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("Meta-Llama-3-8B on 1 × h100 (TP1 PP1), vllm_v1 scheduler"),
+        stdout.contains(
+            "meta-llama/Meta-Llama-3-8B on 1 replica of 1 h100 GPU (TP1 × PP1): vllm_v1 scheduler"
+        ),
         "{stdout}"
     );
     assert!(stdout.contains("execution backend: engine"), "{stdout}");
@@ -249,4 +252,5 @@ fn no_arguments_runs_the_default_scenario() {
         stdout.contains(&format!("outputs: runs/{name}")),
         "{stdout}"
     );
+    assert!(stdout.contains("load: ok"), "{stdout}");
 }

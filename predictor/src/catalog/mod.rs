@@ -63,12 +63,14 @@ pub enum CatalogError {
         why: String,
     },
     /// A name is not in the catalog.
-    #[error("unknown {kind} `{name}`; known {kind}s: {known}{hint}")]
+    #[error("unknown {kind} `{name}`{nearest}; known {kind}s: {known}{hint}")]
     Unknown {
         /// `model`, `device` or `node`.
         kind: &'static str,
         /// The name asked for.
         name: String,
+        /// ` (did you mean `…`?)` for the closest known name ([`did_you_mean`]), or empty.
+        nearest: String,
         /// The names that exist.
         known: String,
         /// Extra advice.
@@ -171,6 +173,7 @@ impl Catalog {
         Err(CatalogError::Unknown {
             kind: "model",
             name: name_or_path.to_string(),
+            nearest: did_you_mean(name_or_path, self.models.keys()),
             known: self.models.keys().cloned().collect::<Vec<_>>().join(", "),
             hint: "; or give the path of a Hugging Face config.json",
         })
@@ -184,8 +187,9 @@ impl Catalog {
             .ok_or_else(|| CatalogError::Unknown {
                 kind: "device",
                 name: name.to_string(),
+                nearest: did_you_mean(name, self.devices.keys()),
                 known: self.devices.keys().cloned().collect::<Vec<_>>().join(", "),
-                hint: "; add a TOML file under devices/ of a --catalog directory for another GPU",
+                hint: "; for another GPU, add a TOML file under data/catalog/devices/ and rebuild (docs/catalog.md)",
             })
     }
 
@@ -197,6 +201,7 @@ impl Catalog {
             .ok_or_else(|| CatalogError::Unknown {
                 kind: "node",
                 name: name.to_string(),
+                nearest: did_you_mean(name, self.nodes.keys()),
                 known: self.nodes.keys().cloned().collect::<Vec<_>>().join(", "),
                 hint: "",
             })
@@ -225,6 +230,26 @@ impl Catalog {
     /// All nodes, in name order.
     pub fn nodes(&self) -> impl Iterator<Item = &NodeSpec> {
         self.nodes.values()
+    }
+}
+
+/// ` (did you mean `NAME`?)` for the known name closest to `name` (case-insensitive edit distance,
+/// also against the part after an organisation's `/`), or an empty string when none is close.
+pub fn did_you_mean<'a>(name: &str, known: impl Iterator<Item = &'a String>) -> String {
+    let q = name.to_ascii_lowercase();
+    let mut best: Option<(f64, &str)> = None;
+    for k in known {
+        let full = k.to_ascii_lowercase();
+        let short = full.rsplit('/').next().unwrap_or(&full);
+        let score = strsim::normalized_damerau_levenshtein(&q, &full)
+            .max(strsim::normalized_damerau_levenshtein(&q, short));
+        if best.is_none_or(|(b, _)| score > b) {
+            best = Some((score, k));
+        }
+    }
+    match best {
+        Some((score, k)) if score >= 0.5 => format!(" (did you mean `{k}`?)"),
+        _ => String::new(),
     }
 }
 
@@ -307,6 +332,32 @@ mod tests {
             e.contains("unknown device `tpu`") && e.contains("a100"),
             "{e}"
         );
+        assert!(
+            !e.contains("did you mean") && !e.contains("--catalog"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn typos_get_the_nearest_name() {
+        let cat = Catalog::builtin();
+        let e = cat.model("Llama-2-7b").unwrap_err().to_string();
+        assert!(
+            e.contains("did you mean `meta-llama/Llama-2-7b-hf`?"),
+            "{e}"
+        );
+        let e = cat
+            .model("meta-llama/Meta-Llama-3-8b")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("did you mean `meta-llama/Meta-Llama-3-8B`?"),
+            "{e}"
+        );
+        let e = cat.device("h10").unwrap_err().to_string();
+        assert!(e.contains("did you mean `h100`?"), "{e}");
+        let e = cat.node("h100_dgxx").unwrap_err().to_string();
+        assert!(e.contains("did you mean `h100_dgx`?"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! A log-bucketed histogram of non-negative integers (nanoseconds): exact count, sum, min and max,
-//! and quantiles within 0.1 % relative error, in memory that does not grow with the number of
-//! values (at most ~57,000 counters, allocated up to the largest value seen).
+//! A log-bucketed histogram of non-negative integers (nanoseconds): exact count, sum, sum of
+//! squares (so mean and standard deviation), min and max, and quantiles within 0.1 % relative
+//! error, in memory that does not grow with the number of values (at most ~57,000 counters,
+//! allocated up to the largest value seen).
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +38,10 @@ pub struct Stats {
     pub count: u64,
     /// Mean (0 when empty).
     pub mean: f64,
+    /// Population standard deviation (numpy's `std`, 0 when empty); absent in files written
+    /// before it existed, read as 0.
+    #[serde(default)]
+    pub std: f64,
     /// Median.
     pub p50: f64,
     /// 90th percentile.
@@ -55,6 +60,7 @@ pub struct LogHistogram {
     counts: Vec<u64>,
     count: u64,
     sum: u128,
+    sum_sq: u128,
     min: u64,
     max: u64,
 }
@@ -79,6 +85,7 @@ impl LogHistogram {
         self.max = self.max.max(v);
         self.count += 1;
         self.sum += v as u128;
+        self.sum_sq = self.sum_sq.saturating_add(v as u128 * v as u128);
     }
 
     /// Number of values.
@@ -100,12 +107,43 @@ impl LogHistogram {
         self.max
     }
 
-    /// The nearest-rank `q`-quantile (0 < q ≤ 1), within one bucket, clamped to [min, max].
-    pub fn quantile(&self, q: f64) -> u64 {
+    /// Smallest value (0 when empty).
+    pub fn min(&self) -> u64 {
+        self.min
+    }
+
+    /// Population standard deviation (0 when empty): exact integer arithmetic while
+    /// `count · Σv²` fits 128 bits, else in floating point.
+    pub fn std(&self) -> f64 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        let n = self.count as u128;
+        let exact = n
+            .checked_mul(self.sum_sq)
+            .zip(self.sum.checked_mul(self.sum))
+            .filter(|_| self.sum_sq < u128::MAX)
+            .map(|(a, b)| a.saturating_sub(b));
+        let var = match exact {
+            Some(num) => num as f64 / (n as f64 * n as f64),
+            None => (self.sum_sq as f64 / n as f64 - self.mean() * self.mean()).max(0.0),
+        };
+        var.sqrt()
+    }
+
+    /// The `rank`-th smallest value (1-based, clamped to [1, count]): exact for the first and the
+    /// last rank, else the middle of its bucket (within 0.1 %). 0 when empty.
+    pub fn value_at_rank(&self, rank: u64) -> u64 {
         if self.count == 0 {
             return 0;
         }
-        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
+        let rank = rank.clamp(1, self.count);
+        if rank == 1 {
+            return self.min;
+        }
+        if rank == self.count {
+            return self.max;
+        }
         let mut seen = 0u64;
         for (i, &c) in self.counts.iter().enumerate() {
             seen += c;
@@ -117,11 +155,43 @@ impl LogHistogram {
         self.max
     }
 
+    /// The nearest-rank `q`-quantile (0 < q ≤ 1), within one bucket, clamped to [min, max].
+    pub fn quantile(&self, q: f64) -> u64 {
+        self.value_at_rank((q * self.count as f64).ceil() as u64)
+    }
+
+    /// numpy's `percentile(values, p)` (0 ≤ p ≤ 100; linear interpolation between the two
+    /// nearest ranks), from the bucket values: within 0.1 % of the exact value. 0 when empty.
+    pub fn percentile_interpolated(&self, p: f64) -> f64 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        let pos = (self.count - 1) as f64 * (p / 100.0).clamp(0.0, 1.0);
+        let below = pos.floor();
+        let lo = self.value_at_rank(below as u64 + 1) as f64;
+        let hi = self.value_at_rank(below as u64 + 2) as f64;
+        lo + (pos - below) * (hi - lo)
+    }
+
+    /// Non-empty buckets in ascending order: (the value standing for the bucket, as in
+    /// [`Self::value_at_rank`], and its count).
+    pub fn buckets(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, &c)| c > 0)
+            .map(|(i, &c)| {
+                let (low, width) = bucket_bounds(i);
+                ((low + (width - 1) / 2).clamp(self.min, self.max), c)
+            })
+    }
+
     /// Statistics with every value multiplied by `scale` (1e-9 turns ns into s).
     pub fn stats(&self, scale: f64) -> Stats {
         Stats {
             count: self.count,
             mean: self.mean() * scale,
+            std: self.std() * scale,
             p50: self.quantile(0.50) as f64 * scale,
             p90: self.quantile(0.90) as f64 * scale,
             p95: self.quantile(0.95) as f64 * scale,
@@ -160,7 +230,61 @@ mod tests {
         assert!((h.mean() - 50.5).abs() < 1e-12);
     }
 
+    #[test]
+    fn std_and_interpolated_percentiles_match_numpy() {
+        let mut h = LogHistogram::new();
+        for v in [1u64, 2, 3, 4, 10] {
+            h.record(v);
+        }
+        // numpy: std([1,2,3,4,10]) = 3.1622776601683795, percentile(.., 50) = 3,
+        // percentile(.., 90) = 7.6, percentile(.., 0) = 1, percentile(.., 100) = 10
+        assert!((h.std() - 3.1622776601683795).abs() < 1e-12, "{}", h.std());
+        assert_eq!(h.percentile_interpolated(50.0), 3.0);
+        assert!((h.percentile_interpolated(90.0) - 7.6).abs() < 1e-12);
+        assert_eq!(h.percentile_interpolated(0.0), 1.0);
+        assert_eq!(h.percentile_interpolated(100.0), 10.0);
+        assert_eq!(LogHistogram::new().std(), 0.0);
+        assert_eq!(LogHistogram::new().percentile_interpolated(99.0), 0.0);
+        let b: Vec<(u64, u64)> = h.buckets().collect();
+        assert_eq!(b, vec![(1, 1), (2, 1), (3, 1), (4, 1), (10, 1)]);
+    }
+
+    #[test]
+    fn first_and_last_ranks_are_exact() {
+        let mut h = LogHistogram::new();
+        for v in [123_456_789u64, 987_654_321, 555_555_555] {
+            h.record(v);
+        }
+        assert_eq!(h.value_at_rank(1), 123_456_789);
+        assert_eq!(h.value_at_rank(3), 987_654_321);
+        assert_eq!(h.quantile(1.0), 987_654_321);
+        assert_eq!(h.min(), 123_456_789);
+    }
+
     proptest! {
+        #[test]
+        fn std_is_within_float_rounding(vals in proptest::collection::vec(0u64..100_000_000_000, 1..300)) {
+            let mut h = LogHistogram::new();
+            for &v in &vals { h.record(v); }
+            let n = vals.len() as f64;
+            let mean = vals.iter().map(|&v| v as f64).sum::<f64>() / n;
+            let var = vals.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+            prop_assert!((h.std() - var.sqrt()).abs() <= 1e-6 * var.sqrt().max(1.0), "{} vs {}", h.std(), var.sqrt());
+        }
+
+        #[test]
+        fn interpolated_percentiles_within_a_tenth_of_a_percent(mut vals in proptest::collection::vec(1u64..10_000_000_000, 1..400), p in 0.0f64..100.0) {
+            let mut h = LogHistogram::new();
+            for &v in &vals { h.record(v); }
+            vals.sort_unstable();
+            let pos = (vals.len() - 1) as f64 * p / 100.0;
+            let lo = vals[pos.floor() as usize] as f64;
+            let hi = vals[(pos.floor() as usize + 1).min(vals.len() - 1)] as f64;
+            let exact = lo + (pos - pos.floor()) * (hi - lo);
+            let got = h.percentile_interpolated(p);
+            prop_assert!((got - exact).abs() <= exact / 1000.0 + 1.0, "p {} exact {} got {}", p, exact, got);
+        }
+
         #[test]
         fn quantiles_within_a_tenth_of_a_percent(mut vals in proptest::collection::vec(1u64..10_000_000_000, 1..400), q in 0.01f64..1.0) {
             let mut h = LogHistogram::new();

@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod histogram;
+pub mod load;
 pub mod summary;
 
 use predictor::{BatchShape, ModelSpec};
@@ -67,6 +68,8 @@ pub struct Metrics {
     pub slo_met: u64,
     /// Prefix-cache and preemption totals of finished requests.
     pub cache: cache::RequestCacheTotals,
+    /// TTFT against arrival time, for the overload verdict ([`load::judge`]).
+    pub ttft_trend: load::Trend,
     /// Per load stage of a staged workload, by arrival time (empty otherwise).
     pub stages: Vec<StageMetrics>,
     /// End of each load stage, ns.
@@ -102,6 +105,8 @@ impl Metrics {
         let ttft = first + r.frontend_ns - r.arrived_at_ns;
         let e2e = done + r.frontend_ns - r.arrived_at_ns;
         self.ttft.record(ttft);
+        self.ttft_trend
+            .add(r.arrived_at_ns as f64 * 1e-9, ttft as f64 * 1e-9);
         self.e2e.record(e2e);
         self.e2e_normalized
             .record((e2e as f64 / r.decode_tokens as f64).round() as u64);

@@ -158,6 +158,12 @@ pub struct Summary {
     /// Front-end time per request included in TTFT and E2E, s (the engine model's).
     #[serde(default)]
     pub frontend_s: f64,
+    /// The workload as it arrived (set by [`crate::run::simulate`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<super::load::WorkloadFacts>,
+    /// Whether the deployment kept up with the load (set by [`crate::run::simulate`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<super::load::LoadVerdict>,
 }
 
 /// Facts about the cluster that the engine does not know.
@@ -288,6 +294,8 @@ impl Summary {
                 })
                 .collect(),
             frontend_s: facts.frontend_ns as f64 * ns,
+            workload: None,
+            load: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Run outputs (docs/outputs.md): files streamed during the run (`requests.csv`, `batches.csv`,
 //! `timeseries.csv`, `trace.json`) and files written at the end (`summary.json`, `config.toml`).
 
+pub mod itl;
 pub mod requests;
 
 use std::fmt::Write as _;

@@ -37,6 +37,18 @@ impl<const N: usize> Default for TimeBins<N> {
 }
 
 impl<const N: usize> TimeBins<N> {
+    /// Bins starting `width_s` wide (doubling as needed), for data sampled that often.
+    pub fn with_width(width_s: f64) -> Self {
+        TimeBins {
+            width_s: if width_s.is_finite() && width_s > 0.0 {
+                width_s
+            } else {
+                INITIAL_WIDTH_S
+            },
+            replicas: BTreeMap::new(),
+        }
+    }
+
     /// Adds one observation of every quantity for `replica` at time `time_s` (negative times count
     /// as 0).
     pub fn add(&mut self, replica: u32, time_s: f64, values: [f64; N]) {

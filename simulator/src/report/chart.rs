@@ -4,9 +4,12 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use plotters::coord::types::RangedCoordf64;
+use plotters::chart::MeshStyle;
+use plotters::coord::combinators::WithKeyPoints;
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::FontStyle;
 
 /// Width and height of every plot, in pixels.
@@ -49,7 +52,7 @@ pub fn register_font() -> Result<(), String> {
 }
 
 /// One line of a line chart.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Series {
     /// Legend label.
     pub name: String,
@@ -59,18 +62,77 @@ pub struct Series {
     pub color: Option<usize>,
     /// Line width in pixels.
     pub width: u32,
+    /// A dot at every point (few points, e.g. one per rate of a sweep).
+    pub markers: bool,
+    /// Dashed (a reference such as `served = offered`).
+    pub dashed: bool,
+}
+
+/// A labelled point (a percentile on a CDF).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mark {
+    /// X, data coordinates.
+    pub x: f64,
+    /// Y, data coordinates.
+    pub y: f64,
+    /// Text beside it.
+    pub label: String,
+}
+
+/// Which axis a [`Rule`] crosses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleAxis {
+    /// A vertical line at an x value.
+    X,
+    /// A horizontal line at a y value.
+    Y,
+}
+
+/// A dashed reference line across the plot (an SLO, the knee of a sweep), labelled in the key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// Vertical or horizontal.
+    pub axis: RuleAxis,
+    /// Where, data coordinates.
+    pub at: f64,
+    /// Key label.
+    pub label: String,
+    /// Colour.
+    pub color: RGBColor,
+}
+
+/// Colour of SLO rules.
+pub const SLO_RED: RGBColor = RGBColor(192, 57, 43);
+/// Colour of the knee rule.
+pub const KNEE_GREY: RGBColor = RGBColor(90, 90, 90);
+
+/// A line chart.
+#[derive(Debug, Clone, Default)]
+pub struct Lines {
+    /// The lines.
+    pub series: Vec<Series>,
+    /// Fixed y range, widened if a value falls outside.
+    pub y_range: Option<(f64, f64)>,
+    /// Logarithmic x axis (points with x ≤ 0 are left out).
+    pub x_log: bool,
+    /// Logarithmic y axis (points with y ≤ 0 are left out).
+    pub y_log: bool,
+    /// Tick labels only at whole numbers (counts).
+    pub y_integer: bool,
+    /// Labelled points.
+    pub marks: Vec<Mark>,
+    /// Reference lines.
+    pub rules: Vec<Rule>,
+    /// When no corner is free for the legend, widen the x axis to the right (CDFs, whose y axis
+    /// is a fraction) instead of raising the y axis.
+    pub legend_room_right: bool,
 }
 
 /// What a chart draws.
 #[derive(Debug, Clone)]
 pub enum Body {
     /// Lines over a numeric x axis.
-    Lines {
-        /// The lines.
-        series: Vec<Series>,
-        /// Fixed y range (e.g. 0–100 for a percentage of capacity), widened if a value falls outside.
-        y_range: Option<(f64, f64)>,
-    },
+    Lines(Lines),
     /// Bars over numeric bins: `(x from, x to, height)`.
     Histogram(Vec<(f64, f64, f64)>),
     /// One stacked bar per category; each layer gives its name and one value per category.
@@ -120,7 +182,7 @@ impl Chart {
         register_font()?;
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         match &self.body {
-            Body::Lines { series, y_range } => self.draw_lines(root, series, *y_range),
+            Body::Lines(lines) => self.draw_lines(root, lines),
             Body::Histogram(bins) => self.draw_histogram(root, bins),
             Body::Stacked { categories, layers } => self.draw_stacked(root, categories, layers),
         }
@@ -130,16 +192,47 @@ impl Chart {
     fn draw_lines<DB: DrawingBackend>(
         &self,
         root: &DrawingArea<DB, Shift>,
-        series: &[Series],
-        y_range: Option<(f64, f64)>,
+        l: &Lines,
     ) -> Result<(), String> {
+        let keep = |p: &(f64, f64)| (!l.x_log || p.0 > 0.0) && (!l.y_log || p.1 > 0.0);
+        let series: Vec<Series> = l
+            .series
+            .iter()
+            .map(|s| Series {
+                points: s.points.iter().copied().filter(keep).collect(),
+                ..s.clone()
+            })
+            .collect();
+        let marks: Vec<&Mark> = l.marks.iter().filter(|m| keep(&(m.x, m.y))).collect();
         let pts = series.iter().flat_map(|s| s.points.iter());
-        let (x, mut y) = bounds(pts.clone().map(|p| p.0), pts.map(|p| p.1));
-        if let Some((lo, hi)) = y_range {
+        let rule_x = l
+            .rules
+            .iter()
+            .filter(|r| r.axis == RuleAxis::X)
+            .map(|r| r.at);
+        let rule_y = l
+            .rules
+            .iter()
+            .filter(|r| r.axis == RuleAxis::Y)
+            .map(|r| r.at);
+        let xs = pts.clone().map(|p| p.0).chain(rule_x);
+        let ys = pts.map(|p| p.1).chain(rule_y);
+        let (mut x, mut y) = bounds(xs.clone(), ys.clone());
+        if l.x_log {
+            x = log_bounds(xs);
+        }
+        if l.y_log {
+            y = log_bounds(ys);
+        }
+        if let Some((lo, hi)) = l.y_range {
             y = (y.0.min(lo), y.1.max(hi));
         }
-        // The legend's share of the plot: about 30% of the width, one row per series.
-        let legend_h = (0.07 * series.len() as f64 + 0.05).min(0.9);
+        if l.y_integer && !l.y_log {
+            y.1 = y.1.max(1.0).ceil();
+        }
+        // The legend's share of the plot: about 30% of the width, one row per entry.
+        let entries = series.len() + l.rules.len();
+        let legend_h = (0.055 * entries as f64 + 0.05).min(0.9);
         // The legend goes to the first corner free of data (upper right, lower right, upper left,
         // lower left); when none is, the y axis grows so it sits above the data at the upper right.
         let corners = [
@@ -148,34 +241,154 @@ impl Chart {
             SeriesLabelPosition::UpperLeft,
             SeriesLabelPosition::LowerLeft,
         ];
-        let pts = series.iter().flat_map(|s| s.points.iter().copied());
-        let position = match free_corner(pts, x, y, legend_h) {
+        let fx = |v: f64| if l.x_log { v.log10() } else { v };
+        let fy = |v: f64| if l.y_log { v.log10() } else { v };
+        let pts = series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|&(a, b)| (fx(a), fy(b))));
+        let position = match free_corner(pts, (fx(x.0), fx(x.1)), (fy(y.0), fy(y.1)), legend_h) {
             Some(i) => corners[i].clone(),
+            None if l.legend_room_right => {
+                // The data then fills the left 66 % of the width.
+                if l.x_log {
+                    x.1 = x.0 * (x.1 / x.0).powf(1.0 / 0.66);
+                } else {
+                    x.1 = x.0 + (x.1 - x.0) / 0.66;
+                }
+                SeriesLabelPosition::UpperRight
+            }
             None => {
-                y.1 += (y.1 - y.0) * legend_h / (1.0 - legend_h);
+                if l.y_log {
+                    y.1 *= 10f64.powf((y.1 / y.0).log10() * legend_h / (1.0 - legend_h));
+                } else {
+                    y.1 += (y.1 - y.0) * legend_h / (1.0 - legend_h);
+                }
                 SeriesLabelPosition::UpperRight
             }
         };
-        let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, (FONT, 24))
+        let mut b = ChartBuilder::on(root);
+        b.caption(&self.title, (FONT, 24))
             .margin(16)
             .x_label_area_size(56)
-            .y_label_area_size(84)
-            .build_cartesian_2d(x.0..x.1, y.0..y.1)
+            .y_label_area_size(84);
+        let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+        let y_labels = if l.y_integer && !l.y_log && y.1 <= 10.0 {
+            y.1 as usize + 1
+        } else {
+            10
+        };
+        let d = LinesDraw {
+            series: &series,
+            marks: &marks,
+            rules: &l.rules,
+            x,
+            y,
+            position,
+            y_labels,
+            y_integer: l.y_integer,
+        };
+        match (l.x_log, l.y_log) {
+            (false, false) => {
+                self.lines_on(b.build_cartesian_2d(x.0..x.1, y.0..y.1).map_err(e)?, &d)
+            }
+            (true, false) => {
+                self.lines_on(b.build_cartesian_2d(log_axis(x), y.0..y.1).map_err(e)?, &d)
+            }
+            (false, true) => {
+                self.lines_on(b.build_cartesian_2d(x.0..x.1, log_axis(y)).map_err(e)?, &d)
+            }
+            (true, true) => self.lines_on(
+                b.build_cartesian_2d(log_axis(x), log_axis(y)).map_err(e)?,
+                &d,
+            ),
+        }
+    }
+
+    fn lines_on<'a, DB, X, Y>(
+        &self,
+        mut chart: ChartContext<'a, DB, Cartesian2d<X, Y>>,
+        d: &LinesDraw<'_>,
+    ) -> Result<(), String>
+    where
+        DB: DrawingBackend + 'a,
+        X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+        Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    {
+        let integer = d.y_integer;
+        self.style(&mut chart.configure_mesh())
+            .y_label_formatter(&|v| {
+                if integer && v.fract() != 0.0 {
+                    String::new()
+                } else {
+                    tick(*v)
+                }
+            })
+            .y_labels(d.y_labels)
+            .draw()
             .map_err(|e| e.to_string())?;
-        self.mesh(&mut chart)?;
-        for s in series {
+        for r in d.rules {
+            let style = r.color.stroke_width(2);
+            let line = match r.axis {
+                RuleAxis::X => [(r.at, d.y.0), (r.at, d.y.1)],
+                RuleAxis::Y => [(d.x.0, r.at), (d.x.1, r.at)],
+            };
+            chart
+                .draw_series(DashedLineSeries::new(line, 8, 5, style))
+                .map_err(|e| e.to_string())?
+                .label(r.label.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+        }
+        for s in d.series {
             let color = s.color.map_or(BLACK, |i| PALETTE[i % PALETTE.len()]);
             let style = color.stroke_width(s.width);
-            chart
-                .draw_series(LineSeries::new(s.points.iter().copied(), style))
+            let drawn = if s.dashed {
+                chart.draw_series(DashedLineSeries::new(s.points.iter().copied(), 6, 4, style))
+            } else {
+                chart.draw_series(LineSeries::new(s.points.iter().copied(), style))
+            };
+            drawn
                 .map_err(|e| e.to_string())?
                 .label(s.name.as_str())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+            if s.markers {
+                chart
+                    .draw_series(
+                        s.points
+                            .iter()
+                            .map(|&p| Circle::new(p, s.width + 2, color.filled())),
+                    )
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        // Percentile marks: a dot on the line and the label below it, to the right (to the left
+        // near the right edge), pushed down so labels of close points (p99, max) do not overlap.
+        let (x0, _) = chart.plotting_area().get_base_pixel();
+        let (w, _) = chart.plotting_area().dim_in_pixel();
+        let mut below = i32::MIN;
+        let mut marks: Vec<&&Mark> = d.marks.iter().collect();
+        marks.sort_by(|a, b| b.y.total_cmp(&a.y));
+        for m in marks {
+            let (px, py) = chart.backend_coord(&(m.x, m.y));
+            let top = (py + 4).max(below);
+            below = top + 18;
+            let left = px > x0 + (w as f64 * 0.72) as i32;
+            let style = TextStyle::from((FONT, 15).into_font()).pos(Pos::new(
+                if left { HPos::Right } else { HPos::Left },
+                VPos::Top,
+            ));
+            chart
+                .draw_series([EmptyElement::at((m.x, m.y))
+                    + Circle::new((0, 0), 5, BLACK.filled())
+                    + Text::new(
+                        m.label.clone(),
+                        (if left { -8 } else { 8 }, top - py),
+                        style,
+                    )])
+                .map_err(|e| e.to_string())?;
         }
         chart
             .configure_series_labels()
-            .position(position)
+            .position(d.position.clone())
             .margin(12)
             .label_font((FONT, 15))
             .background_style(WHITE.mix(0.9))
@@ -202,16 +415,7 @@ impl Chart {
             .y_label_area_size(84)
             .build_cartesian_2d(x.0..x.1, (floor..top).log_scale())
             .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_label_formatter(&|v| tick(*v))
-            .y_label_formatter(&|v| tick(*v))
-            .x_desc(&self.x_label)
-            .y_desc(&self.y_label)
-            .axis_desc_style((FONT, 17))
-            .label_style((FONT, 15))
-            .light_line_style(BLACK.mix(0.04))
-            .bold_line_style(BLACK.mix(0.12))
+        self.style(&mut chart.configure_mesh())
             .draw()
             .map_err(|e| e.to_string())?;
         chart
@@ -317,23 +521,116 @@ impl Chart {
         }
         Ok(())
     }
+}
 
-    fn mesh<DB: DrawingBackend>(
+impl Chart {
+    /// The mesh style of every numeric chart: short tick labels, the axis labels, light grid.
+    fn style<'m, 'a, 'b, X, Y, DB>(
         &self,
-        chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
-    ) -> Result<(), String> {
-        chart
-            .configure_mesh()
-            .x_label_formatter(&|v| tick(*v))
-            .y_label_formatter(&|v| tick(*v))
+        m: &'m mut MeshStyle<'a, 'b, X, Y, DB>,
+    ) -> &'m mut MeshStyle<'a, 'b, X, Y, DB>
+    where
+        X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+        Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+        DB: DrawingBackend,
+    {
+        m.x_label_formatter(&tick_of)
+            .y_label_formatter(&tick_of)
             .x_desc(&self.x_label)
             .y_desc(&self.y_label)
             .axis_desc_style((FONT, 17))
             .label_style((FONT, 15))
             .light_line_style(BLACK.mix(0.04))
             .bold_line_style(BLACK.mix(0.12))
-            .draw()
-            .map_err(|e| e.to_string())
+    }
+}
+
+/// What [`Chart::lines_on`] draws, once the axes are built.
+struct LinesDraw<'a> {
+    series: &'a [Series],
+    marks: &'a [&'a Mark],
+    rules: &'a [Rule],
+    x: (f64, f64),
+    y: (f64, f64),
+    position: SeriesLabelPosition,
+    y_labels: usize,
+    y_integer: bool,
+}
+
+/// A log axis over `(lo, hi)` with ticks at 1, 2 and 5 times powers of ten (every whole multiple
+/// when that gives fewer than three), and light grid lines at every whole multiple.
+fn log_axis(r: (f64, f64)) -> WithKeyPoints<LogCoord<f64>> {
+    let (bold, light) = log_ticks(r);
+    (r.0..r.1)
+        .log_scale()
+        .with_key_points(bold)
+        .with_light_points(light)
+}
+
+/// The ticks of [`log_axis`]: (labelled, light). Labels at 1, 2 and 5 times powers of ten when
+/// they cover the axis (at least three, no gap wider than 35 % of it), else at the first finer
+/// set of mantissas that does.
+pub fn log_ticks(r: (f64, f64)) -> (Vec<f64>, Vec<f64>) {
+    const SETS: [&[f64]; 4] = [
+        &[1.0, 2.0, 5.0],
+        &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0],
+        &[1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0],
+        &[
+            1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.8, 2.0, 2.2, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0,
+            7.0, 8.0, 9.0,
+        ],
+    ];
+    let (lo, hi) = (r.0.max(f64::MIN_POSITIVE), r.1.max(r.0));
+    let within = |set: &[f64]| {
+        let mut v = Vec::new();
+        let mut decade = 10f64.powf(lo.log10().floor());
+        while decade <= hi * 1.000_001 {
+            for m in set {
+                let x = (m * decade * 1e9).round() / 1e9;
+                if x >= lo * 0.999_999 && x <= hi * 1.000_001 {
+                    v.push(x);
+                }
+            }
+            decade *= 10.0;
+        }
+        v
+    };
+    let covers = |v: &[f64]| {
+        let span = (hi / lo).log10().max(1e-12);
+        let mut edges = vec![lo];
+        edges.extend_from_slice(v);
+        edges.push(hi);
+        v.len() >= 3
+            && edges
+                .windows(2)
+                .all(|w| (w[1] / w[0]).log10() <= 0.35 * span)
+    };
+    let light = within(SETS[1]);
+    for set in SETS {
+        let v = within(set);
+        if covers(&v) {
+            return (v, light);
+        }
+    }
+    (within(SETS[3]), light)
+}
+
+/// Log-axis bounds covering the positive values with a little room (1 to 10 when none is).
+fn log_bounds(vals: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = vals
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if !lo.is_finite() {
+        return (1.0, 10.0);
+    }
+    let (lo, hi) = (lo / 1.15, hi * 1.15);
+    if hi / lo < 2.0 {
+        let mid = (lo * hi).sqrt();
+        (mid / 1.5, mid * 1.5)
+    } else {
+        (lo, hi)
     }
 }
 
@@ -392,6 +689,11 @@ fn bounds(
         }
     }
     (range(xs, true), range(ys, false))
+}
+
+/// [`tick`] of a borrowed value (a mesh label formatter).
+fn tick_of(v: &f64) -> String {
+    tick(*v)
 }
 
 /// A tick label: up to 4 significant digits, no trailing zeros, thousands as `k`, millions as `M`.
@@ -453,6 +755,58 @@ mod tests {
     }
 
     #[test]
+    fn log_ticks_are_one_two_five_or_every_multiple() {
+        let (bold, light) = log_ticks((8.0, 1200.0));
+        assert_eq!(bold, vec![10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0]);
+        assert!(light.contains(&30.0) && light.contains(&9.0));
+        let (bold, _) = log_ticks((35.0, 95.0));
+        assert_eq!(bold, vec![40.0, 50.0, 60.0, 70.0, 80.0, 90.0]);
+        let (bold, _) = log_ticks((6.0, 16.0));
+        assert_eq!(bold, vec![6.0, 7.0, 8.0, 9.0, 10.0, 12.0, 15.0]);
+    }
+
+    #[test]
+    fn log_and_integer_axes_render() {
+        let c = Chart {
+            name: "t".into(),
+            title: "Log".into(),
+            x_label: "Latency (ms)".into(),
+            y_label: "Requests".into(),
+            body: Body::Lines(Lines {
+                series: vec![Series {
+                    name: "all".into(),
+                    points: vec![(0.0, 0.0), (10.0, 1.0), (1000.0, 2.0)],
+                    width: 2,
+                    markers: true,
+                    ..Default::default()
+                }],
+                x_log: true,
+                y_integer: true,
+                marks: vec![Mark {
+                    x: 10.0,
+                    y: 1.0,
+                    label: "p50 10 ms".into(),
+                }],
+                rules: vec![Rule {
+                    axis: RuleAxis::X,
+                    at: 500.0,
+                    label: "SLO 500 ms".into(),
+                    color: SLO_RED,
+                }],
+                ..Default::default()
+            }),
+        };
+        let svg = c.to_svg().unwrap();
+        for s in ["p50 10 ms", "SLO 500 ms", "\n100\n", "\n1k\n", "\n2\n"] {
+            assert!(svg.contains(s), "missing {s:?}");
+        }
+        assert!(
+            !svg.contains("\n0.5\n"),
+            "no fractional ticks on a count axis"
+        );
+    }
+
+    #[test]
     fn ticks_are_short() {
         assert_eq!(tick(0.0), "0");
         assert_eq!(tick(0.30000000000000004), "0.3");
@@ -471,15 +825,16 @@ mod tests {
             title: "My title".into(),
             x_label: "Latency (ms)".into(),
             y_label: "Fraction".into(),
-            body: Body::Lines {
+            body: Body::Lines(Lines {
                 series: vec![Series {
                     name: "replica 0".into(),
                     points: vec![(0.0, 0.0), (1.0, 1.0)],
                     color: Some(0),
                     width: 2,
+                    ..Default::default()
                 }],
-                y_range: None,
-            },
+                ..Default::default()
+            }),
         };
         let svg = c.to_svg().unwrap();
         for s in [

@@ -11,9 +11,9 @@
 
 mod binned;
 pub mod chart;
-mod html;
-mod plots;
-mod read;
+pub(crate) mod html;
+pub(crate) mod plots;
+pub(crate) mod read;
 
 use std::path::{Path, PathBuf};
 
@@ -156,9 +156,33 @@ pub fn write_report(run_dir: &Path) -> Result<ReportFiles, ReportError> {
             );
         }
     }
+    let config_table: Option<toml::Table> = config.as_deref().and_then(|c| c.parse().ok());
+    let interval_s = config_table
+        .as_ref()
+        .and_then(|t| t.get("output")?.get("timeseries_interval_s")?.as_float())
+        .unwrap_or(1.0);
     let timeseries = file("timeseries.csv")
-        .map(|p| read::read_timeseries(&p))
+        .map(|p| read::read_timeseries(&p, interval_s))
         .transpose()?;
+    let itl = file("itl_histogram.csv")
+        .map(|p| read::read_itl(&p))
+        .transpose()?;
+    if itl.is_none() {
+        notes.push(
+            "itl_histogram.csv is missing (runs before it existed); the every-gap ITL CDF is left out."
+                .to_string(),
+        );
+    }
+    let slo_s = |k: &str| {
+        summary
+            .as_ref()
+            .and_then(|s| s.get("slo")?.get(k)?.as_f64())
+    };
+    let slo = plots::SloLines {
+        ttft_s: slo_s("ttft_s"),
+        tpot_s: slo_s("tpot_s"),
+        e2e_s: slo_s("e2e_s"),
+    };
     for (name, rows) in [
         ("requests.csv", requests.as_ref().map(|r| r.rows)),
         ("batches.csv", batches.as_ref().map(|b| b.rows)),
@@ -171,7 +195,13 @@ pub fn write_report(run_dir: &Path) -> Result<ReportFiles, ReportError> {
         }
     }
 
-    let figures = plots::figures(requests.as_ref(), batches.as_ref(), timeseries.as_ref());
+    let figures = plots::figures(
+        requests.as_ref(),
+        itl.as_ref(),
+        batches.as_ref(),
+        timeseries.as_ref(),
+        &slo,
+    );
     let plot_dir = run_dir.join("plots");
     std::fs::create_dir_all(&plot_dir).map_err(io(&plot_dir))?;
     let mut rendered = Vec::with_capacity(figures.len());

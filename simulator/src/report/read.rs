@@ -10,6 +10,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use super::binned::TimeBins;
+use super::plots::Dist;
 use super::ReportError;
 
 /// Operator columns of `batches.csv` (`<op>_ms`), in the documented order.
@@ -32,20 +33,17 @@ pub const OP_NAMES: [&str; 15] = [
 ];
 
 /// The per-request metrics of `requests.csv` that get a CDF: (column, title, short name).
-pub const REQUEST_METRICS: [(&str, &str, &str); 6] = [
+/// (`tbt_mean_s` gets none: it equals `tpot_s` by definition; the every-gap distribution comes
+/// from `itl_histogram.csv`.)
+pub const REQUEST_METRICS: [(&str, &str, &str); 5] = [
     ("ttft_s", "Time to first token (TTFT)", "ttft"),
-    (
-        "tbt_mean_s",
-        "Time between tokens, per-request mean (TBT)",
-        "tbt_mean",
-    ),
-    (
-        "tbt_max_s",
-        "Time between tokens, per-request max (TBT)",
-        "tbt_max",
-    ),
     ("tpot_s", "Time per output token (TPOT)", "tpot"),
     ("e2e_s", "End-to-end latency (E2E)", "e2e"),
+    (
+        "tbt_max_s",
+        "Longest gap between tokens, per request (worst stall)",
+        "tbt_max",
+    ),
     ("scheduling_delay_s", "Scheduling delay", "scheduling_delay"),
 ];
 
@@ -287,11 +285,31 @@ pub fn read_batches(path: &Path) -> Result<BatchData, ReportError> {
     Ok(data)
 }
 
+/// Reads `itl_histogram.csv` (columns `itl_s`, `gaps`).
+pub fn read_itl(path: &Path) -> Result<Dist, ReportError> {
+    let table = Table::open(path)?;
+    let req = table.required(&["itl_s", "gaps"])?;
+    let mut pts = Vec::new();
+    table.for_each(|f| {
+        let v = f.f64(req[0])?;
+        let n = f
+            .raw(req[1])
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| f.error(req[1], "expected a non-negative integer count"))?;
+        pts.push((v, n));
+        Ok(())
+    })?;
+    Ok(Dist::from_weighted(pts))
+}
+
 /// What the report needs from `timeseries.csv`.
 #[derive(Debug, Default)]
 pub struct TimeseriesData {
     /// Rows read.
     pub rows: u64,
+    /// Sampling interval of the file, s (from `config.toml`, 1 s when unknown).
+    pub interval_s: f64,
     /// Per replica, binned by sample time: [queued requests, running requests, KV use in %,
     /// completed requests per second, busy fraction in %]. Quantities whose column is missing stay
     /// empty.
@@ -300,8 +318,8 @@ pub struct TimeseriesData {
     pub present: [bool; 5],
 }
 
-/// Reads `timeseries.csv`.
-pub fn read_timeseries(path: &Path) -> Result<TimeseriesData, ReportError> {
+/// Reads `timeseries.csv`, sampled every `interval_s` (its bins are never narrower).
+pub fn read_timeseries(path: &Path, interval_s: f64) -> Result<TimeseriesData, ReportError> {
     let table = Table::open(path)?;
     let req = table.required(&["time_s", "replica_id"])?;
     let (time, replica) = (req[0], req[1]);
@@ -320,6 +338,8 @@ pub fn read_timeseries(path: &Path) -> Result<TimeseriesData, ReportError> {
             completed.is_some(),
             busy.is_some(),
         ],
+        interval_s,
+        bins: TimeBins::with_width(interval_s),
         ..TimeseriesData::default()
     };
     let bins = &mut data.bins;
@@ -350,9 +370,10 @@ pub fn read_timeseries(path: &Path) -> Result<TimeseriesData, ReportError> {
         } else {
             0.0
         };
+        // A sample covers the interval before it: binned at the interval's middle.
         bins.add(
             r,
-            t,
+            t - interval_s / 2.0,
             [
                 get(queued)?,
                 get(running)?,
@@ -386,14 +407,14 @@ mod tests {
         let p = write(
             d.path(),
             "requests.csv",
-            "request_id,replica_id,extra,ttft_s,tbt_mean_s,e2e_s\n0,0,x,0.5,,2.0\n1,1,y,0.25,0.01,1.0\n",
+            "request_id,replica_id,extra,ttft_s,tpot_s,e2e_s\n0,0,x,0.5,,2.0\n1,1,y,0.25,0.01,1.0\n",
         );
         let r = read_requests(&p).unwrap();
         assert_eq!(r.rows, 2);
         assert_eq!(r.metrics["ttft_s"][&0], vec![0.5]);
         assert_eq!(r.metrics["ttft_s"][&1], vec![0.25]);
-        assert!(!r.metrics["tbt_mean_s"].contains_key(&0));
-        assert_eq!(r.missing, vec!["tbt_max_s", "tpot_s", "scheduling_delay_s"]);
+        assert!(!r.metrics["tpot_s"].contains_key(&0));
+        assert_eq!(r.missing, vec!["tbt_max_s", "scheduling_delay_s"]);
     }
 
     #[test]
@@ -452,8 +473,9 @@ mod tests {
             "time_s,replica_id,queued_requests,running_requests,kv_blocks_used,kv_blocks_total,completed_requests,batches,busy_fraction\n\
              1,0,4,2,50,200,3,10,0.5\n2,0,0,1,100,200,6,10,1\n",
         );
-        let t = read_timeseries(&p).unwrap();
+        let t = read_timeseries(&p, 1.0).unwrap();
         assert_eq!(t.rows, 2);
+        assert_eq!(t.bins.width_s(), 1.0, "bins no narrower than the sampling");
         assert_eq!(t.present, [true; 5]);
         let kv: Vec<f64> = t.bins.means(0, 2).into_iter().map(|p| p.1).collect();
         assert_eq!(kv, vec![25.0, 50.0]);

@@ -87,7 +87,7 @@ pub fn main(args: &SearchArgs) -> Result<(), SearchError> {
         let (header, rows) = shard::merge(&m.dirs)?;
         output::write_outputs(&m.out, &header, &rows)?;
         if !m.quiet {
-            print_summary(&rows, None);
+            print_summary(&rows, &header, None);
             println!("outputs: {}", m.out.display());
         }
         return Ok(());
@@ -109,20 +109,20 @@ pub fn main(args: &SearchArgs) -> Result<(), SearchError> {
             let path = shard::write(
                 out,
                 &ShardFile {
-                    header,
+                    header: header.clone(),
                     shard: s,
                     rows: rows.clone(),
                 },
             )?;
             if !args.quiet {
-                print_summary(&rows, Some(wall_s));
+                print_summary(&rows, &header, Some(wall_s));
                 println!("shard {}/{}: {}", s.index, s.count, path.display());
             }
         }
         None => {
             output::write_outputs(out, &header, &rows)?;
             if !args.quiet {
-                print_summary(&rows, Some(wall_s));
+                print_summary(&rows, &header, Some(wall_s));
                 println!("outputs: {}", out.display());
             }
         }
@@ -187,7 +187,7 @@ pub fn search(
     Ok((header, rows))
 }
 
-fn print_summary(rows: &[FullRow], wall_s: Option<f64>) {
+fn print_summary(rows: &[FullRow], header: &Header, wall_s: Option<f64>) {
     let with = rows.iter().filter(|r| r.row.status.has_capacity()).count();
     let invalid = rows
         .iter()
@@ -210,6 +210,22 @@ fn print_summary(rows: &[FullRow], wall_s: Option<f64>) {
                 .is_some_and(|a| a.arrival_span_s < SHORT_SPAN_S)
         })
         .count();
+    let plain: Vec<results::Row> = rows.iter().map(|r| r.row.clone()).collect();
+    for o in &results::OBJECTIVES {
+        if let Some(b) = results::best(o, &plain, &header.slos) {
+            println!(
+                "best {} ({}): #{} {}: {} {}",
+                o.name,
+                if o.maximize { "highest" } else { "lowest" },
+                b.index,
+                b.key,
+                crate::compare::fmt_value(
+                    results::objective_value(o, b, &header.slos).unwrap_or(0.0)
+                ),
+                results::objective_unit(o, &header.slos)
+            );
+        }
+    }
     if short > 0 {
         eprintln!(
             "note: {short} configuration(s) see an arrival span under {SHORT_SPAN_S} s at their capacity; short bursts can overstate capacity (docs/search.md, \"Choosing the workload size\")"

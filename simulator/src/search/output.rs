@@ -6,8 +6,8 @@ use std::path::Path;
 use super::error::SearchError;
 use super::plot::{esc, frontier_svg};
 use super::results::{
-    best, frontier, frontier_percentile, objective_value, write_csv, write_frontier_csv, Frontier,
-    FullRow, Header, Row, OBJECTIVES,
+    best, frontier, frontier_percentile, objective_unit, objective_value, write_csv,
+    write_frontier_csv, Frontier, FullRow, Header, Row, OBJECTIVES,
 };
 use super::space::SloMetric;
 
@@ -143,6 +143,7 @@ pub fn write_outputs(dir: &Path, header: &Header, full: &[FullRow]) -> Result<()
             })
             .collect();
         let front: Vec<(f64, f64)> = pts.iter().map(|p| (p.2, p.1)).collect();
+        let labels: Vec<String> = pts.iter().map(|p| format!("#{}", p.0)).collect();
         let limit = slos
             .iter()
             .find(|s| s.metric == *metric && s.percentile == *pct)
@@ -153,6 +154,7 @@ pub fn write_outputs(dir: &Path, header: &Header, full: &[FullRow]) -> Result<()
             &format!("{name} p{pct} at capacity (s)"),
             &all,
             &front,
+            &labels,
             limit,
         )
         .map_err(|e| SearchError::io(&dir.join(format!("frontier-{}.svg", metric.name())), e))?;
@@ -193,17 +195,18 @@ td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}td.l,th.l{text-alig
         header.search.tolerance,
         header.seed
     );
-    h.push_str("<h2>Best configuration per objective</h2>\n<table><tr><th class=l>objective</th><th class=l>configuration</th><th>value</th></tr>\n");
+    h.push_str("<h2>Best configuration per objective</h2>\n<table><tr><th class=l>objective</th><th class=l>configuration</th><th>value</th><th class=l>unit</th></tr>\n");
     for o in &OBJECTIVES {
         if let Some(r) = best(o, rows, slos) {
             let _ = writeln!(
                 h,
-                "<tr><td class=l>{} ({})</td><td class=l>#{} {}</td><td>{}</td></tr>",
+                "<tr><td class=l>{} ({})</td><td class=l>#{} {}</td><td>{}</td><td class=l>{}</td></tr>",
                 o.name,
                 if o.maximize { "max" } else { "min" },
                 r.index,
                 esc(&r.key),
-                num(objective_value(o, r, slos), 4)
+                num(objective_value(o, r, slos), 4),
+                esc(&objective_unit(o, slos))
             );
         }
     }

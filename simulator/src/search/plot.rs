@@ -1,5 +1,6 @@
 //! The frontier plots (plotters SVG: every configuration with a capacity in grey, the Pareto
-//! frontier as a connected line, the SLO limit dashed) and HTML escaping for `search.html`.
+//! frontier as a connected line with each point labelled by its configuration's index, the SLO
+//! limit dashed) and HTML escaping for `search.html`.
 
 use plotters::prelude::*;
 
@@ -15,13 +16,15 @@ const FONT: &str = "sans-serif";
 /// Width and height of the frontier plots, pixels.
 pub const SIZE: (u32, u32) = (800, 500);
 
-/// A scatter plot of `all` (x = latency s, y = requests/USD) with `front` joined by a line and a
-/// dashed vertical line at `limit_s`, as SVG text (plotters, with the report's embedded font).
+/// A scatter plot of `all` (x = latency s, y = requests/USD) with `front` joined by a line, each
+/// of its points labelled (`front_labels`, e.g. `#12`), and a dashed vertical line at `limit_s`,
+/// as SVG text (plotters, with the report's embedded font).
 pub fn frontier_svg(
     title: &str,
     x_label: &str,
     all: &[(f64, f64)],
     front: &[(f64, f64)],
+    front_labels: &[String],
     limit_s: Option<f64>,
 ) -> Result<String, String> {
     crate::report::register_font()?;
@@ -63,18 +66,22 @@ pub fn frontier_svg(
                     .map(|&p| Circle::new(p, 3, grey.mix(0.7).filled())),
             )
             .map_err(|x| e(&x))?
-            .label("configuration")
+            .label("configuration with a capacity")
             .legend(move |(x, y)| Circle::new((x + 10, y), 3, grey.filled()));
         let blue = RGBColor(31, 119, 180);
         chart
             .draw_series(LineSeries::new(front.iter().copied(), blue.stroke_width(2)))
             .map_err(|x| e(&x))?
-            .label("Pareto frontier")
+            .label("Pareto frontier (#: configuration index)")
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], blue.stroke_width(2))
             });
         chart
-            .draw_series(front.iter().map(|&p| Circle::new(p, 5, blue.filled())))
+            .draw_series(front.iter().zip(front_labels).map(|(&p, l)| {
+                EmptyElement::at(p)
+                    + Circle::new((0, 0), 5, blue.filled())
+                    + Text::new(l.clone(), (7, -16), (FONT, 13).into_font())
+            }))
             .map_err(|x| e(&x))?;
         if let Some(l) = limit_s {
             let red = RGBColor(192, 57, 43);
@@ -111,13 +118,18 @@ mod tests {
     #[test]
     fn svg_has_every_point_and_escapes_text() {
         let all = [(1.0, 2.0), (2.0, 1.0), (0.5, 0.5)];
-        let svg = frontier_svg("a<b", "TTFT", &all, &all[..1], Some(1.5)).unwrap();
+        let labels = vec!["#7".to_string()];
+        let svg = frontier_svg("a<b", "TTFT", &all, &all[..1], &labels, Some(1.5)).unwrap();
         // three grey points, one frontier point, two legend markers
         assert!(svg.matches("<circle").count() >= 4, "{svg}");
         assert!(svg.contains("a&lt;b") && svg.contains("SLO 1.5 s"), "{svg}");
+        assert!(
+            svg.contains("\n#7\n"),
+            "the frontier point is labelled: {svg}"
+        );
         assert_eq!(
             svg,
-            frontier_svg("a<b", "TTFT", &all, &all[..1], Some(1.5)).unwrap()
+            frontier_svg("a<b", "TTFT", &all, &all[..1], &labels, Some(1.5)).unwrap()
         );
     }
 }

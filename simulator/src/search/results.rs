@@ -283,6 +283,24 @@ pub fn objective_value(o: &Objective, r: &Row, slos: &[SloLimit]) -> Option<f64>
     }
 }
 
+/// The unit of objective `o`'s value, with the percentile for the latency objectives
+/// (`requests/USD`, `s (TTFT p90 at capacity)`).
+pub fn objective_unit(o: &Objective, slos: &[SloLimit]) -> String {
+    match o.name {
+        "requests_per_usd" => "requests/USD".into(),
+        "capacity_qps" => "req/s".into(),
+        "tokens_per_usd" => "tokens/USD".into(),
+        "ttft" => format!(
+            "s (TTFT p{} at capacity)",
+            frontier_percentile(slos, SloMetric::Ttft, 90.0)
+        ),
+        _ => format!(
+            "s (TBT p{} at capacity)",
+            frontier_percentile(slos, SloMetric::Tbt, 99.0)
+        ),
+    }
+}
+
 /// The best row for `o` (ties: the lowest index).
 pub fn best<'a>(o: &Objective, rows: &'a [Row], slos: &[SloLimit]) -> Option<&'a Row> {
     let mut best: Option<(&Row, f64)> = None;

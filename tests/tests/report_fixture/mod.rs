@@ -258,6 +258,16 @@ pub fn write_run(dir: &Path, n_requests: usize, n_replicas: usize, seed: u64) {
         cols[5].push(s - r.arrived);
     }
     std::fs::write(dir.join("requests.csv"), rq).unwrap();
+    // itl_histogram.csv: every gap, counted per microsecond value.
+    let mut itl: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
+    for g in &cols[1] {
+        *itl.entry((g * 1e6).round() as u64).or_default() += 1;
+    }
+    let mut it = String::from("itl_s,gaps\n");
+    for (us, n) in itl {
+        let _ = writeln!(it, "{}.{:06},{n}", us / 1_000_000, us % 1_000_000);
+    }
+    std::fs::write(dir.join("itl_histogram.csv"), it).unwrap();
 
     let stats = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -266,6 +276,7 @@ pub fn write_run(dir: &Path, n_requests: usize, n_replicas: usize, seed: u64) {
             "p50": p(0.5), "p90": p(0.9), "p95": p(0.95), "p99": p(0.99), "max": p(1.0)})
     };
     let end = reqs.iter().filter_map(|r| r.completed).fold(0.0, f64::max);
+    let last_arrival = reqs.iter().map(|r| r.arrived).fold(0.0, f64::max);
     let out_tokens: u64 = reqs.iter().map(|r| r.decode as u64).sum();
     let all_tokens: u64 = reqs.iter().map(|r| (r.prefill + r.decode) as u64).sum();
     let ttft_met = cols[0].iter().filter(|&&x| x <= 2.0).count();
@@ -288,7 +299,15 @@ pub fn write_run(dir: &Path, n_requests: usize, n_replicas: usize, seed: u64) {
                 "attainment": ttft_met as f64 / n_requests as f64,
                 "goodput_requests_per_s": ttft_met as f64 / end},
         "cost": {"gpus": n_replicas, "usd_per_hour": 4.25 * n_replicas as f64,
-                 "usd_per_million_output_tokens": 4.25 * n_replicas as f64 / 3600.0 / (out_tokens as f64 / end) * 1e6}
+                 "usd_per_million_output_tokens": 4.25 * n_replicas as f64 / 3600.0 / (out_tokens as f64 / end) * 1e6},
+        "workload": {"requests": n_requests, "first_arrival_s": reqs[0].arrived, "last_arrival_s": last_arrival,
+                     "offered_rate_per_s": n_requests as f64 / last_arrival,
+                     "prompt_tokens_mean": reqs.iter().map(|r| r.prefill as f64).sum::<f64>() / n_requests as f64,
+                     "prompt_tokens_max": reqs.iter().map(|r| r.prefill).max().unwrap_or(0),
+                     "output_tokens_mean": out_tokens as f64 / n_requests as f64,
+                     "output_tokens_max": reqs.iter().map(|r| r.decode).max().unwrap_or(0)},
+        "load": {"status": "ok", "served_fraction": (n_requests as f64 / end) / (n_requests as f64 / last_arrival),
+                 "drain_s": end - last_arrival, "reasons": [], "notes": []}
     });
     std::fs::write(
         dir.join("summary.json"),
@@ -298,7 +317,7 @@ pub fn write_run(dir: &Path, n_requests: usize, n_replicas: usize, seed: u64) {
     std::fs::write(
         dir.join("config.toml"),
         format!(
-            "# synthetic report fixture (not a real simulation)\nseed = {seed}\n\n[cluster]\nnum_replicas = {n_replicas}\nrouter = \"round-robin\"\n\n[replica]\nmodel = \"meta-llama/Meta-Llama-3-8B\"\ndevice = \"h100\"\ntp = 1\npp = 1\nmemory_margin_fraction = 0.1\n\n[scheduler]\nname = \"sarathi\"\nbatch_size_cap = 12\nchunk_size = 512\n\n[workload]\nnum_requests = {n_requests}\n"
+            "# synthetic report fixture (not a real simulation)\nseed = {seed}\n\n[cluster]\nnum_replicas = {n_replicas}\nrouter = \"round_robin\"\n\n[replica]\nmodel = \"meta-llama/Meta-Llama-3-8B\"\ndevice = \"h100\"\ntp = 1\npp = 1\nmemory_margin_fraction = 0.1\n\n[scheduler]\nname = \"sarathi\"\nbatch_size_cap = 12\nchunk_size = 512\n\n[workload]\nnum_requests = {n_requests}\n\n[workload.arrival]\nkind = \"poisson\"\nqps = {rate_per_s:?}\n"
         ),
     )
     .unwrap();

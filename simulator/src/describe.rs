@@ -1,0 +1,117 @@
+//! Plain-English descriptions of a configuration and its workload, shared by the terminal summary
+//! and the report's first screen.
+
+use crate::config::SimConfig;
+use crate::metrics::load::WorkloadFacts;
+use crate::workload::ArrivalConfig;
+
+/// `1 GPU`, `8 GPUs`.
+pub fn plural(n: u64, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+/// `Meta-Llama-3-8B on 2 replicas of 8 h100 GPUs (TP4 × PP2), 16 GPUs in all`.
+pub fn deployment(cfg: &SimConfig) -> String {
+    let r = &cfg.replica;
+    let n = u64::from(cfg.cluster.num_replicas);
+    let per = u64::from(r.tp * r.pp);
+    let mut s = format!(
+        "{} on {} of {} (TP{} × PP{})",
+        r.model,
+        plural(n, "replica"),
+        plural(per, &format!("{} GPU", r.device)),
+        r.tp,
+        r.pp
+    );
+    if n > 1 {
+        s.push_str(&format!(", {} in all", plural(n * per, "GPU")));
+    }
+    s
+}
+
+/// The router's configuration name (`round_robin`).
+pub fn router(cfg: &SimConfig) -> String {
+    serde_json::to_value(cfg.cluster.router)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The deployment with its scheduler and router, the summary's first line.
+pub fn headline(cfg: &SimConfig) -> String {
+    format!(
+        "{}: {} scheduler, {} router",
+        deployment(cfg),
+        cfg.scheduler.name,
+        router(cfg)
+    )
+}
+
+/// How requests arrive, from the configuration (`Poisson at 6 req/s`).
+pub fn arrivals(cfg: &SimConfig) -> String {
+    let w = &cfg.workload;
+    if let Some(t) = &w.trace {
+        return format!("replayed from {}", t.file.display());
+    }
+    let per = if w.sessions.is_some() {
+        "sessions/s"
+    } else {
+        "req/s"
+    };
+    match &w.arrival {
+        ArrivalConfig::Poisson { qps } => format!("Poisson at {qps} {per}"),
+        ArrivalConfig::Gamma { qps, cv } => format!("gamma at {qps} {per}, CV {cv}"),
+        ArrivalConfig::Static => "all at time 0".to_string(),
+        ArrivalConfig::Trace { trace_file, .. } => {
+            format!("arrival times from {}", trace_file.display())
+        }
+        ArrivalConfig::Stages { stages } => format!(
+            "Poisson in stages of {}",
+            stages
+                .iter()
+                .map(|s| format!("{} {per} for {} s", s.qps, s.duration_s))
+                .collect::<Vec<_>>()
+                .join(", then ")
+        ),
+    }
+}
+
+/// `1000 requests over 167.9 s (Poisson at 6 req/s, offered 5.96 req/s); prompts 1024 and outputs 256 tokens on average`.
+pub fn workload(cfg: &SimConfig, w: &WorkloadFacts) -> String {
+    let offered = w
+        .offered_rate_per_s
+        .map(|r| format!(", offered {r:.2} req/s"))
+        .unwrap_or_default();
+    format!(
+        "{} over {:.1} s ({}{offered}); prompts {:.0} and outputs {:.0} tokens on average (longest {} and {})",
+        plural(w.requests, "request"),
+        w.last_arrival_s - w.first_arrival_s,
+        arrivals(cfg),
+        w.prompt_tokens_mean,
+        w.output_tokens_mean,
+        w.prompt_tokens_max,
+        w.output_tokens_max
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deployment_counts_gpus_per_replica_and_in_all() {
+        let mut c = SimConfig::default();
+        assert_eq!(
+            deployment(&c),
+            "meta-llama/Meta-Llama-3-8B on 1 replica of 1 h100 GPU (TP1 × PP1)"
+        );
+        c.replica.tp = 4;
+        c.replica.pp = 2;
+        c.cluster.num_replicas = 2;
+        assert_eq!(
+            deployment(&c),
+            "meta-llama/Meta-Llama-3-8B on 2 replicas of 8 h100 GPUs (TP4 × PP2), 16 GPUs in all"
+        );
+        assert_eq!(arrivals(&c), "Poisson at 6 req/s");
+    }
+}
