@@ -419,6 +419,13 @@ pub fn main(a: &CalibrateArgs) -> Result<()> {
         table.markdown(&format!("Calibration {} on {device}", cal.name())),
     )?;
     std::fs::write(&csv, table.csv())?;
+    let sens = report::sensitivities(exps, &table);
+    if !sens.is_empty() {
+        std::fs::write(
+            a.out.with_extension("sensitivity.md"),
+            report::sensitivities_markdown(&sens),
+        )?;
+    }
     if !a.quiet {
         eprintln!(
             "fitted {} coefficients on {} experiments ({n} stages) in {fit_s:.0} s: mean |error| E2E {:.1} %, TTFT {:.1} %",

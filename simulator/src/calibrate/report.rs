@@ -146,3 +146,114 @@ impl Table {
         s
     }
 }
+
+/// One knob sensitivity: two experiments of the same model, GPU and workload that differ in one
+/// engine setting, with the measured and simulated change of each stage's mean E2E and TTFT.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sensitivity {
+    /// The knob and its two values, e.g. `max_num_batched_tokens 2048 → 1024`.
+    pub knob: String,
+    /// The two experiments (base, changed).
+    pub ids: (String, String),
+    /// Stage index.
+    pub stage: usize,
+    /// Measured relative change of mean E2E and mean TTFT.
+    pub measured: (f64, f64),
+    /// Simulated relative change of mean E2E and mean TTFT.
+    pub simulated: Option<(f64, f64)>,
+}
+
+/// The knobs whose single changes [`sensitivities`] looks for.
+fn knob_values(e: &super::measurements::Experiment) -> [(&'static str, String); 4] {
+    [
+        (
+            "max_num_batched_tokens",
+            e.engine.max_num_batched_tokens.to_string(),
+        ),
+        (
+            "gpu_memory_utilization",
+            e.engine.gpu_memory_utilization.to_string(),
+        ),
+        ("tp", e.tp.to_string()),
+        (
+            "kv_cpu_offload",
+            e.engine.kv_cpu_offload.unwrap_or(false).to_string(),
+        ),
+    ]
+}
+
+/// Every pair of experiments in `table` (with their definitions in `exps`) that differ in exactly
+/// one knob, with the same model, GPU, workload and other settings.
+pub fn sensitivities(exps: &[super::fit::Prepared], table: &Table) -> Vec<Sensitivity> {
+    let row = |id: &str, stage: usize| {
+        table
+            .rows
+            .iter()
+            .find(|r| r.id == id && r.stage == stage)
+    };
+    let same_rest = |a: &super::measurements::Experiment, b: &super::measurements::Experiment| {
+        a.model == b.model
+            && a.gpu == b.gpu
+            && a.dp == b.dp
+            && a.workload == b.workload
+            && a.engine.max_num_seqs == b.engine.max_num_seqs
+    };
+    let mut out = Vec::new();
+    for (i, a) in exps.iter().enumerate() {
+        for b in &exps[i + 1..] {
+            let (a, b) = (&a.exp, &b.exp);
+            if !same_rest(a, b) {
+                continue;
+            }
+            let (ka, kb) = (knob_values(a), knob_values(b));
+            let diff: Vec<usize> = (0..ka.len()).filter(|&k| ka[k].1 != kb[k].1).collect();
+            let [k] = diff[..] else {
+                continue;
+            };
+            for stage in 0..a.stages().len().min(b.stages().len()) {
+                let (Some(ra), Some(rb)) = (row(&a.id, stage), row(&b.id, stage)) else {
+                    continue;
+                };
+                if ra.overloaded || rb.overloaded {
+                    continue;
+                }
+                let ch = |x: f64, y: f64| y / x - 1.0;
+                out.push(Sensitivity {
+                    knob: format!("{} {} → {}", ka[k].0, ka[k].1, kb[k].1),
+                    ids: (a.id.clone(), b.id.clone()),
+                    stage,
+                    measured: (
+                        ch(ra.measured.e2e_mean, rb.measured.e2e_mean),
+                        ch(ra.measured.ttft_mean, rb.measured.ttft_mean),
+                    ),
+                    simulated: ra.simulated.zip(rb.simulated).map(|(sa, sb)| {
+                        (ch(sa.e2e_mean, sb.e2e_mean), ch(sa.ttft_mean, sb.ttft_mean))
+                    }),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The sensitivities as a Markdown table.
+pub fn sensitivities_markdown(rows: &[Sensitivity]) -> String {
+    let mut s = String::from("# Knob sensitivities: measured and simulated change\n\nPairs of experiments of the same model, GPU and workload that differ in one setting.\n\n| knob | experiments | stage | E2E measured | E2E simulated | TTFT measured | TTFT simulated |\n|---|---|---|---|---|---|---|\n");
+    for r in rows {
+        let (se, st) = r
+            .simulated
+            .map(|(e, t)| (pct(e), pct(t)))
+            .unwrap_or_else(|| ("failed".into(), "failed".into()));
+        let _ = writeln!(
+            s,
+            "| {} | {} → {} | {} | {} | {se} | {} | {st} |",
+            r.knob,
+            r.ids.0,
+            r.ids.1,
+            r.stage,
+            pct(r.measured.0),
+            pct(r.measured.1)
+        );
+    }
+    s
+}
