@@ -18,6 +18,9 @@ pub struct EngineCoefficients {
     pub gemm_compute: f64,
     /// Fixed time added to every GEMM (tail effects, split-K reduction, launch inside a graph), µs.
     pub gemm_overhead_us: f64,
+    /// Fraction of peak memory bandwidth reached by the attention projections (QKV and output),
+    /// narrower GEMMs than the MLP's.
+    pub attn_proj_bandwidth: f64,
     /// Fraction of peak memory bandwidth reached by the fused MoE expert kernel.
     pub moe_bandwidth: f64,
     /// Fraction of peak FLOP/s reached by the fused MoE expert kernel.
@@ -33,8 +36,10 @@ pub struct EngineCoefficients {
     pub elementwise_bandwidth: f64,
     /// Shortest duration of any kernel, µs.
     pub kernel_floor_us: f64,
-    /// Latency of the custom all-reduce (one-shot/two-shot over NVLink), µs per call.
+    /// Latency of the custom all-reduce (one-shot/two-shot over NVLink) between two GPUs, µs.
     pub allreduce_latency_us: f64,
+    /// Extra latency of the custom all-reduce per GPU beyond two, µs.
+    pub allreduce_latency_per_gpu_us: f64,
     /// Fraction of the link bandwidth the custom all-reduce reaches.
     pub allreduce_bandwidth: f64,
     /// Largest message of the custom all-reduce, bytes; larger ones use NCCL (vLLM: 8 MiB).
@@ -74,6 +79,7 @@ impl Default for EngineCoefficients {
             gemm_bandwidth: 0.80,
             gemm_compute: 0.70,
             gemm_overhead_us: 2.0,
+            attn_proj_bandwidth: 0.80,
             moe_bandwidth: 0.70,
             moe_compute: 0.55,
             moe_expert_us: 2.0,
@@ -82,6 +88,7 @@ impl Default for EngineCoefficients {
             elementwise_bandwidth: 0.60,
             kernel_floor_us: 2.0,
             allreduce_latency_us: 8.0,
+            allreduce_latency_per_gpu_us: 1.0,
             allreduce_bandwidth: 0.60,
             custom_allreduce_max_bytes: 8.0 * 1024.0 * 1024.0,
             nccl_latency_us: 10.0,
@@ -136,6 +143,7 @@ pub const COEFFICIENTS: &[CoefInfo] = &[
     coef!(gemm_bandwidth, "fraction", 0.05, 1.0, true),
     coef!(gemm_compute, "fraction", 0.05, 1.0, false),
     coef!(gemm_overhead_us, "µs", 0.0, 200.0, true),
+    coef!(attn_proj_bandwidth, "fraction", 0.05, 1.0, true),
     coef!(moe_bandwidth, "fraction", 0.05, 1.0, true),
     coef!(moe_compute, "fraction", 0.05, 1.0, false),
     coef!(moe_expert_us, "µs", 0.0, 200.0, true),
@@ -144,6 +152,7 @@ pub const COEFFICIENTS: &[CoefInfo] = &[
     coef!(elementwise_bandwidth, "fraction", 0.05, 1.0, false),
     coef!(kernel_floor_us, "µs", 0.0, 50.0, false),
     coef!(allreduce_latency_us, "µs", 0.0, 500.0, true),
+    coef!(allreduce_latency_per_gpu_us, "µs", 0.0, 100.0, true),
     coef!(allreduce_bandwidth, "fraction", 0.05, 1.0, false),
     coef!(custom_allreduce_max_bytes, "bytes", 0.0, 1e12, false),
     coef!(nccl_latency_us, "µs", 0.0, 500.0, false),

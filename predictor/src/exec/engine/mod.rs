@@ -188,7 +188,7 @@ impl EngineModel {
             gemm_overhead_s: c.gemm_overhead_us * 1e-6,
             attn_gemm: Rates {
                 flops: attn_lin * c.gemm_compute,
-                bytes: bw * c.gemm_bandwidth,
+                bytes: bw * c.attn_proj_bandwidth,
                 floor_s,
             },
             moe: Rates {
@@ -270,7 +270,7 @@ impl EngineModel {
         }
         let link = self.tp_link.bandwidth_bytes_per_s;
         if self.geo.nvlink_tp && bytes <= self.c.custom_allreduce_max_bytes {
-            self.c.allreduce_latency_us * 1e-6
+            (self.c.allreduce_latency_us + self.c.allreduce_latency_per_gpu_us * (n - 2.0)) * 1e-6
                 + 2.0 * (n - 1.0) / n * bytes / (link * self.c.allreduce_bandwidth)
         } else {
             ring_all_reduce_s(

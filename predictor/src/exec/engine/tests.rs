@@ -9,6 +9,7 @@ fn ideal() -> EngineCoefficients {
         gemm_bandwidth: 1.0,
         gemm_compute: 1.0,
         gemm_overhead_us: 0.0,
+        attn_proj_bandwidth: 1.0,
         moe_bandwidth: 1.0,
         moe_compute: 1.0,
         moe_expert_us: 0.0,
@@ -17,6 +18,7 @@ fn ideal() -> EngineCoefficients {
         elementwise_bandwidth: 1.0,
         kernel_floor_us: 0.0,
         allreduce_latency_us: 0.0,
+        allreduce_latency_per_gpu_us: 0.0,
         allreduce_bandwidth: 1.0,
         nccl_latency_us: 0.0,
         nccl_bandwidth: 1.0,
@@ -141,14 +143,15 @@ fn prefill_attention_is_causal_flash_attention() {
 #[test]
 fn all_reduce_uses_the_custom_kernel_below_its_limit_and_nccl_above() {
     let c = EngineCoefficients {
-        allreduce_latency_us: 5.0,
+        allreduce_latency_us: 3.0,
+        allreduce_latency_per_gpu_us: 1.0,
         nccl_latency_us: 7.0,
         custom_allreduce_max_bytes: 1e6,
         ..ideal()
     };
     let (_, em) = model_on("meta-llama/Llama-2-7b-hf", 4, c);
     let link = 450e9;
-    // 32 tokens × 4096 × 2 B = 262,144 B: custom, 5 µs + 2·(3/4)·bytes / link.
+    // 32 tokens × 4096 × 2 B = 262,144 B: custom, 3 µs + 2 × 1 µs + 2·(3/4)·bytes / link.
     let small = 32.0 * 4096.0 * 2.0;
     let custom = 5e-6 + 1.5 * small / link;
     assert!((em.all_reduce_s(small) - custom).abs() < 1e-15);
