@@ -18,8 +18,9 @@ pub const OVERLOAD_TTFT_MS: f64 = 1000.0;
 /// How experiments are simulated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimShape {
-    /// Simulate at most this many seconds of each load stage (steady state is reached within
-    /// seconds; shorter stages make fitting faster); `None`: the whole stage.
+    /// Simulate at most this many seconds of each load stage, but never fewer than 8 of the
+    /// experiment's longest mean E2E latencies (steady state comes within a few; shorter stages
+    /// make fitting faster); `None`: the whole stage.
     pub max_stage_s: Option<f64>,
     /// Tokens the serving stack adds to each shared-prefix prompt (template, BOS).
     pub extra_prompt_tokens: u32,
@@ -106,7 +107,15 @@ pub fn to_config(
     let w = &mut cfg.workload;
     w.num_requests = None;
     w.max_tokens = e.engine.max_model_len;
-    let cap = shape.max_stage_s.unwrap_or(f64::INFINITY);
+    // A shortened stage must still reach steady state: at least 8 mean end-to-end latencies.
+    let longest_e2e_s = e
+        .measured_ms
+        .values()
+        .map(|m| m.e2e_mean * 1e-3)
+        .fold(0.0, f64::max);
+    let cap = shape
+        .max_stage_s
+        .map_or(f64::INFINITY, |c| c.max(8.0 * longest_e2e_s));
     let stages: Vec<RateStage> = e
         .workload
         .stages
