@@ -16,7 +16,8 @@ dir=data/calibration/vllm-0.15.1
 cv=()
 if [ "${1:-}" = "--cv" ]; then cv=(--cross-validate); fi
 
-"$bin" calibrate --measurements "$meas" --device h100 --out "$dir/h100.toml" "${cv[@]}"
+# From the priors; 200 Nelder-Mead iterations over 60-s stages (each at least 8 mean E2E latencies).
+"$bin" calibrate --measurements "$meas" --device h100 --max-iters 200 --out "$dir/h100.toml" "${cv[@]}"
 # Two or three experiments per GPU: fit the coefficients that move most from H100.
 for gpu in a100 l40s; do
   "$bin" calibrate --measurements "$meas" --device "$gpu" --start "$dir/h100.toml" \

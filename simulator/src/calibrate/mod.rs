@@ -67,7 +67,7 @@ pub struct CalibrateArgs {
     /// Largest number of optimizer iterations [default: 150]
     #[arg(long, value_name = "N")]
     pub max_iters: Option<u64>,
-    /// Simulated seconds of each load stage while fitting [default: 120]
+    /// Simulated seconds of each load stage while fitting, at least 8 mean E2E latencies [default: 60]
     #[arg(long, value_name = "SECONDS")]
     pub fit_stage_s: Option<f64>,
     /// Simulated seconds of each load stage in the final table [default: the whole stage]
@@ -342,7 +342,7 @@ pub fn main(a: &CalibrateArgs) -> Result<()> {
         calibration: DEFAULT_ENGINE_VERSION.into(),
     };
     let fit_shape = SimShape {
-        max_stage_s: Some(a.fit_stage_s.unwrap_or(120.0)),
+        max_stage_s: Some(a.fit_stage_s.unwrap_or(60.0)),
         ..base.clone()
     };
     let eval_shape = SimShape {
