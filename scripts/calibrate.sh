@@ -18,9 +18,10 @@ if [ "${1:-}" = "--cv" ]; then cv=(--cross-validate); fi
 
 # From the priors; 200 Nelder-Mead iterations over 60-s stages (each at least 8 mean E2E latencies).
 "$bin" calibrate --measurements "$meas" --device h100 --max-iters 200 --out "$dir/h100.toml" "${cv[@]}"
-# Two or three experiments per GPU: fit the coefficients that move most from H100.
-for gpu in a100 l40s; do
-  "$bin" calibrate --measurements "$meas" --device "$gpu" --start "$dir/h100.toml" \
-    --fit gemm_bandwidth,cpu_step_us,frontend_ms --out "$dir/$gpu.toml"
-done
+# Two or three experiments per GPU: fit the coefficients that move most from H100 (A100's
+# experiments include Mixtral, so its MoE kernel efficiency too).
+"$bin" calibrate --measurements "$meas" --device a100 --start "$dir/h100.toml" \
+  --fit gemm_bandwidth,moe_bandwidth,cpu_step_us,frontend_ms --out "$dir/a100.toml"
+"$bin" calibrate --measurements "$meas" --device l40s --start "$dir/h100.toml" \
+  --fit gemm_bandwidth,cpu_step_us,frontend_ms --out "$dir/l40s.toml"
 "$(dirname "$0")/check-calibration.sh" --write

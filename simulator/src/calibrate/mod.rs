@@ -402,7 +402,11 @@ pub fn main(a: &CalibrateArgs) -> Result<()> {
                     .join(", "),
                 exps.len()
             ),
-            command: std::env::args().collect::<Vec<_>>().join(" "),
+            // The binary by name, not by path: the same command gives the same file in any checkout.
+            command: std::iter::once("simulator".to_string())
+                .chain(std::env::args().skip(1))
+                .collect::<Vec<_>>()
+                .join(" "),
             stages: n as u32,
             e2e_mean_abs_error: (e2e * 1e4).round() / 1e4,
             ttft_mean_abs_error: (ttft * 1e4).round() / 1e4,
