@@ -1,5 +1,6 @@
-//! Embeds every catalog file under `data/catalog/` into the library, so the binaries carry the
-//! catalog and work from any directory. A file added there is picked up at the next build.
+//! Embeds every catalog file under `data/catalog/` and every calibration under `data/calibration/`
+//! into the library, so the binaries carry them and work from any directory. A file added there is
+//! picked up at the next build.
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -18,17 +19,19 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn main() {
-    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
-    let catalog = manifest.join("..").join("data").join("catalog");
-    println!("cargo:rerun-if-changed={}", catalog.display());
+/// Writes `OUT_DIR/<out_name>`: a constant `name` listing every `.toml` under `dir` as
+/// (path relative to `dir`, contents).
+fn embed(dir: &Path, name: &str, doc: &str, out_name: &str) {
+    println!("cargo:rerun-if-changed={}", dir.display());
     let mut files = Vec::new();
-    collect(&catalog, &mut files);
-    let mut code = String::from("/// Catalog files embedded at build time: (path relative to data/catalog, contents).\npub(crate) const EMBEDDED: &[(&str, &str)] = &[\n");
+    if dir.is_dir() {
+        collect(dir, &mut files);
+    }
+    let mut code = format!("/// {doc}\npub(crate) const {name}: &[(&str, &str)] = &[\n");
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
         let rel = f
-            .strip_prefix(&catalog)
+            .strip_prefix(dir)
             .unwrap()
             .to_string_lossy()
             .replace('\\', "/");
@@ -41,6 +44,23 @@ fn main() {
         .unwrap();
     }
     code.push_str("];\n");
-    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("embedded_catalog.rs");
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join(out_name);
     std::fs::write(out, code).unwrap();
+}
+
+fn main() {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let data = manifest.join("..").join("data");
+    embed(
+        &data.join("catalog"),
+        "EMBEDDED",
+        "Catalog files embedded at build time: (path relative to data/catalog, contents).",
+        "embedded_catalog.rs",
+    );
+    embed(
+        &data.join("calibration"),
+        "EMBEDDED_CALIBRATIONS",
+        "Calibration files embedded at build time: (path relative to data/calibration, contents).",
+        "embedded_calibrations.rs",
+    );
 }

@@ -4,7 +4,8 @@
 //! three crates share:
 //!
 //! - [`catalog`]: models, devices and nodes (`data/catalog/`, embedded at build time);
-//! - [`parallel`]: tensor/pipeline-parallel layouts and their validation;
+//! - [`parallel`]: tensor/pipeline/expert-parallel layouts and their validation;
+//! - [`precision`]: weight, activation and KV-cache data types (bf16, fp8);
 //! - [`batch`]: the description of one batch that the execution model reads;
 //! - [`ops`]: the timed operators and per-operator breakdowns;
 //! - [`exec`]: the execution model (a batch on a pipeline stage → time with breakdown) and its
@@ -22,6 +23,7 @@ pub mod exec;
 pub mod fit;
 pub mod ops;
 pub mod parallel;
+pub mod precision;
 pub mod profile;
 pub mod setup;
 pub mod table;
@@ -33,4 +35,5 @@ pub use exec::{
 };
 pub use ops::{Op, OpBreakdown};
 pub use parallel::{Parallelism, ParallelismError};
+pub use precision::{Precision, PrecisionConfig};
 pub use setup::{build_execution_model, BackendChoice, ExecSetup, SetupError};

@@ -109,9 +109,15 @@ struct FitArgs {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum BackendArg {
+    /// Profiled when a profile exists, else the engine model.
     Auto,
+    /// The engine model of vLLM V1 with the shipped calibration.
+    Engine,
+    /// Fitted from profiles.
     Profiled,
+    /// Vidur's formula over the roofline.
     Roofline,
+    /// Prediction tables.
     Tables,
 }
 
@@ -383,10 +389,22 @@ fn run_predict(a: PredictArgs) -> Result<()> {
     let mut setup = ExecSetup::new(model.clone(), device.clone(), node.clone(), par);
     setup.backend = match a.backend {
         BackendArg::Auto => BackendChoice::Auto,
+        BackendArg::Engine => BackendChoice::Engine,
         BackendArg::Profiled => BackendChoice::Profiled,
         BackendArg::Roofline => BackendChoice::Roofline,
         BackendArg::Tables => BackendChoice::Tables,
     };
+    if let Some((cal, exact)) = predictor::exec::engine::Calibration::builtin(
+        predictor::exec::engine::calibration::DEFAULT_ENGINE_VERSION,
+        &device.name,
+    ) {
+        setup.engine_coefficients = cal.coefficients;
+        setup.calibration = if exact {
+            format!("calibration {}", cal.name())
+        } else {
+            format!("calibration {} applied to {}", cal.name(), device.name)
+        };
+    }
     setup.profiles_dirs = a.profiles.clone();
     setup.tables_dir = a.tables.clone();
     setup.cache_dir = a.cache.clone();
@@ -407,13 +425,19 @@ fn run_predict(a: PredictArgs) -> Result<()> {
         a.kv
     );
     println!("backend: {} ({})", info.kind, info.source);
-    if info.kind == BackendKind::Roofline && !setup.has_profile() && a.profiles.is_empty() {
-        println!("  no profile directory given (--profiles), so the roofline answers");
-    } else if info.kind == BackendKind::Roofline && !setup.has_profile() {
-        println!(
-            "  no profile of {} on {} in the given directories, so the roofline answers",
-            model.name, device.name
-        );
+    let answering = match info.kind {
+        BackendKind::Engine => "the engine model",
+        _ => "the roofline",
+    };
+    if matches!(info.kind, BackendKind::Roofline | BackendKind::Engine) && !setup.has_profile() {
+        if a.profiles.is_empty() {
+            println!("  no profile directory given (--profiles), so {answering} answers");
+        } else {
+            println!(
+                "  no profile of {} on {} in the given directories, so {answering} answers",
+                model.name, device.name
+            );
+        }
     }
     for (op, k) in &info.fallbacks {
         println!("  {op}: answered by the {k} backend");

@@ -30,17 +30,30 @@ pub enum Op {
     MlpDownProj,
     /// Residual add.
     Add,
+    /// MoE router: the gate GEMM and top-k selection.
+    MoeGate,
+    /// MoE routed experts: the grouped expert GEMMs and their activation, over the experts the
+    /// batch touches.
+    MoeExperts,
+    /// MoE shared experts (applied to every token).
+    MoeSharedExperts,
     /// Tensor-parallel all-reduce (two per layer).
     AllReduce,
+    /// Expert-parallel all-to-all dispatch and combine of MoE layers.
+    AllToAll,
     /// Pipeline send/receive between stages.
     SendRecv,
+    /// LM head and sampling of the tokens that produce an output (last stage).
+    LmHead,
+    /// Kernel-launch and CUDA-graph replay time not hidden behind GPU work.
+    LaunchOverhead,
     /// CPU-side overhead per batch (scheduling, sampling, input preparation).
     CpuOverhead,
 }
 
 impl Op {
     /// Number of operators.
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 21;
 
     /// Every operator, in breakdown order.
     pub const ALL: [Op; Op::COUNT] = [
@@ -56,8 +69,14 @@ impl Op {
         Op::MlpAct,
         Op::MlpDownProj,
         Op::Add,
+        Op::MoeGate,
+        Op::MoeExperts,
+        Op::MoeSharedExperts,
         Op::AllReduce,
+        Op::AllToAll,
         Op::SendRecv,
+        Op::LmHead,
+        Op::LaunchOverhead,
         Op::CpuOverhead,
     ];
 
@@ -89,8 +108,14 @@ impl Op {
             Op::MlpAct => "mlp_act",
             Op::MlpDownProj => "mlp_down_proj",
             Op::Add => "add",
+            Op::MoeGate => "moe_gate",
+            Op::MoeExperts => "moe_experts",
+            Op::MoeSharedExperts => "moe_shared_experts",
             Op::AllReduce => "all_reduce",
+            Op::AllToAll => "all_to_all",
             Op::SendRecv => "send_recv",
+            Op::LmHead => "lm_head",
+            Op::LaunchOverhead => "launch_overhead",
             Op::CpuOverhead => "cpu_overhead",
         }
     }

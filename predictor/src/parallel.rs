@@ -11,6 +11,15 @@ pub struct Parallelism {
     pub tp: u32,
     /// Pipeline-parallel stages (consecutive groups of layers).
     pub pp: u32,
+    /// Expert-parallel degree of MoE layers: the experts are spread over `ep` GPUs of the
+    /// tensor-parallel group (each holds `num_experts / ep` experts, split `tp / ep` ways), with
+    /// all-to-all dispatch and combine. 1: experts are tensor-parallel like the dense MLP.
+    #[serde(default = "one")]
+    pub ep: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// Why a layout does not fit a model or node.
@@ -70,6 +79,36 @@ pub enum ParallelismError {
         /// Valid stage counts.
         suggest: String,
     },
+    /// Expert parallelism asked for a dense model.
+    #[error("expert parallelism (--ep {ep}) needs a mixture-of-experts model; {model} is dense (use --ep 1)")]
+    NotMoe {
+        /// EP asked for.
+        ep: u32,
+        /// Model name.
+        model: String,
+    },
+    /// EP does not divide TP.
+    #[error("expert-parallel degree {ep} must divide the tensor-parallel degree {tp} (experts are spread over GPUs of the TP group); use --ep in {suggest}")]
+    EpTp {
+        /// EP asked for.
+        ep: u32,
+        /// TP.
+        tp: u32,
+        /// Valid EP degrees.
+        suggest: String,
+    },
+    /// EP does not divide the experts.
+    #[error("expert-parallel degree {ep} does not divide the {experts} experts of {model}; use --ep in {suggest}")]
+    EpExperts {
+        /// EP asked for.
+        ep: u32,
+        /// Routed experts.
+        experts: u32,
+        /// Model name.
+        model: String,
+        /// Valid EP degrees.
+        suggest: String,
+    },
     /// A TP group spanning nodes.
     #[error("tensor-parallel degree {tp} is larger than the {per_node} GPUs of a {node} node; tensor parallelism stays within a node")]
     TpBeyondNode {
@@ -92,9 +131,19 @@ fn divisors(n: u32) -> String {
 }
 
 impl Parallelism {
-    /// A layout of `tp` × `pp`.
+    /// A layout of `tp` × `pp` (experts tensor-parallel, `ep` = 1).
     pub fn new(tp: u32, pp: u32) -> Self {
-        Parallelism { tp, pp }
+        Parallelism { tp, pp, ep: 1 }
+    }
+
+    /// The same layout with MoE experts spread over `ep` GPUs of the tensor-parallel group.
+    pub fn with_ep(self, ep: u32) -> Self {
+        Parallelism { ep, ..self }
+    }
+
+    /// Tensor-parallel degree inside each expert (`tp / ep`).
+    pub fn expert_tp(&self) -> u32 {
+        (self.tp / self.ep.max(1)).max(1)
     }
 
     /// GPUs per replica.
@@ -124,6 +173,34 @@ impl Parallelism {
             });
         }
         let name = model.name.clone();
+        if self.ep == 0 {
+            return Err(ParallelismError::Zero {
+                what: "expert-parallel degree",
+            });
+        }
+        if self.ep > 1 {
+            let Some(moe) = &model.moe else {
+                return Err(ParallelismError::NotMoe {
+                    ep: self.ep,
+                    model: name,
+                });
+            };
+            if !self.tp.is_multiple_of(self.ep) {
+                return Err(ParallelismError::EpTp {
+                    ep: self.ep,
+                    tp: self.tp,
+                    suggest: divisors(self.tp),
+                });
+            }
+            if !moe.num_experts.is_multiple_of(self.ep) {
+                return Err(ParallelismError::EpExperts {
+                    ep: self.ep,
+                    experts: moe.num_experts,
+                    model: name,
+                    suggest: divisors(moe.num_experts),
+                });
+            }
+        }
         if !model.num_attention_heads.is_multiple_of(self.tp) {
             return Err(ParallelismError::Heads {
                 tp: self.tp,
@@ -143,13 +220,28 @@ impl Parallelism {
                 suggest: divisors(kv),
             });
         }
-        for (field, value) in [
-            ("hidden_size", model.hidden_size),
-            ("intermediate_size", model.intermediate_size),
-        ] {
-            if value % self.tp != 0 {
+        let mut widths = vec![("hidden_size", model.hidden_size, self.tp)];
+        if model.num_dense_mlp_layers() > 0 {
+            widths.push(("intermediate_size", model.intermediate_size, self.tp));
+        }
+        if let Some(moe) = &model.moe {
+            widths.push((
+                "moe expert_intermediate_size",
+                moe.expert_intermediate_size,
+                self.expert_tp(),
+            ));
+            if moe.num_shared_experts > 0 {
+                widths.push((
+                    "moe shared_expert_intermediate_size",
+                    moe.shared_expert_intermediate_size,
+                    self.tp,
+                ));
+            }
+        }
+        for (field, value, tp) in widths {
+            if value % tp != 0 {
                 return Err(ParallelismError::Width {
-                    tp: self.tp,
+                    tp,
                     field,
                     value,
                     model: name,

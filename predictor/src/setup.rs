@@ -1,6 +1,6 @@
 //! Building the execution model the simulator uses: the one entry point that picks a backend
-//! (profiled when a profile exists for the model and device, the roofline otherwise, or prediction
-//! tables given by path) and says which one answered.
+//! (profiled when a profile exists for the model and device, the calibrated engine model
+//! otherwise; the roofline or prediction tables when asked) and says which one answered.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,12 +8,14 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{DeviceSpec, ModelSpec, NodeSpec};
+use crate::exec::engine::{EngineCoefficients, EngineModel, EngineSettings};
 use crate::exec::profiled::{build_profiled, needed_ops};
 use crate::exec::roofline::{Roofline, RooflineEfficiency};
 use crate::exec::tables::read_tables;
 use crate::exec::tabulated::Tabulated;
 use crate::exec::{BackendKind, ExecParams, ExecutionModel, StageModel};
 use crate::parallel::Parallelism;
+use crate::precision::Precision;
 use crate::profile::ProfileLayout;
 use crate::table::TableBounds;
 
@@ -21,9 +23,12 @@ use crate::table::TableBounds;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BackendChoice {
-    /// Profiled if `profiles_dir` holds a profile of this model on this device, else the roofline.
+    /// Profiled if `profiles_dir` holds a profile of this model on this device, else the engine
+    /// model.
     #[default]
     Auto,
+    /// The engine model with its calibrated coefficients.
+    Engine,
     /// Profiled; an error if no profile is found.
     Profiled,
     /// The roofline, whatever profiles exist.
@@ -58,6 +63,14 @@ pub struct ExecSetup {
     pub cache_dir: Option<PathBuf>,
     /// Bounds of the profiled backend's prediction tables (Vidur's defaults).
     pub table_bounds: TableBounds,
+    /// Weight, activation and KV-cache precision.
+    pub precision: Precision,
+    /// The engine model's settings.
+    pub engine: EngineSettings,
+    /// The engine model's coefficients.
+    pub engine_coefficients: EngineCoefficients,
+    /// What the coefficients are (a calibration's name and file), for the user.
+    pub calibration: String,
 }
 
 impl ExecSetup {
@@ -81,6 +94,19 @@ impl ExecSetup {
             tables_dir: None,
             cache_dir: None,
             table_bounds: TableBounds::default(),
+            precision: Precision::BF16,
+            engine: EngineSettings::default(),
+            engine_coefficients: EngineCoefficients::default(),
+            calibration: "default coefficients (uncalibrated)".into(),
+        }
+    }
+
+    /// The backend `build_execution_model` will use: `Auto` resolved.
+    pub fn resolved_backend(&self) -> BackendChoice {
+        match self.backend {
+            BackendChoice::Auto if self.has_profile() => BackendChoice::Profiled,
+            BackendChoice::Auto => BackendChoice::Engine,
+            ref b => b.clone(),
         }
     }
 
@@ -93,6 +119,7 @@ impl ExecSetup {
             self.parallelism,
             self.roofline,
         )
+        .with_precision(&self.precision)
     }
 
     /// True when one of `profiles_dirs` holds `compute/<device>/<org>/<model>/mlp.csv`.
@@ -116,14 +143,28 @@ pub enum SetupError {
 /// Builds the execution model for `setup`.
 ///
 /// `Auto` uses the profiled backend when one of `profiles_dirs` holds
-/// `compute/<device>/<org>/<model>/mlp.csv` for this model and device, else the roofline.
+/// `compute/<device>/<org>/<model>/mlp.csv` for this model and device, else the engine model.
 pub fn build_execution_model(setup: &ExecSetup) -> Result<Arc<dyn ExecutionModel>, SetupError> {
-    match setup.backend {
+    match setup.resolved_backend() {
         BackendChoice::Roofline => Ok(Arc::new(roofline_model(setup))),
-        BackendChoice::Auto if !setup.has_profile() => Ok(Arc::new(roofline_model(setup))),
-        BackendChoice::Auto | BackendChoice::Profiled => Ok(Arc::new(profiled_model(setup)?)),
+        BackendChoice::Auto | BackendChoice::Engine => Ok(Arc::new(engine_model(setup))),
+        BackendChoice::Profiled => Ok(Arc::new(profiled_model(setup)?)),
         BackendChoice::Tables => Ok(Arc::new(tables_model(setup)?)),
     }
+}
+
+/// The engine model for `setup`.
+pub fn engine_model(setup: &ExecSetup) -> EngineModel {
+    EngineModel::new(
+        &setup.model,
+        &setup.device,
+        &setup.node,
+        setup.parallelism,
+        setup.precision,
+        setup.engine,
+        setup.engine_coefficients,
+        &setup.calibration,
+    )
 }
 
 /// The profiled execution model for `setup` (an error when no profile exists).
@@ -218,7 +259,7 @@ mod tests {
     }
 
     #[test]
-    fn auto_picks_profiled_when_a_profile_exists_else_the_roofline() {
+    fn auto_picks_profiled_when_a_profile_exists_else_the_engine_model() {
         let dir = synthetic_profiles(true);
         let small = TableBounds {
             max_tokens: 1024,
@@ -229,7 +270,7 @@ mod tests {
         s.table_bounds = small;
         assert_eq!(
             build_execution_model(&s).unwrap().info().kind,
-            BackendKind::Roofline
+            BackendKind::Engine
         );
         assert!(matches!(
             build_execution_model(&ExecSetup {

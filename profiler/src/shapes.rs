@@ -74,7 +74,7 @@ impl RankShapes {
     /// Slices `model` for tensor-parallel degree `tp`; errors (with the valid degrees) when `tp`
     /// does not divide the heads or widths.
     pub fn new(model: &ModelSpec, tp: u32) -> Result<Self, ShapeError> {
-        Parallelism { tp, pp: 1 }.validate(model, None)?;
+        Parallelism::new(tp, 1).validate(model, None)?;
         let tp64 = tp as u64;
         let hidden = model.hidden_size as u64;
         let head_dim = model.head_dim() as u64;

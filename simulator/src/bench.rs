@@ -183,7 +183,7 @@ fn traffic(cfg: &SimConfig) -> (Value, f64) {
         ArrivalConfig::Poisson { qps } => (Value::from(*qps), 1.0),
         ArrivalConfig::Gamma { qps, cv } => (Value::from(*qps), 1.0 / (cv * cv)),
         ArrivalConfig::Static => (Value::from("inf"), 1.0),
-        ArrivalConfig::Trace { .. } => (Value::Null, 1.0),
+        ArrivalConfig::Trace { .. } | ArrivalConfig::Stages { .. } => (Value::Null, 1.0),
     }
 }
 

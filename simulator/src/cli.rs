@@ -14,8 +14,10 @@ use simulator::workload::WorkloadArgs;
 /// Backend choice on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendArg {
-    /// Profiled when a profile of the model and device exists, else the roofline.
+    /// Profiled when a profile of the model and device exists, else the engine model.
     Auto,
+    /// The engine model of vLLM V1 with calibrated coefficients (--calibration).
+    Engine,
     /// Profiled (an error without a profile).
     Profiled,
     /// The roofline.
@@ -83,6 +85,18 @@ pub struct ReplicaArgs {
     /// Pipeline stages [default: 1]
     #[arg(long)]
     pub pp: Option<u32>,
+    /// Expert-parallel degree of MoE layers, dividing --tp (vLLM: --enable-expert-parallel) [default: 1]
+    #[arg(long)]
+    pub ep: Option<u32>,
+    /// Activation and 16-bit weight type, as vLLM's --dtype [default: auto]
+    #[arg(long, value_enum)]
+    pub dtype: Option<predictor::precision::DType>,
+    /// Weight quantization, as vLLM's --quantization (fp8: W8A8 on GPUs with FP8 tensor cores, weight-only elsewhere) [default: auto, as the checkpoint is published]
+    #[arg(long, value_enum)]
+    pub quantization: Option<predictor::precision::Quantization>,
+    /// KV-cache element type, as vLLM's --kv-cache-dtype [default: auto]
+    #[arg(long, value_enum)]
+    pub kv_cache_dtype: Option<predictor::precision::KvCacheDType>,
     /// Fraction of GPU memory kept free of weights and KV cache [default: 0.1]
     #[arg(long)]
     pub memory_margin: Option<f64>,
@@ -137,6 +151,9 @@ pub struct PredictorArgs {
     /// Cache directory for fitted models [default: no cache]
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Engine-model calibration: a shipped engine version (vllm-0.15.1) or a calibration .toml from simulator calibrate [default: vllm-0.15.1]
+    #[arg(long, value_name = "NAME|FILE.toml")]
+    pub calibration: Option<String>,
 }
 
 /// SLO flags.
@@ -224,6 +241,10 @@ impl RunArgs {
         }
         set(&mut cfg.replica.tp, &r.tp);
         set(&mut cfg.replica.pp, &r.pp);
+        set(&mut cfg.replica.ep, &r.ep);
+        set(&mut cfg.replica.dtype, &r.dtype);
+        set(&mut cfg.replica.quantization, &r.quantization);
+        set(&mut cfg.replica.kv_cache_dtype, &r.kv_cache_dtype);
         set(&mut cfg.replica.memory_margin_fraction, &r.memory_margin);
         let s = &self.scheduler;
         set(&mut cfg.scheduler.name, &s.scheduler);
@@ -248,6 +269,7 @@ impl RunArgs {
         if let Some(b) = p.backend {
             cfg.predictor.backend = match b {
                 BackendArg::Auto => BackendChoice::Auto,
+                BackendArg::Engine => BackendChoice::Engine,
                 BackendArg::Profiled => BackendChoice::Profiled,
                 BackendArg::Roofline => BackendChoice::Roofline,
                 BackendArg::Tables => BackendChoice::Tables,
@@ -262,6 +284,7 @@ impl RunArgs {
         if p.cache_dir.is_some() {
             cfg.predictor.cache_dir = p.cache_dir.clone();
         }
+        set(&mut cfg.predictor.calibration, &p.calibration);
         if self.slo.slo_ttft.is_some() {
             cfg.slo.ttft_s = self.slo.slo_ttft;
         }

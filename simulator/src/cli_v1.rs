@@ -34,6 +34,12 @@ pub struct VllmV1Args {
     /// with 1 − this value [default: 1 − memory margin = 0.9]
     #[arg(long)]
     pub gpu_memory_utilization: Option<f64>,
+    /// Plan each step while the previous one runs, as vLLM's --async-scheduling (vllm_v1) [default: the calibrated engine's, on for vLLM 0.15.1 with the engine backend]
+    #[arg(long, overrides_with = "no_async_scheduling")]
+    pub async_scheduling: bool,
+    /// Turns asynchronous scheduling off (vllm_v1)
+    #[arg(long, overrides_with = "async_scheduling")]
+    pub no_async_scheduling: bool,
 }
 
 impl VllmV1Args {
@@ -63,6 +69,12 @@ impl VllmV1Args {
         }
         if self.gpu_memory_utilization.is_some() {
             v.gpu_memory_utilization = self.gpu_memory_utilization;
+        }
+        if self.async_scheduling {
+            v.async_scheduling = Some(true);
+        }
+        if self.no_async_scheduling {
+            v.async_scheduling = Some(false);
         }
     }
 }

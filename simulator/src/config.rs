@@ -4,12 +4,18 @@
 
 use std::path::PathBuf;
 
+use predictor::exec::engine::calibration::{Calibration, EngineBehaviour, DEFAULT_ENGINE_VERSION};
+use predictor::exec::engine::{EngineCoefficients, EngineSettings};
 use predictor::exec::roofline::RooflineEfficiency;
-use predictor::{BackendChoice, Catalog, DeviceSpec, ExecParams, ModelSpec, NodeSpec, Parallelism};
+use predictor::precision::{DType, KvCacheDType, Quantization};
+use predictor::{
+    BackendChoice, Catalog, DeviceSpec, ExecParams, ExecSetup, ModelSpec, NodeSpec, Parallelism,
+    Precision, PrecisionConfig,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::SimError;
-use crate::memory::{plan, MemoryPlan};
+use crate::memory::{plan, plan_vllm, MemoryPlan};
 use crate::output::MIN_TIMESERIES_INTERVAL_S;
 use crate::router::RouterKind;
 use crate::scheduler::{find, SchedulerConfig, SchedulerEntry};
@@ -90,8 +96,45 @@ pub struct ReplicaConfig {
     pub tp: u32,
     /// Pipeline stages.
     pub pp: u32,
-    /// Fraction of GPU memory kept free of weights and KV cache.
+    /// Expert-parallel degree of MoE layers (divides `tp`).
+    #[serde(default = "one_u32", skip_serializing_if = "is_one")]
+    pub ep: u32,
+    /// Activation and unquantized weight type (vLLM's `--dtype`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub dtype: DType,
+    /// Weight quantization (vLLM's `--quantization`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub quantization: Quantization,
+    /// KV-cache element type (vLLM's `--kv-cache-dtype`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub kv_cache_dtype: KvCacheDType,
+    /// Fraction of GPU memory kept free of weights and KV cache (memory planner of the roofline,
+    /// profiled and table backends; the engine model plans as vLLM does, from
+    /// `scheduler.vllm_v1.gpu_memory_utilization`).
     pub memory_margin_fraction: f64,
+}
+
+fn one_u32() -> u32 {
+    1
+}
+
+fn is_one(v: &u32) -> bool {
+    *v == 1
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+impl ReplicaConfig {
+    /// The precision choices of the replica.
+    pub fn precision(&self) -> PrecisionConfig {
+        PrecisionConfig {
+            dtype: self.dtype,
+            quantization: self.quantization,
+            kv_cache_dtype: self.kv_cache_dtype,
+        }
+    }
 }
 
 impl Default for ReplicaConfig {
@@ -102,6 +145,10 @@ impl Default for ReplicaConfig {
             node: None,
             tp: 1,
             pp: 1,
+            ep: 1,
+            dtype: DType::Auto,
+            quantization: Quantization::Auto,
+            kv_cache_dtype: KvCacheDType::Auto,
             memory_margin_fraction: 0.1,
         }
     }
@@ -121,6 +168,12 @@ pub struct PredictorConfig {
     /// Cache of fitted models.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_dir: Option<PathBuf>,
+    /// The engine model's calibration: a shipped one by engine name (`vllm-0.15.1`: the file for
+    /// the device, or the H100 one transferred) or the path of a calibration TOML file.
+    pub calibration: String,
+    /// The engine model's coefficients, replacing the calibration's when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coefficients: Option<EngineCoefficients>,
     /// Stage-time formula knobs.
     pub params: ExecParams,
     /// Roofline efficiencies.
@@ -134,6 +187,8 @@ impl Default for PredictorConfig {
             profiles: Vec::new(),
             tables: None,
             cache_dir: None,
+            calibration: DEFAULT_ENGINE_VERSION.into(),
+            coefficients: None,
             params: ExecParams::default(),
             roofline: RooflineEfficiency::default(),
         }
@@ -226,6 +281,13 @@ pub struct Resolved {
     pub memory: MemoryPlan,
     /// Longest request of the workload, tokens.
     pub max_request_tokens: u32,
+    /// Weight, activation and KV-cache precision.
+    pub precision: Precision,
+    /// Everything the execution model is built from, with the backend resolved.
+    pub exec: ExecSetup,
+    /// Engine behaviour of the calibrated version (engine backend), else the defaults with
+    /// asynchronous scheduling off.
+    pub engine_behaviour: EngineBehaviour,
 }
 
 fn invalid(field: &str, why: impl Into<String>) -> SimError {
@@ -391,8 +453,11 @@ impl SimConfig {
                 ),
             ));
         }
-        let parallelism = Parallelism::new(self.replica.tp, self.replica.pp);
+        let parallelism =
+            Parallelism::new(self.replica.tp, self.replica.pp).with_ep(self.replica.ep);
         parallelism.validate(&model, Some(&node))?;
+        let precision = Precision::resolve(&model, &device, &self.replica.precision())
+            .map_err(|e| invalid("replica.quantization", e.to_string()))?;
         let scheduler = find(&self.scheduler.name).map_err(|e| invalid("scheduler.name", e))?;
         if let Some(max_pp) = scheduler.max_pipeline_stages {
             if parallelism.pp > max_pp {
@@ -405,15 +470,65 @@ impl SimConfig {
             self.scheduler.block_size
         };
         let max_request_tokens = self.workload.max_request_tokens();
-        let memory = plan(
-            &model,
-            &device,
-            parallelism,
-            self.memory_margin_fraction(),
-            block_size,
-            max_request_tokens,
-            self.scheduler.num_blocks,
-        )?;
+        let mut exec = ExecSetup::new(model.clone(), device.clone(), node.clone(), parallelism);
+        exec.params = self.predictor.params;
+        exec.roofline = self.predictor.roofline;
+        exec.backend = self.predictor.backend.clone();
+        exec.profiles_dirs = self.predictor.profiles.clone();
+        exec.tables_dir = self.predictor.tables.clone();
+        exec.cache_dir = self.predictor.cache_dir.clone();
+        exec.precision = precision;
+        let v1 = &self.scheduler.vllm_v1;
+        exec.engine = EngineSettings {
+            max_num_seqs: if self.scheduler.name == "vllm_v1" {
+                v1.max_num_seqs
+            } else {
+                self.scheduler.batch_size_cap
+            },
+            ..EngineSettings::default()
+        };
+        let engine_backend = exec.resolved_backend() == BackendChoice::Engine;
+        let mut engine_behaviour = EngineBehaviour {
+            async_scheduling: false,
+        };
+        if engine_backend {
+            let (cal, name) = self.calibration(&device)?;
+            exec.engine_coefficients = cal.coefficients;
+            exec.calibration = name;
+            engine_behaviour = cal.engine;
+            if let Some(c) = &self.predictor.coefficients {
+                exec.engine_coefficients = *c;
+                exec.calibration =
+                    "coefficients from the configuration ([predictor.coefficients])".into();
+            }
+        }
+        let memory = if engine_backend && self.scheduler.num_blocks.is_none() {
+            plan_vllm(
+                &model,
+                &device,
+                parallelism,
+                &precision,
+                &exec.engine_coefficients,
+                predictor::exec::engine::memory::MemoryArgs {
+                    gpu_memory_utilization: v1.gpu_memory_utilization.unwrap_or(0.9),
+                    max_num_batched_tokens: v1
+                        .token_budget(v1.max_model_len.unwrap_or(max_request_tokens)),
+                    block_size,
+                },
+                max_request_tokens,
+            )?
+        } else {
+            plan(
+                &model,
+                &device,
+                parallelism,
+                &precision,
+                self.memory_margin_fraction(),
+                block_size,
+                max_request_tokens,
+                self.scheduler.num_blocks,
+            )?
+        };
         Ok(Resolved {
             model,
             device,
@@ -422,7 +537,42 @@ impl SimConfig {
             scheduler,
             memory,
             max_request_tokens,
+            precision,
+            exec,
+            engine_behaviour,
         })
+    }
+
+    /// The engine model's calibration for `device`, and its description for the user.
+    fn calibration(&self, device: &DeviceSpec) -> Result<(Calibration, String), SimError> {
+        let name = &self.predictor.calibration;
+        if name.ends_with(".toml") || std::path::Path::new(name).is_file() {
+            let cal = Calibration::read(std::path::Path::new(name))
+                .map_err(|e| invalid("predictor.calibration", e.to_string()))?;
+            let desc = format!("calibration {} from {name}", cal.name());
+            return Ok((cal, desc));
+        }
+        match Calibration::builtin(name, &device.name) {
+            Some((cal, true)) => {
+                let desc = format!("calibration {}", cal.name());
+                Ok((cal, desc))
+            }
+            Some((cal, false)) => {
+                let desc = format!(
+                    "calibration {} applied to {} (no {} calibration of {name})",
+                    cal.name(),
+                    device.name,
+                    device.name
+                );
+                Ok((cal, desc))
+            }
+            None => Err(invalid(
+                "predictor.calibration",
+                format!(
+                    "no shipped calibration named `{name}`; use {DEFAULT_ENGINE_VERSION} or the path of a calibration .toml (simulator calibrate writes one)"
+                ),
+            )),
+        }
     }
 
     /// The configuration as written to `config.toml`: the node filled in, and catalog names in

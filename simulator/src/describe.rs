@@ -65,6 +65,14 @@ pub fn arrivals(cfg: &SimConfig) -> String {
         ArrivalConfig::Trace { trace_file, .. } => {
             format!("arrival times from {}", trace_file.display())
         }
+        ArrivalConfig::Stages { stages } => format!(
+            "Poisson in stages of {}",
+            stages
+                .iter()
+                .map(|s| format!("{} {per} for {} s", s.qps, s.duration_s))
+                .collect::<Vec<_>>()
+                .join(", then ")
+        ),
     }
 }
 

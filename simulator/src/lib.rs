@@ -7,9 +7,11 @@
 //! model. [`run::simulate`] ties it together from a [`config::SimConfig`]; [`metrics`] and
 //! [`output`] turn the run into the files of `docs/outputs.md`, [`bench`] into the keys of
 //! `vllm bench serve`, and [`report`] into `report.html`. [`compare`] puts runs side by side,
-//! [`sweep`] runs one configuration at many offered rates, and [`search`] finds capacities.
+//! [`sweep`] runs one configuration at many offered rates, [`search`] finds capacities, and
+//! [`calibrate`] fits the engine model's coefficients to measured serving runs.
 
 pub mod bench;
+pub mod calibrate;
 pub mod compare;
 pub mod config;
 pub mod describe;

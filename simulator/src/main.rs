@@ -36,6 +36,8 @@ enum Command {
     /// Capacity planning: the highest rate meeting the SLOs for every configuration of a space (docs/search.md).
     #[command(allow_negative_numbers = true)]
     Search(Box<simulator::search::SearchArgs>),
+    /// Fit the engine model's coefficients to measured serving runs (docs/calibration.md).
+    Calibrate(Box<simulator::calibrate::CalibrateArgs>),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Command::Compare(a) => simulator::compare::main(&a).map_err(anyhow::Error::from),
         Command::Sweep(a) => sweep_cli::main(&a),
         Command::Search(a) => simulator::search::main(&a).map_err(anyhow::Error::from),
+        Command::Calibrate(a) => simulator::calibrate::main(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,13 +1,20 @@
-//! The memory planner (docs/design.md §6.2): how many KV blocks a replica's GPUs hold after the
-//! weights, at its TP/PP layout.
+//! The memory planners: how many KV blocks a replica's GPUs hold after the weights, at its layout
+//! and precision.
 //!
-//! Per GPU of stage s: usable memory = device memory × (1 − margin); weights = the stage's layers
-//! (at TP) plus, unlike Vidur, the input embedding on the first stage and the LM head on the last
-//! (vocabulary-parallel over TP); the rest holds KV blocks of the stage's layers. The stage with
-//! the heaviest weights decides the replica's block count. Activations and workspace are covered by
-//! the margin only.
+//! [`plan`] (docs/design.md §6.2, for the roofline, profiled and table backends): per GPU of stage
+//! s, usable memory = device memory × (1 − margin); weights = the stage's layers (at TP/EP and the
+//! weights' precision) plus, unlike Vidur, the input embedding on the first stage and the LM head
+//! on the last (vocabulary-parallel over TP); the rest holds KV blocks of the stage's layers. The
+//! stage with the fewest blocks decides the replica's count. Activations and workspace are covered
+//! by the margin only.
+//!
+//! [`plan_vllm`] (the engine model): vLLM's own plan, `gpu_memory_utilization` × the total the
+//! driver reports, less the weights, the profiling step's activations and the memory outside
+//! PyTorch (calibrated), in KV blocks.
 
-use predictor::{DeviceSpec, ModelSpec, Parallelism};
+use predictor::exec::engine::memory::{plan_vllm_memory, MemoryArgs};
+use predictor::exec::engine::EngineCoefficients;
+use predictor::{DeviceSpec, ModelSpec, Parallelism, Precision};
 
 /// Bytes in a GiB.
 const GIB: f64 = (1u64 << 30) as f64;
@@ -90,26 +97,24 @@ pub enum PlanError {
     },
 }
 
-/// Weight bytes on one GPU of pipeline stage `stage`.
-pub fn stage_weight_bytes(model: &ModelSpec, par: Parallelism, stage: u32) -> u64 {
-    let layers = par.layers_per_stage(model) as u64;
-    let mut params = layers * model.params_per_layer_per_device(par.tp);
-    let one_matrix = (model.vocab_size as u64).div_ceil(par.tp as u64) * model.hidden_size as u64;
-    if par.pp == 1 {
-        params += model.embedding_params_per_device(par.tp);
-    } else if stage == 0 || stage + 1 == par.pp {
-        // the input embedding on the first stage, the LM head (a copy when tied) on the last
-        params += one_matrix;
-    }
-    params * predictor::catalog::BYTES_PER_ELEMENT
+/// Weight bytes on one GPU of pipeline stage `stage` at precision `prec`.
+pub fn stage_weight_bytes(
+    model: &ModelSpec,
+    par: Parallelism,
+    stage: u32,
+    prec: &Precision,
+) -> u64 {
+    model.stage_weight_bytes(par, stage, prec)
 }
 
 /// Plans the KV cache of one replica. `max_request_tokens` is the longest request the workload can
 /// produce; `num_blocks_override` replaces the computed count (still checked against it).
+#[allow(clippy::too_many_arguments)]
 pub fn plan(
     model: &ModelSpec,
     device: &DeviceSpec,
     par: Parallelism,
+    prec: &Precision,
     margin: f64,
     block_size: u32,
     max_request_tokens: u32,
@@ -117,7 +122,7 @@ pub fn plan(
 ) -> Result<MemoryPlan, PlanError> {
     let usable = (device.memory_bytes as f64 * (1.0 - margin)) as u64;
     let weights = (0..par.pp)
-        .map(|s| stage_weight_bytes(model, par, s))
+        .map(|s| stage_weight_bytes(model, par, s, prec))
         .max()
         .unwrap_or(0);
     if weights >= usable {
@@ -132,8 +137,9 @@ pub fn plan(
             margin,
         });
     }
-    let kv_per_block =
-        model.kv_bytes_per_token(par.tp, par.layers_per_stage(model)) * block_size as u64;
+    let kv_per_block = model.kv_bytes_per_token_per_layer(par.tp, prec.kv_bytes)
+        * u64::from(par.layers_per_stage(model))
+        * u64::from(block_size);
     let fit = (usable - weights) / kv_per_block.max(1);
     let need = max_request_tokens.div_ceil(block_size) as u64;
     if let Some(given) = num_blocks_override {
@@ -171,6 +177,55 @@ pub fn plan(
     })
 }
 
+/// Plans the KV cache of one replica as vLLM does (the engine model's planner).
+pub fn plan_vllm(
+    model: &ModelSpec,
+    device: &DeviceSpec,
+    par: Parallelism,
+    prec: &Precision,
+    coeffs: &EngineCoefficients,
+    args: MemoryArgs,
+    max_request_tokens: u32,
+) -> Result<MemoryPlan, PlanError> {
+    let p = plan_vllm_memory(model, device, par, prec, coeffs, args);
+    let reserved = p.activation_bytes + p.non_torch_bytes;
+    let usable = p.budget_bytes.saturating_sub(reserved);
+    let gib = |b: u64| b as f64 / GIB;
+    if p.weight_bytes >= usable {
+        return Err(PlanError::WeightsTooLarge {
+            model: model.name.clone(),
+            device: device.name.clone(),
+            tp: par.tp,
+            pp: par.pp,
+            need_gib: gib(p.weight_bytes),
+            avail_gib: gib(usable),
+            total_gib: gib(device.reported_memory()),
+            margin: 1.0 - args.gpu_memory_utilization,
+        });
+    }
+    let need = max_request_tokens.div_ceil(args.block_size) as u64;
+    if p.num_blocks < need {
+        return Err(PlanError::NoRoomForOneRequest {
+            model: model.name.clone(),
+            device: device.name.clone(),
+            tp: par.tp,
+            pp: par.pp,
+            blocks: p.num_blocks,
+            need_blocks: need,
+            max_tokens: max_request_tokens,
+            free_gib: gib(usable - p.weight_bytes),
+            weights_gib: gib(p.weight_bytes),
+        });
+    }
+    Ok(MemoryPlan {
+        num_blocks: p.num_blocks,
+        block_size: args.block_size,
+        usable_bytes: usable,
+        weight_bytes: p.weight_bytes,
+        kv_bytes_per_block: p.kv_bytes_per_block,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,7 +236,17 @@ mod tests {
         let cat = Catalog::builtin();
         let m = cat.model("meta-llama/Llama-2-7b-hf").unwrap();
         let d = cat.device("a100").unwrap();
-        let p = plan(&m, &d, Parallelism::new(1, 1), 0.1, 16, 4096, None).unwrap();
+        let p = plan(
+            &m,
+            &d,
+            Parallelism::new(1, 1),
+            &Precision::BF16,
+            0.1,
+            16,
+            4096,
+            None,
+        )
+        .unwrap();
         // KV: 2 · 2 B · 128 · 32 heads · 32 layers = 0.5 MiB per token, 8 MiB per block.
         assert_eq!(p.kv_bytes_per_block, 8 << 20);
         // Vidur (no embeddings, whole 4096-token requests): 7424 blocks. Counting the embedding and
@@ -193,7 +258,7 @@ mod tests {
             "{}",
             p.num_blocks
         );
-        let no_embed = stage_weight_bytes(&m, Parallelism::new(1, 2), 0);
+        let no_embed = stage_weight_bytes(&m, Parallelism::new(1, 2), 0, &Precision::BF16);
         let layers_only = 16 * m.params_per_layer_per_device(1) * 2;
         assert!(no_embed > layers_only);
     }
@@ -203,13 +268,32 @@ mod tests {
         let cat = Catalog::builtin();
         let m = cat.model("meta-llama/Llama-2-70b-hf").unwrap();
         let d = cat.device("a100").unwrap();
-        let e = plan(&m, &d, Parallelism::new(1, 1), 0.1, 16, 4096, None)
-            .unwrap_err()
-            .to_string();
+        let e = plan(
+            &m,
+            &d,
+            Parallelism::new(1, 1),
+            &Precision::BF16,
+            0.1,
+            16,
+            4096,
+            None,
+        )
+        .unwrap_err()
+        .to_string();
         for s in ["Llama-2-70b-hf", "a100", "TP1 × PP1", "GiB", "--tp"] {
             assert!(e.contains(s), "{e}");
         }
-        assert!(plan(&m, &d, Parallelism::new(4, 1), 0.1, 16, 4096, None).is_ok());
+        assert!(plan(
+            &m,
+            &d,
+            Parallelism::new(4, 1),
+            &Precision::BF16,
+            0.1,
+            16,
+            4096,
+            None
+        )
+        .is_ok());
     }
 
     #[test]
@@ -217,8 +301,8 @@ mod tests {
         let cat = Catalog::builtin();
         let m = cat.model("meta-llama/Llama-2-7b-hf").unwrap();
         let par = Parallelism::new(1, 4);
-        let mid = stage_weight_bytes(&m, par, 1);
-        let last = stage_weight_bytes(&m, par, 3);
+        let mid = stage_weight_bytes(&m, par, 1, &Precision::BF16);
+        let last = stage_weight_bytes(&m, par, 3, &Precision::BF16);
         assert_eq!(last - mid, 32000 * 4096 * 2);
     }
 }

@@ -82,6 +82,9 @@ pub struct Request {
     pub session_id: Option<u64>,
     /// Prompt tokens computed (not served from a prefix cache), summed over attempts.
     pub computed_prefill_tokens: u32,
+    /// Front-end time outside the engine, ns: the client sees the first token and completion
+    /// this much later than the engine produces them (TTFT and E2E include it).
+    pub frontend_ns: u64,
 }
 
 impl Request {
@@ -117,6 +120,7 @@ impl Request {
             output_segment: spec.output_segment,
             session_id: spec.session_id,
             computed_prefill_tokens: 0,
+            frontend_ns: 0,
         }
     }
 

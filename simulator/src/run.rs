@@ -54,17 +54,8 @@ pub fn execution_model(
     r: &crate::config::Resolved,
 ) -> Result<Arc<dyn ExecutionModel>, SimError> {
     let setup = ExecSetup {
-        model: r.model.clone(),
-        device: r.device.clone(),
-        node: r.node.clone(),
-        parallelism: r.parallelism,
-        params: cfg.predictor.params,
-        roofline: cfg.predictor.roofline,
-        backend: cfg.predictor.backend.clone(),
-        profiles_dirs: cfg.predictor.profiles.clone(),
-        tables_dir: cfg.predictor.tables.clone(),
-        cache_dir: cfg.predictor.cache_dir.clone(),
         table_bounds: table_bounds(cfg),
+        ..r.exec.clone()
     };
     Ok(build_execution_model(&setup)?)
 }
@@ -156,6 +147,20 @@ fn simulate_into(
         },
         block_size: resolved.memory.block_size,
         router: cfg.cluster.router,
+        async_scheduling: cfg.scheduler.name == "vllm_v1"
+            && cfg
+                .scheduler
+                .vllm_v1
+                .async_scheduling
+                .unwrap_or(resolved.engine_behaviour.async_scheduling),
+        frontend_ns: exec.frontend_ns(),
+        stage_ends_ns: cfg
+            .workload
+            .arrival
+            .stage_bounds()
+            .iter()
+            .map(|&(_, end, _)| (end * 1e9).round() as u64)
+            .collect(),
         seed: cfg.seed,
         time_limit_ns: cfg.time_limit_s.map(|t| (t * 1e9).round() as u64),
         max_request_tokens: resolved.max_request_tokens,
@@ -186,6 +191,8 @@ fn simulate_into(
             out_of_grid_lookups: exec.out_of_grid_lookups(),
         },
         slo: cfg.slo.clone(),
+        stages: cfg.workload.arrival.stage_bounds(),
+        frontend_ns: exec.frontend_ns(),
     };
     let mut summary = Summary::build(&outcome, &facts);
     let arrived = tally
@@ -230,9 +237,12 @@ fn simulate_into(
 /// fallbacks are in [`BackendSummary`]).
 fn run_notes(cfg: &SimConfig, o: &EngineOutcome, backend: &BackendInfo) -> Vec<String> {
     let mut notes = Vec::new();
-    if backend.kind == predictor::BackendKind::Roofline && !cfg.predictor.profiles.is_empty() {
+    if cfg.predictor.backend == predictor::BackendChoice::Auto
+        && backend.kind != predictor::BackendKind::Profiled
+        && !cfg.predictor.profiles.is_empty()
+    {
         notes.push(format!(
-            "no profile of {} on {} in the --profiles directories ({}): the roofline answered",
+            "no profile of {} on {} in the --profiles directories ({}): the {} backend answered",
             cfg.replica.model,
             cfg.replica.device,
             cfg.predictor
@@ -240,7 +250,8 @@ fn run_notes(cfg: &SimConfig, o: &EngineOutcome, backend: &BackendInfo) -> Vec<S
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            backend.kind
         ));
     }
     if o.time_limited {
@@ -258,6 +269,11 @@ fn run_notes(cfg: &SimConfig, o: &EngineOutcome, backend: &BackendInfo) -> Vec<S
                     crate::workload::ArrivalConfig::Trace { .. }
                 ) {
                 "the trace has no more rows"
+            } else if matches!(
+                cfg.workload.arrival,
+                crate::workload::ArrivalConfig::Stages { .. }
+            ) {
+                "the last rate stage (--rate-stages) ended"
             } else {
                 "workload.duration_s ended it"
             };

@@ -17,6 +17,7 @@ const HELPS: &[(&str, &[&str])] = &[
     ("simulator", &["sweep", "--help"]),
     ("simulator", &["search", "--help"]),
     ("simulator", &["search", "merge", "--help"]),
+    ("simulator", &["calibrate", "--help"]),
     ("predictor", &["fit", "--help"]),
     ("predictor", &["predict", "--help"]),
     ("profiler", &["--help"]),

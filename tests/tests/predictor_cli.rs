@@ -172,7 +172,7 @@ fn fit_writes_models_tables_and_accuracy_in_the_documented_shape() {
 }
 
 #[test]
-fn predict_without_a_profile_answers_from_the_roofline_and_says_so() {
+fn predict_without_a_profile_answers_from_the_engine_model_and_says_so() {
     let mut args = vec![
         "predict",
         "--model",
@@ -196,8 +196,8 @@ fn predict_without_a_profile_answers_from_the_roofline_and_says_so() {
     let o = predictor(&args);
     let (so, se) = text(&o);
     assert!(o.status.success(), "{so}\n{se}");
-    assert!(so.contains("backend: roofline"), "{so}");
-    assert!(so.contains("so the roofline answers"), "{so}");
+    assert!(so.contains("backend: engine"), "{so}");
+    assert!(so.contains("so the engine model answers"), "{so}");
     assert!(so.contains("mlp_up_proj") && so.contains("total"), "{so}");
 }
 

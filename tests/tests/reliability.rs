@@ -328,7 +328,7 @@ fn partial_results_are_reported() {
         "{out}"
     );
     assert!(summary_notes(&d.join("cut"))[0].contains("--time-limit"));
-    // an existing profile directory without this model: the roofline answers, and says why
+    // an existing profile directory without this model: the engine model answers, and says why
     std::fs::create_dir_all(d.join("profiles/compute")).unwrap();
     let out = ok_in(
         d,
@@ -343,7 +343,7 @@ fn partial_results_are_reported() {
         ],
     );
     assert!(
-        out.contains("note: no profile of") && out.contains("the roofline answered"),
+        out.contains("note: no profile of") && out.contains("the engine backend answered"),
         "{out}"
     );
     // a complete run has no notes

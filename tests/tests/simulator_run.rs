@@ -43,7 +43,8 @@ fn a_run_writes_every_file_and_names_the_backend() {
         "--out",
         dir.to_str().unwrap(),
     ]);
-    assert!(stdout.contains("execution backend: roofline"), "{stdout}");
+    assert!(stdout.contains("execution backend: engine"), "{stdout}");
+    assert!(stdout.contains("calibration vllm-0.15.1/h100"), "{stdout}");
     assert!(stdout.contains(dir.to_str().unwrap()), "{stdout}");
 
     let requests = String::from_utf8(read(&dir, "requests.csv")).unwrap();
@@ -57,7 +58,7 @@ fn a_run_writes_every_file_and_names_the_backend() {
 
     let summary: serde_json::Value = serde_json::from_slice(&read(&dir, "summary.json")).unwrap();
     assert_eq!(summary["requests"]["completed"], 40);
-    assert_eq!(summary["backend"]["kind"], "roofline");
+    assert_eq!(summary["backend"]["kind"], "engine");
     let ttft = &summary["latency"]["ttft_s"];
     assert!(ttft["p50"].as_f64().unwrap() > 0.0);
     assert!(ttft["p99"].as_f64().unwrap() <= ttft["max"].as_f64().unwrap());
@@ -75,7 +76,7 @@ fn a_run_writes_every_file_and_names_the_backend() {
         .lines()
         .next()
         .unwrap()
-        .ends_with("send_recv_ms,cpu_overhead_ms"));
+        .ends_with("send_recv_ms,lm_head_ms,launch_overhead_ms,cpu_overhead_ms"));
 
     let ts = String::from_utf8(read(&dir, "timeseries.csv")).unwrap();
     assert!(ts.lines().count() > 2);
@@ -230,11 +231,12 @@ fn run_without_options_runs_the_default_scenario() {
     );
     assert!(
         stdout.contains(
-            "meta-llama/Meta-Llama-3-8B on 1 replica of 1 h100 GPU (TP1 × PP1): sarathi scheduler"
+            "meta-llama/Meta-Llama-3-8B on 1 replica of 1 h100 GPU (TP1 × PP1): vllm_v1 scheduler"
         ),
         "{stdout}"
     );
-    assert!(stdout.contains("execution backend: roofline"), "{stdout}");
+    assert!(stdout.contains("execution backend: engine"), "{stdout}");
+    assert!(stdout.contains("calibration vllm-0.15.1/h100"), "{stdout}");
     assert!(
         stdout.contains("requests: 1000 arrived, 1000 completed"),
         "{stdout}"

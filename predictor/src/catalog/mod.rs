@@ -5,14 +5,24 @@
 //! on top, and [`Catalog::model`] also accepts the path of a Hugging Face `config.json`.
 
 mod device;
+mod footprint;
+mod hf_config;
 mod model;
+#[cfg(test)]
+mod model_cards;
 mod node;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use device::DeviceSpec;
-pub use model::{ModelSpec, Norm, BYTES_PER_ELEMENT, SUPPORTED_ARCHITECTURES};
+pub use footprint::MoeShard;
+pub use hf_config::SUPPORTED_ARCHITECTURES;
+pub use model::{
+    LocalAttention, LocalAttentionKind, MlaSpec, ModelSpec, MoeSpec, Norm, BYTES_PER_ELEMENT,
+    MAX_KV_BYTES_PER_TOKEN, MAX_LAYERS, MAX_TOTAL_PARAMS, TORCH_DTYPES,
+};
 pub use node::{Link, NodeSpec};
 
 include!(concat!(env!("OUT_DIR"), "/embedded_catalog.rs"));
@@ -37,7 +47,7 @@ pub enum CatalogError {
         why: String,
     },
     /// A `config.json` names an architecture we cannot model.
-    #[error("{path}: architecture `{architecture}` is not supported; servesim models dense Llama-style decoders ({}). Use a catalog model or a config.json of one of those", SUPPORTED_ARCHITECTURES.join(", "))]
+    #[error("{path}: architecture `{architecture}` is not supported; servesim reads the config.json of {}. Use a catalog model or a config.json of one of those", SUPPORTED_ARCHITECTURES.join(", "))]
     UnsupportedArchitecture {
         /// The file.
         path: PathBuf,
@@ -119,7 +129,10 @@ impl Catalog {
     fn insert(&mut self, path: &Path, rel: &str, text: &str) -> Result<(), CatalogError> {
         if rel.starts_with("models/") {
             let m: ModelSpec = parse_entry(path, text)?;
-            m.validate()?;
+            m.validate().map_err(|e| CatalogError::Parse {
+                path: path.to_path_buf(),
+                why: e.to_string(),
+            })?;
             self.models.insert(m.name.clone(), m);
         } else if rel.starts_with("devices/") {
             let d: DeviceSpec = parse_entry(path, text)?;
@@ -360,13 +373,13 @@ mod tests {
         .unwrap();
         let m = Catalog::builtin().model(p.to_str().unwrap()).unwrap();
         assert_eq!((m.num_key_value_heads, m.head_dim()), (8, 128));
-        std::fs::write(&p, r#"{"architectures":["MixtralForCausalLM"]}"#).unwrap();
+        std::fs::write(&p, r#"{"architectures":["GPT2LMHeadModel"]}"#).unwrap();
         let e = Catalog::builtin()
             .model(p.to_str().unwrap())
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("MixtralForCausalLM") && e.contains("not supported"),
+            e.contains("GPT2LMHeadModel") && e.contains("not supported"),
             "{e}"
         );
         std::fs::write(

@@ -1,10 +1,6 @@
 //! Transformer model descriptions: the facts of a Hugging Face `config.json` that timing depends on.
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
-
-use super::CatalogError;
 
 /// Normalisation layer type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,7 +12,79 @@ pub enum Norm {
     LayerNorm,
 }
 
-/// A dense decoder-only transformer, as described by its Hugging Face `config.json`.
+/// A mixture-of-experts MLP (Mixtral, Qwen3-MoE, Llama-4, DeepSeek-V3): a router picks
+/// `experts_per_token` of `num_experts` routed experts per token; shared experts see every token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoeSpec {
+    /// Routed experts per MoE layer (`num_local_experts`, `num_experts`, `n_routed_experts`).
+    pub num_experts: u32,
+    /// Routed experts each token is sent to (`num_experts_per_tok`).
+    pub experts_per_token: u32,
+    /// MLP width of one routed expert (`moe_intermediate_size`; Mixtral and Llama-4: `intermediate_size`).
+    pub expert_intermediate_size: u32,
+    /// Shared experts applied to every token (`n_shared_experts`; Llama-4: 1).
+    #[serde(default)]
+    pub num_shared_experts: u32,
+    /// MLP width of one shared expert (0 without shared experts).
+    #[serde(default)]
+    pub shared_expert_intermediate_size: u32,
+    /// The first layers keep a dense MLP of width `intermediate_size` (`first_k_dense_replace`).
+    #[serde(default)]
+    pub first_dense_layers: u32,
+    /// After those, every `layer_step`-th layer is MoE and the others dense
+    /// (`interleave_moe_layer_step`, `decoder_sparse_step`; 1: every layer).
+    #[serde(default = "one_u32")]
+    pub layer_step: u32,
+}
+
+/// Multi-head latent attention (DeepSeek-V2/V3): keys and values are cached as one compressed
+/// latent vector per token plus a shared rotary key; decode absorbs the up-projections.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlaSpec {
+    /// Rank of the query compression (`q_lora_rank`); absent: queries are projected directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q_lora_rank: Option<u32>,
+    /// Rank of the key/value latent (`kv_lora_rank`), cached per token.
+    pub kv_lora_rank: u32,
+    /// Per-head query/key dimension without rotary embedding (`qk_nope_head_dim`).
+    pub qk_nope_head_dim: u32,
+    /// Per-head rotary query/key dimension (`qk_rope_head_dim`), cached once per token.
+    pub qk_rope_head_dim: u32,
+    /// Per-head value dimension (`v_head_dim`).
+    pub v_head_dim: u32,
+}
+
+/// How a local attention layer limits what a token attends to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LocalAttentionKind {
+    /// The last `window_tokens` tokens (Mistral, Gemma).
+    SlidingWindow,
+    /// The tokens of the same `window_tokens`-aligned chunk (Llama-4).
+    Chunked,
+}
+
+/// Local (windowed) attention on some or all layers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalAttention {
+    /// Sliding window or chunked.
+    pub kind: LocalAttentionKind,
+    /// Window or chunk length, tokens.
+    pub window_tokens: u32,
+    /// Every `global_every`-th layer (1-based) attends globally; 0: every layer is local.
+    #[serde(default)]
+    pub global_every: u32,
+}
+
+fn one_u32() -> u32 {
+    1
+}
+
+/// A decoder-only transformer (dense or mixture-of-experts), as described by its Hugging Face
+/// `config.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
@@ -60,13 +128,62 @@ pub struct ModelSpec {
     /// Head dimension, where `config.json` gives one that differs from `hidden_size / num_attention_heads`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_dim: Option<u32>,
+    /// Mixture-of-experts MLP; absent: every layer has a dense MLP of `intermediate_size`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moe: Option<MoeSpec>,
+    /// Multi-head latent attention; absent: standard (grouped-query) attention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mla: Option<MlaSpec>,
+    /// RMSNorm on each head's queries and keys (Qwen3).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub qk_norm: bool,
+    /// Windowed attention on some or all layers; absent: every layer attends globally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_attention: Option<LocalAttention>,
+    /// Data type of the published weights (`torch_dtype`: `bfloat16`, `float16`, `float32`).
+    #[serde(default = "default_torch_dtype")]
+    pub torch_dtype: String,
+    /// Quantization of the published checkpoint (`fp8` for FP8 checkpoints such as RedHatAI's
+    /// `-FP8` models and DeepSeek-V3); absent: unquantized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<String>,
+    /// The FP8 checkpoint leaves the attention projections in 16 bits (RedHatAI's Llama-4 FP8
+    /// checkpoints quantize only the MLPs and experts); only meaningful with `quantization`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unquantized_attention: bool,
+    /// Parameters of modules served alongside the language model but not modelled per token
+    /// (a vision encoder of a multimodal checkpoint), counted in the weights only.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub extra_params: u64,
     /// Where the numbers come from.
     pub source: String,
 }
 
-/// Architectures whose `config.json` we can read: Llama-style dense decoders.
-pub const SUPPORTED_ARCHITECTURES: &[&str] =
-    &["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"];
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+
+fn default_torch_dtype() -> String {
+    "bfloat16".into()
+}
+
+/// The `torch_dtype` values a model may have.
+pub const TORCH_DTYPES: &[&str] = &["bfloat16", "float16", "float32"];
+
+/// Most layers a model may have (far above any published model; guards against garbage sizes).
+pub const MAX_LAYERS: u32 = 1 << 16;
+
+/// Most parameters a model may have, about 1.1 · 10¹⁵ (a thousand times the largest published
+/// models): every parameter and byte count derived from the sizes then fits in 64 bits.
+pub const MAX_TOTAL_PARAMS: u64 = 1 << 50;
+
+/// Most KV-cache bytes one token may take over all layers (1 GiB, at 16 bits and TP 1), so that
+/// the cache of any context fits in 64 bits.
+pub const MAX_KV_BYTES_PER_TOKEN: u64 = 1 << 30;
 
 /// Bytes per parameter and per activation element: weights and KV cache are bf16/fp16.
 pub const BYTES_PER_ELEMENT: u64 = 2;
@@ -123,117 +240,5 @@ impl ModelSpec {
             * self.head_dim() as u64
             * self.num_key_value_heads.div_ceil(tp) as u64
             * layers as u64
-    }
-
-    /// Checks internal consistency (positive sizes, heads divide the width, KV heads divide query heads).
-    pub fn validate(&self) -> Result<(), CatalogError> {
-        let bad = |why: String| CatalogError::InvalidModel {
-            name: self.name.clone(),
-            why,
-        };
-        for (field, v) in [
-            ("num_hidden_layers", self.num_hidden_layers),
-            ("num_attention_heads", self.num_attention_heads),
-            ("num_key_value_heads", self.num_key_value_heads),
-            ("hidden_size", self.hidden_size),
-            ("intermediate_size", self.intermediate_size),
-            ("vocab_size", self.vocab_size),
-            ("max_position_embeddings", self.max_position_embeddings),
-        ] {
-            if v == 0 {
-                return Err(bad(format!("`{field}` must be positive")));
-            }
-        }
-        if self.head_dim.is_none() && !self.hidden_size.is_multiple_of(self.num_attention_heads) {
-            return Err(bad(format!(
-                "hidden_size {} is not a multiple of num_attention_heads {} (give `head_dim` explicitly)",
-                self.hidden_size, self.num_attention_heads
-            )));
-        }
-        if !self
-            .num_attention_heads
-            .is_multiple_of(self.num_key_value_heads)
-        {
-            return Err(bad(format!(
-                "num_attention_heads {} is not a multiple of num_key_value_heads {}",
-                self.num_attention_heads, self.num_key_value_heads
-            )));
-        }
-        Ok(())
-    }
-
-    /// Reads a Hugging Face `config.json` of a Llama/Mistral/Qwen2-style dense decoder.
-    pub fn from_hf_config(path: &Path) -> Result<Self, CatalogError> {
-        let text = std::fs::read_to_string(path).map_err(|e| CatalogError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        })?;
-        let json: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| CatalogError::Parse {
-                path: path.to_path_buf(),
-                why: format!("not valid JSON: {e}"),
-            })?;
-        let arch = json
-            .get("architectures")
-            .and_then(|a| a.get(0))
-            .and_then(|a| a.as_str())
-            .unwrap_or("<none>")
-            .to_string();
-        if !SUPPORTED_ARCHITECTURES.contains(&arch.as_str()) {
-            return Err(CatalogError::UnsupportedArchitecture {
-                path: path.to_path_buf(),
-                architecture: arch,
-            });
-        }
-        let field = |name: &str| -> Result<u32, CatalogError> {
-            json.get(name)
-                .and_then(|v| v.as_u64())
-                .and_then(|v| u32::try_from(v).ok())
-                .ok_or_else(|| CatalogError::Parse {
-                    path: path.to_path_buf(),
-                    why: format!("field `{name}` is missing or not a positive integer"),
-                })
-        };
-        let heads = field("num_attention_heads")?;
-        let spec = ModelSpec {
-            name: path.display().to_string(),
-            architecture: arch.clone(),
-            num_hidden_layers: field("num_hidden_layers")?,
-            num_attention_heads: heads,
-            num_key_value_heads: field("num_key_value_heads").unwrap_or(heads),
-            hidden_size: field("hidden_size")?,
-            intermediate_size: field("intermediate_size")?,
-            vocab_size: field("vocab_size")?,
-            max_position_embeddings: field("max_position_embeddings")?,
-            hidden_act: json
-                .get("hidden_act")
-                .and_then(|v| v.as_str())
-                .unwrap_or("silu")
-                .to_string(),
-            norm: Norm::RmsNorm,
-            rope_theta: json
-                .get("rope_theta")
-                .and_then(|v| v.as_f64())
-                .unwrap_or(10000.0),
-            gated_mlp: true,
-            attention_bias: json
-                .get("attention_bias")
-                .and_then(|v| v.as_bool())
-                .unwrap_or(false),
-            qkv_bias: arch == "Qwen2ForCausalLM",
-            post_attn_norm: true,
-            partial_rotary_factor: 1.0,
-            tie_word_embeddings: json
-                .get("tie_word_embeddings")
-                .and_then(|v| v.as_bool())
-                .unwrap_or(false),
-            head_dim: json
-                .get("head_dim")
-                .and_then(|v| v.as_u64())
-                .and_then(|v| u32::try_from(v).ok()),
-            source: path.display().to_string(),
-        };
-        spec.validate()?;
-        Ok(spec)
     }
 }

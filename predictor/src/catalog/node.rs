@@ -23,6 +23,10 @@ pub struct NodeSpec {
     pub inter_node_bandwidth_bytes_per_s: f64,
     /// Per-message latency between nodes, seconds.
     pub inter_node_latency_s: f64,
+    /// The GPUs of a node are linked by NVLink (or NVSwitch), which vLLM's custom all-reduce
+    /// needs; absent: true when the intra-node bandwidth is at least 100 GB/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvlink: Option<bool>,
     /// Directory name under `profiles/network/` holding this node's collective profiles.
     pub network_profile_dir: String,
     /// Where the numbers come from.
@@ -39,6 +43,12 @@ pub struct Link {
 }
 
 impl NodeSpec {
+    /// True when the node's GPUs talk over NVLink (see [`NodeSpec::nvlink`]).
+    pub fn has_nvlink(&self) -> bool {
+        self.nvlink
+            .unwrap_or(self.intra_node_bandwidth_bytes_per_s >= 100e9)
+    }
+
     /// The link a collective over `workers` GPUs runs on: the pair link for two GPUs, the node's
     /// fabric within a node, the inter-node network beyond it.
     pub fn collective_link(&self, workers: u32) -> Link {

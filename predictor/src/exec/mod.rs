@@ -2,13 +2,18 @@
 //!
 //! Every backend answers per-layer operator times ([`OperatorTimes`]); [`StageModel`] combines them
 //! with Vidur's formula (docs/design.md §4.2): linear and elementwise operators and attention
-//! times the layers of the stage, two tensor-parallel all-reduces per layer (each with a launch and a
+//! times the layers of the stage (MLP operators times its dense layers, MoE operators times its MoE
+//! layers), two tensor-parallel all-reduces per layer (each with a launch and a
 //! skew overhead), one pipeline send/receive on every stage but the last, an optional CPU overhead per
 //! batch, and a batching overhead on attention for grouped-query models.
 //!
 //! Backends: [`roofline::Roofline`] (FLOPs and bytes over the device's peaks; serves any model and
-//! device), and the profiled and table backends built from measured profiles.
+//! device), and the profiled and table backends built from measured profiles. [`engine::EngineModel`]
+//! implements [`ExecutionModel`] directly: the step of vLLM V1 as it runs, with calibrated
+//! coefficients.
 
+pub mod engine;
+pub mod kernels;
 pub mod profiled;
 pub mod roofline;
 pub mod tables;
@@ -31,6 +36,9 @@ pub enum BackendKind {
     Roofline,
     /// Prediction tables computed by another tool (Vidur's dump format).
     Tables,
+    /// The engine model: vLLM V1's step as it runs (CUDA graphs, fused kernels, custom
+    /// all-reduce, CPU and front-end time) from roofline terms with calibrated coefficients.
+    Engine,
 }
 
 impl std::fmt::Display for BackendKind {
@@ -39,6 +47,7 @@ impl std::fmt::Display for BackendKind {
             BackendKind::Profiled => "profiled",
             BackendKind::Roofline => "roofline",
             BackendKind::Tables => "tables",
+            BackendKind::Engine => "engine",
         })
     }
 }
@@ -170,6 +179,11 @@ pub trait ExecutionModel: Send + Sync {
     fn info(&self) -> BackendInfo;
     /// Lookups outside the prediction tables so far.
     fn out_of_grid_lookups(&self) -> u64;
+    /// Time each request spends in the serving front end outside the engine (HTTP,
+    /// tokenisation, streaming), added to its TTFT and E2E, ns. Only the engine model has one.
+    fn frontend_ns(&self) -> u64 {
+        0
+    }
 }
 
 /// Vidur's stage formula over any [`OperatorTimes`] backend.
@@ -177,6 +191,8 @@ pub struct StageModel<B> {
     backend: B,
     params: ExecParams,
     layers_per_stage: f64,
+    /// Per stage: (layers with a dense MLP, layers with an MoE MLP).
+    mlp_layers: Vec<(f64, f64)>,
     num_stages: u32,
     tp: u32,
     gqa: bool,
@@ -190,6 +206,14 @@ impl<B: OperatorTimes> StageModel<B> {
             backend,
             params,
             layers_per_stage: par.layers_per_stage(model) as f64,
+            mlp_layers: (0..par.pp)
+                .map(|s| {
+                    let range = model.stage_layers(par, s);
+                    let all = f64::from(range.end - range.start);
+                    let moe = f64::from(model.moe_layers_in(range));
+                    (all - moe, moe)
+                })
+                .collect(),
             num_stages: par.pp,
             tp: par.tp,
             gqa: model.is_gqa(),
@@ -210,6 +234,7 @@ impl<B: OperatorTimes> ExecutionModel for StageModel<B> {
             return StageTime { ops_ms: out };
         }
         let layers = self.layers_per_stage;
+        let (dense, moe) = self.mlp_layers[stage as usize];
         let b = &self.backend;
         for op in [
             Op::AttnPreProj,
@@ -217,12 +242,24 @@ impl<B: OperatorTimes> ExecutionModel for StageModel<B> {
             Op::AttnRope,
             Op::AttnKvCacheSave,
             Op::InputLayernorm,
-            Op::MlpUpProj,
-            Op::MlpAct,
-            Op::MlpDownProj,
             Op::Add,
         ] {
             out.set(op, b.layer_op_ms(op, batch) * layers);
+        }
+        if dense > 0.0 {
+            for op in [Op::MlpUpProj, Op::MlpAct, Op::MlpDownProj] {
+                out.set(op, b.layer_op_ms(op, batch) * dense);
+            }
+        }
+        if moe > 0.0 {
+            for op in [
+                Op::MoeGate,
+                Op::MoeExperts,
+                Op::MoeSharedExperts,
+                Op::AllToAll,
+            ] {
+                out.set(op, b.layer_op_ms(op, batch) * moe);
+            }
         }
         if self.post_attn_norm {
             out.set(

@@ -28,6 +28,15 @@ pub fn needed_ops(model: &ModelSpec, par: Parallelism) -> Vec<Op> {
     if par.pp > 1 {
         v.push(Op::SendRecv);
     }
+    if model.moe.is_some() {
+        v.extend([Op::MoeGate, Op::MoeExperts]);
+        if model.moe.as_ref().is_some_and(|m| m.num_shared_experts > 0) {
+            v.push(Op::MoeSharedExperts);
+        }
+        if par.ep > 1 {
+            v.push(Op::AllToAll);
+        }
+    }
     v
 }
 

@@ -8,11 +8,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::kernels::{all_to_all_s, expected_touched_experts};
 use super::{BackendInfo, BackendKind, OperatorTimes};
 use crate::batch::BatchShape;
 use crate::catalog::{DeviceSpec, Link, ModelSpec, NodeSpec, BYTES_PER_ELEMENT};
 use crate::ops::Op;
 use crate::parallel::Parallelism;
+use crate::precision::Precision;
 
 /// Fractions of the device's peaks that each kind of kernel reaches, and fixed costs.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -93,6 +95,22 @@ pub struct Roofline {
     gated: bool,
     tp_link: Link,
     pp_link: Link,
+    ep_link: Link,
+    moe: Option<RooflineMoe>,
+    weight_bytes: f64,
+    linear_flops: f64,
+}
+
+/// The MoE shapes of one GPU, for the roofline.
+#[derive(Debug, Clone, Copy)]
+struct RooflineMoe {
+    experts: f64,
+    top_k: f64,
+    local_experts: f64,
+    params_per_expert: f64,
+    expert_width: f64,
+    shared_width: f64,
+    ep: f64,
 }
 
 impl Roofline {
@@ -116,7 +134,31 @@ impl Roofline {
             gated: model.gated_mlp,
             tp_link: node.collective_link(par.tp),
             pp_link: node.pipeline_link(par.world_size()),
+            ep_link: node.collective_link(par.ep),
+            moe: model.moe.as_ref().map(|m| {
+                let shard = model.moe_shard(par);
+                RooflineMoe {
+                    experts: f64::from(m.num_experts),
+                    top_k: f64::from(m.experts_per_token),
+                    local_experts: f64::from(shard.local_experts),
+                    params_per_expert: shard.params_per_expert as f64,
+                    expert_width: f64::from(m.expert_intermediate_size / par.expert_tp()),
+                    shared_width: f64::from(m.num_shared_experts)
+                        * f64::from(m.shared_expert_intermediate_size / par.tp),
+                    ep: f64::from(par.ep),
+                }
+            }),
+            weight_bytes: BYTES_PER_ELEMENT as f64,
+            linear_flops: device.peak_bf16_flops,
         }
+    }
+
+    /// The same roofline with the linear layers at precision `prec` on `device` (FP8 weights
+    /// halve the bytes; W8A8 doubles the reachable FLOP/s on GPUs with FP8 tensor cores).
+    pub fn with_precision(mut self, prec: &Precision) -> Self {
+        self.weight_bytes = prec.linear_weight_bytes as f64;
+        self.linear_flops = prec.linear_peak_flops(&self.device);
+        self
     }
 
     fn peak_flops(&self) -> f64 {
@@ -131,10 +173,36 @@ impl Roofline {
     fn gemm_s(&self, t: f64, k: f64, n: f64) -> f64 {
         let b = BYTES_PER_ELEMENT as f64;
         let flops = 2.0 * t * k * n;
-        let bytes = b * (k * n + t * k + t * n);
-        (flops / (self.peak_flops() * self.eff.gemm_compute))
+        let bytes = self.weight_bytes * k * n + b * (t * k + t * n);
+        (flops / (self.linear_flops * self.eff.gemm_compute))
             .max(bytes / (self.bw() * self.eff.gemm_memory))
             + self.eff.kernel_overhead_s
+    }
+
+    /// The MoE operators of one MoE layer for `t` tokens, seconds: (gate, experts, shared).
+    fn moe_s(&self, m: &RooflineMoe, t: f64) -> (f64, f64, f64) {
+        let e = self.e;
+        let b = BYTES_PER_ELEMENT as f64;
+        let gate = (2.0 * t * e * m.experts / (self.peak_flops() * self.eff.gemm_compute))
+            .max(b * (e * m.experts + t * e) / (self.bw() * self.eff.gemm_memory))
+            + 2.0 * self.eff.kernel_overhead_s;
+        let touched = expected_touched_experts(m.experts, m.top_k, t) * m.local_experts / m.experts;
+        let assignments = t * m.top_k * m.local_experts / m.experts;
+        let flops = 2.0 * assignments * m.params_per_expert;
+        let bytes = touched * m.params_per_expert * self.weight_bytes
+            + assignments * (2.0 * e + 3.0 * m.expert_width) * b;
+        let experts = (flops / (self.linear_flops * self.eff.gemm_compute))
+            .max(bytes / (self.bw() * self.eff.gemm_memory))
+            + self.eff.kernel_overhead_s;
+        let shared = if m.shared_width > 0.0 {
+            let w = m.shared_width;
+            self.gemm_s(t, e, if self.gated { 2.0 * w } else { w })
+                + self.elementwise_s(3.0 * t * w)
+                + self.gemm_s(t, w, e)
+        } else {
+            0.0
+        };
+        (gate, experts, shared)
     }
 
     /// An elementwise kernel moving `elements` bf16 values, seconds.
@@ -191,7 +259,30 @@ impl OperatorTimes for Roofline {
                 let bytes = b * (2.0 * hkv * d * kv + 2.0 * hq * d * n);
                 self.attention_s(flops, bytes)
             }
-            Op::AllReduce | Op::SendRecv | Op::CpuOverhead => 0.0,
+            Op::MoeGate | Op::MoeExperts | Op::MoeSharedExperts => match &self.moe {
+                Some(m) => {
+                    let (g, x, sh) = self.moe_s(m, t);
+                    match op {
+                        Op::MoeGate => g,
+                        Op::MoeExperts => x,
+                        _ => sh,
+                    }
+                }
+                None => 0.0,
+            },
+            Op::AllToAll => match &self.moe {
+                // dispatch and combine of the routed tokens over the EP group
+                Some(m) if m.ep > 1.0 => {
+                    2.0 * all_to_all_s(
+                        m.ep,
+                        t / m.ep * m.top_k * self.e * b,
+                        self.ep_link.latency_s,
+                        self.ep_link.bandwidth_bytes_per_s * self.eff.link,
+                    )
+                }
+                _ => 0.0,
+            },
+            Op::AllReduce | Op::SendRecv | Op::CpuOverhead | Op::LmHead | Op::LaunchOverhead => 0.0,
         };
         s * 1e3
     }

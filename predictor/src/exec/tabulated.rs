@@ -178,7 +178,10 @@ impl OperatorTimes for Tabulated {
             Op::AttnKvCacheSave => self.one_d(op, batch.total_tokens(), |t| {
                 r.layer_op_ms(op, &tokens_batch(t))
             }),
-            Op::AllReduce | Op::SendRecv | Op::CpuOverhead => 0.0,
+            Op::MoeGate | Op::MoeExperts | Op::MoeSharedExperts | Op::AllToAll => {
+                self.roofline.layer_op_ms(op, batch)
+            }
+            Op::AllReduce | Op::SendRecv | Op::CpuOverhead | Op::LmHead | Op::LaunchOverhead => 0.0,
             _ => self.one_d(op, crate::batch::ceil8(batch.total_tokens()), |t| {
                 r.layer_op_ms(op, &tokens_batch(t))
             }),

@@ -49,6 +49,14 @@ pub struct EngineSetup {
     pub block_size: u32,
     /// Routing policy.
     pub router: RouterKind,
+    /// Asynchronous scheduling (vLLM's `--async-scheduling`): a request that arrives while a
+    /// replica runs a step reaches its scheduler only when the next step starts, so it waits for
+    /// the step after next.
+    pub async_scheduling: bool,
+    /// Front-end time per request outside the engine, added to its TTFT and E2E, ns.
+    pub frontend_ns: u64,
+    /// Ends of the workload's load stages, ns, for per-stage latencies (empty: none).
+    pub stage_ends_ns: Vec<u64>,
     /// Seed of the random router.
     pub seed: u64,
     /// Stop time, ns.
@@ -138,6 +146,8 @@ pub struct Engine {
     ts_start_ns: u64,
     ts_rows: u64,
     ts_max_rows: u64,
+    async_scheduling: bool,
+    frontend_ns: u64,
     sinks: Option<Sinks>,
     stage_log: Option<Vec<StageRecord>>,
 }
@@ -175,12 +185,14 @@ impl Engine {
             max_request_tokens: setup.max_request_tokens,
             flops: setup.flops,
             slo: setup.slo,
-            metrics: Metrics::default(),
+            metrics: Metrics::with_stages(setup.stage_ends_ns),
             completed: 0,
             ts_interval_ns: setup.timeseries_interval_ns.max(1),
             ts_start_ns: 0,
             ts_rows: 0,
             ts_max_rows: crate::output::MAX_TIMESERIES_ROWS,
+            async_scheduling: setup.async_scheduling,
+            frontend_ns: setup.frontend_ns,
             sinks: setup.sinks,
             stage_log: setup.keep_stage_log.then(Vec::new),
         }
@@ -304,9 +316,16 @@ impl Engine {
         }
         let r = self.router.route(&self.outstanding);
         self.outstanding[r as usize] += 1;
-        self.requests.push(Request::new(id, r, spec));
+        let mut req = Request::new(id, r, spec);
+        req.frontend_ns = self.frontend_ns;
+        self.requests.push(req);
         let rep = &mut self.replicas[r as usize];
         rep.outstanding += 1;
+        if self.async_scheduling && rep.in_flight > 0 {
+            // The next step was planned when the current one started: wait for the one after.
+            rep.inbox.push(id);
+            return Ok(());
+        }
         let mut ctx = SchedCtx {
             now_ns: self.now_ns,
             requests: &mut self.requests,
@@ -330,6 +349,32 @@ impl Engine {
         let now = self.now_ns;
         self.replicas[r as usize].schedule_pending = false;
         self.replicas[r as usize].account_kv(now);
+        loop {
+            let formed = self.form_batches(r)?;
+            // Requests held back while the last step ran reach the scheduler now that the next
+            // step has started (asynchronous scheduling); with nothing running they go at once.
+            let rep = &mut self.replicas[r as usize];
+            if rep.inbox.is_empty() {
+                return Ok(());
+            }
+            let mut ctx = SchedCtx {
+                now_ns: now,
+                requests: &mut self.requests,
+                kv: &mut rep.kv,
+            };
+            for id in rep.inbox.drain(..) {
+                rep.scheduler.add_request(id, &mut ctx);
+            }
+            if formed {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Forms batches on replica `r` while fewer than PP are in flight; true when one was formed.
+    fn form_batches(&mut self, r: u32) -> Result<bool, SimError> {
+        let now = self.now_ns;
+        let mut formed = false;
         while self.replicas[r as usize].in_flight < self.pp {
             let mut entries = self.entry_pool.pop().unwrap_or_default();
             entries.clear();
@@ -393,8 +438,9 @@ impl Engine {
                 }
             };
             self.enqueue_stage(r, 0, slot);
+            formed = true;
         }
-        Ok(())
+        Ok(formed)
     }
 
     fn enqueue_stage(&mut self, r: u32, s: u32, slot: u32) {

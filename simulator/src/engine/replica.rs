@@ -33,6 +33,9 @@ pub struct ReplicaState {
     pub outstanding: u32,
     /// A schedule event is pending at the current time.
     pub schedule_pending: bool,
+    /// Requests that arrived during the current step under asynchronous scheduling, not yet
+    /// handed to the policy.
+    pub inbox: Vec<crate::request::ReqId>,
     /// Σ blocks × ns of KV occupancy.
     pub kv_area: u128,
     /// Time up to which `kv_area` is accounted.
@@ -64,6 +67,7 @@ impl ReplicaState {
             max_in_flight: 0,
             outstanding: 0,
             schedule_pending: false,
+            inbox: Vec::new(),
             kv_area: 0,
             kv_accounted_ns: 0,
             batches: 0,

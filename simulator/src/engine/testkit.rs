@@ -55,6 +55,10 @@ pub struct TestCluster {
     pub timeseries_ms: u64,
     pub time_limit_ns: Option<u64>,
     pub max_timeseries_rows: Option<u64>,
+    /// Asynchronous scheduling.
+    pub async_scheduling: bool,
+    /// Front-end time per request, ns.
+    pub frontend_ns: u64,
 }
 
 impl TestCluster {
@@ -75,6 +79,8 @@ impl TestCluster {
             timeseries_ms: 1000,
             time_limit_ns: None,
             max_timeseries_rows: None,
+            async_scheduling: false,
+            frontend_ns: 0,
         }
     }
 
@@ -106,6 +112,9 @@ impl TestCluster {
             },
             block_size,
             router: self.router,
+            async_scheduling: self.async_scheduling,
+            frontend_ns: self.frontend_ns,
+            stage_ends_ns: Vec::new(),
             seed: 1,
             time_limit_ns: self.time_limit_ns,
             max_request_tokens: self.max_request_tokens,

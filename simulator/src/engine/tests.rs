@@ -399,3 +399,31 @@ fn an_arrival_at_the_last_simulated_time_is_accepted() {
     assert!(o.time_limited);
     assert_eq!((o.arrived, o.end_ns), (1, super::MAX_SIMULATED_NS));
 }
+
+#[test]
+fn async_scheduling_delays_a_request_arriving_mid_step_by_one_step() {
+    // A arrives at 0 (10-token prompt, 6 outputs): steps of 10 ms from 0. B arrives at 15 ms,
+    // during A's second step [10, 20).
+    let specs = || {
+        vec![
+            RequestSpec::simple(0, 10, 6),
+            RequestSpec::simple(ms(15), 10, 2),
+        ]
+    };
+    let mut c = TestCluster::new("vllm_v1");
+    let sync = c.run(specs());
+    // Without asynchronous scheduling B joins the step that starts at 20 ms.
+    assert_eq!(sync.requests[1].first_token_at_ns, Some(ms(30)));
+    c.async_scheduling = true;
+    let asynchronous = c.run(specs());
+    // With it, the step at 20 ms was planned at 10 ms: B reaches the scheduler at 20 ms and
+    // joins the step at 30 ms.
+    assert_eq!(asynchronous.requests[1].first_token_at_ns, Some(ms(40)));
+    // A request arriving at an idle replica is not delayed.
+    assert_eq!(asynchronous.requests[0].first_token_at_ns, Some(ms(10)));
+    // The front end adds to TTFT and E2E, not to the engine's timestamps.
+    c.frontend_ns = ms(7);
+    let fe = c.run(specs());
+    assert_eq!(fe.requests[1].first_token_at_ns, Some(ms(40)));
+    assert_eq!(fe.metrics.ttft.max(), ms(40) - ms(15) + ms(7));
+}

@@ -70,16 +70,40 @@ pub struct Metrics {
     pub cache: cache::RequestCacheTotals,
     /// TTFT against arrival time, for the overload verdict ([`load::judge`]).
     pub ttft_trend: load::Trend,
+    /// Per load stage of a staged workload, by arrival time (empty otherwise).
+    pub stages: Vec<StageMetrics>,
+    /// End of each load stage, ns.
+    pub stage_ends_ns: Vec<u64>,
+}
+
+/// Latencies of the requests that arrived during one load stage.
+#[derive(Debug, Clone, Default)]
+pub struct StageMetrics {
+    /// Time to first token, ns.
+    pub ttft: LogHistogram,
+    /// Time per output token, ns.
+    pub tpot: LogHistogram,
+    /// End-to-end latency, ns.
+    pub e2e: LogHistogram,
 }
 
 impl Metrics {
+    /// Metrics that also break latencies down by the load stages ending at `stage_ends_ns`.
+    pub fn with_stages(stage_ends_ns: Vec<u64>) -> Self {
+        Metrics {
+            stages: vec![StageMetrics::default(); stage_ends_ns.len()],
+            stage_ends_ns,
+            ..Default::default()
+        }
+    }
+
     /// Records a finished request.
     pub fn on_complete(&mut self, r: &Request, slo: &SloConfig) {
         let done = r.completed_at_ns.unwrap_or(0);
         let first = r.first_token_at_ns.unwrap_or(done);
         let sched = r.scheduled_at_ns.unwrap_or(done);
-        let ttft = first - r.arrived_at_ns;
-        let e2e = done - r.arrived_at_ns;
+        let ttft = first + r.frontend_ns - r.arrived_at_ns;
+        let e2e = done + r.frontend_ns - r.arrived_at_ns;
         self.ttft.record(ttft);
         self.ttft_trend
             .add(r.arrived_at_ns as f64 * 1e-9, ttft as f64 * 1e-9);
@@ -87,11 +111,27 @@ impl Metrics {
         self.e2e_normalized
             .record((e2e as f64 / r.decode_tokens as f64).round() as u64);
         self.scheduling_delay.record(sched - r.arrived_at_ns);
+        let stage = if self.stage_ends_ns.is_empty() {
+            None
+        } else {
+            let i = self
+                .stage_ends_ns
+                .partition_point(|&e| e <= r.arrived_at_ns);
+            self.stages.get_mut(i.min(self.stage_ends_ns.len() - 1))
+        };
         let mut tpot_s = None;
-        if r.decode_tokens > 1 {
-            let tpot = (done - first) as f64 / (r.decode_tokens - 1) as f64;
-            self.tpot.record(tpot.round() as u64);
-            tpot_s = Some(tpot * 1e-9);
+        let tpot_ns = (r.decode_tokens > 1)
+            .then(|| ((done - first) as f64 / (r.decode_tokens - 1) as f64).round() as u64);
+        if let Some(st) = stage {
+            st.ttft.record(ttft);
+            st.e2e.record(e2e);
+            if let Some(t) = tpot_ns {
+                st.tpot.record(t);
+            }
+        }
+        if let Some(tpot) = tpot_ns {
+            self.tpot.record(tpot);
+            tpot_s = Some(tpot as f64 * 1e-9);
         }
         self.cache.record(r);
         self.output_tokens += r.decode_tokens as u64;

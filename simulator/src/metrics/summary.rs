@@ -106,6 +106,25 @@ pub struct Cost {
     pub usd_per_million_output_tokens: f64,
 }
 
+/// Latencies of the requests that arrived during one load stage of a staged workload.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StageSummary {
+    /// Stage index (0-based).
+    pub stage: u32,
+    /// Stage start, simulated s.
+    pub start_s: f64,
+    /// Stage end, simulated s.
+    pub end_s: f64,
+    /// Offered rate, requests per second.
+    pub qps: f64,
+    /// Time to first token.
+    pub ttft_s: Stats,
+    /// Time per output token.
+    pub tpot_s: Stats,
+    /// End-to-end latency.
+    pub e2e_s: Stats,
+}
+
 /// The content of `summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -133,6 +152,12 @@ pub struct Summary {
     /// Preemptions.
     #[serde(default)]
     pub preemptions: super::cache::PreemptionSummary,
+    /// Per load stage of a staged workload (`kind = "stages"`), by arrival time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageSummary>,
+    /// Front-end time per request included in TTFT and E2E, s (the engine model's).
+    #[serde(default)]
+    pub frontend_s: f64,
     /// The workload as it arrived (set by [`crate::run::simulate`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload: Option<super::load::WorkloadFacts>,
@@ -158,6 +183,10 @@ pub struct ClusterFacts {
     pub backend: BackendSummary,
     /// The SLOs.
     pub slo: crate::config::SloConfig,
+    /// Load stages as (start s, end s, qps); empty for an unstaged workload.
+    pub stages: Vec<(f64, f64, f64)>,
+    /// Front-end time per request, ns.
+    pub frontend_ns: u64,
 }
 
 fn per_s(x: f64, t_s: f64) -> f64 {
@@ -253,6 +282,22 @@ impl Summary {
             },
             prefix_cache: super::cache::PrefixCacheSummary::build(o),
             preemptions: super::cache::PreemptionSummary::build(o),
+            stages: facts
+                .stages
+                .iter()
+                .zip(&m.stages)
+                .enumerate()
+                .map(|(i, (&(start_s, end_s, qps), st))| StageSummary {
+                    stage: i as u32,
+                    start_s,
+                    end_s,
+                    qps,
+                    ttft_s: st.ttft.stats(ns),
+                    tpot_s: st.tpot.stats(ns),
+                    e2e_s: st.e2e.stats(ns),
+                })
+                .collect(),
+            frontend_s: facts.frontend_ns as f64 * ns,
             workload: None,
             load: None,
             notes: Vec::new(),

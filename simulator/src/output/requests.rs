@@ -6,7 +6,7 @@ use super::fmt_s;
 use crate::request::Request;
 
 /// The header row.
-pub const HEADER: &str = "request_id,replica_id,arrived_at_s,scheduled_at_s,first_token_at_s,completed_at_s,prefill_tokens,decode_tokens,cached_prefill_tokens,ttft_s,tbt_mean_s,tbt_max_s,tpot_s,e2e_s,e2e_normalized_s,scheduling_delay_s,execution_time_s,preemption_time_s,num_preemptions,num_restarts,computed_prefill_tokens";
+pub const HEADER: &str = "request_id,replica_id,arrived_at_s,scheduled_at_s,first_token_at_s,completed_at_s,prefill_tokens,decode_tokens,cached_prefill_tokens,ttft_s,tbt_mean_s,tbt_max_s,tpot_s,e2e_s,e2e_normalized_s,scheduling_delay_s,execution_time_s,preemption_time_s,num_preemptions,num_restarts,computed_prefill_tokens,frontend_s";
 
 fn opt_s(l: &mut String, ns: Option<u64>) {
     if let Some(ns) = ns {
@@ -29,7 +29,11 @@ pub fn row(l: &mut String, r: &Request) {
         ",{},{},{},",
         r.prefill_tokens, r.decode_tokens, r.cached_prefill_tokens
     );
-    opt_s(l, r.first_token_at_ns.map(|f| f - r.arrived_at_ns));
+    opt_s(
+        l,
+        r.first_token_at_ns
+            .map(|f| f + r.frontend_ns - r.arrived_at_ns),
+    );
     l.push(',');
     if r.tbt_count > 0 && r.completed {
         let _ = write!(l, "{}", r.tbt_sum_ns as f64 / r.tbt_count as f64 * 1e-9);
@@ -50,7 +54,7 @@ pub fn row(l: &mut String, r: &Request) {
     }
     l.push(',');
     if let Some(done) = r.completed_at_ns {
-        let e2e = done - r.arrived_at_ns;
+        let e2e = done + r.frontend_ns - r.arrived_at_ns;
         fmt_s(l, e2e);
         let _ = write!(l, ",{},", e2e as f64 * 1e-9 / r.decode_tokens as f64);
     } else {
@@ -63,9 +67,11 @@ pub fn row(l: &mut String, r: &Request) {
     if let (Some(s), Some(done)) = (r.scheduled_at_ns, r.completed_at_ns) {
         fmt_s(l, (done - s).saturating_sub(r.execution_ns));
     }
-    let _ = writeln!(
+    let _ = write!(
         l,
-        ",{},{},{}",
+        ",{},{},{},",
         r.num_preemptions, r.num_restarts, r.computed_prefill_tokens
     );
+    fmt_s(l, r.frontend_ns);
+    l.push('\n');
 }

@@ -172,7 +172,7 @@ pub struct SchedulerConfig {
 impl Default for SchedulerConfig {
     fn default() -> Self {
         SchedulerConfig {
-            name: "sarathi".into(),
+            name: "vllm_v1".into(),
             batch_size_cap: 128,
             block_size: 16,
             watermark_blocks_fraction: 0.01,

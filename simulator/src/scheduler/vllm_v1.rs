@@ -47,9 +47,16 @@ pub struct VllmV1Config {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_model_len: Option<u32>,
     /// Fraction of GPU memory for weights, activations and KV cache; when set it replaces
-    /// `replica.memory_margin_fraction` with `1 − gpu_memory_utilization`.
+    /// `replica.memory_margin_fraction` with `1 − gpu_memory_utilization` (the engine model's
+    /// planner uses it as vLLM does, 0.9 when unset).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu_memory_utilization: Option<f64>,
+    /// The scheduler plans the next step while the current one runs (vLLM's
+    /// `--async-scheduling`), so a request arriving during a step waits for the step after next;
+    /// unset: the calibrated engine's behaviour with the engine model (on for vLLM 0.15.1), off
+    /// with the other backends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub async_scheduling: Option<bool>,
 }
 
 impl Default for VllmV1Config {
@@ -61,6 +68,7 @@ impl Default for VllmV1Config {
             enable_chunked_prefill: true,
             max_model_len: None,
             gpu_memory_utilization: None,
+            async_scheduling: None,
         }
     }
 }

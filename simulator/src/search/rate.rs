@@ -48,6 +48,12 @@ impl RateKnob {
                     why: "\"static\" has no rate to scale; use poisson, gamma or a trace".into(),
                 })
             }
+            (None, ArrivalConfig::Stages { .. }) => {
+                return Err(SearchError::Space {
+                    field: "workload.arrival.kind".into(),
+                    why: "\"stages\" sets its own rates; the search scales one rate: use poisson, gamma or a trace".into(),
+                })
+            }
         };
         let bad = |why: String| SearchError::Space {
             field: "workload".into(),

@@ -23,6 +23,8 @@ pub enum ArrivalKind {
     Static,
     /// Arrival times from a CSV column (`--arrival-trace`).
     Trace,
+    /// Poisson stages of constant rate (`--rate-stages`).
+    Stages,
 }
 
 /// Length law named on the command line.
@@ -69,6 +71,9 @@ pub struct WorkloadArgs {
     /// Mean arrival rate, requests (or sessions) per second, for poisson and gamma [default: 6]
     #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
     pub qps: Option<f64>,
+    /// Poisson stages, each RATE:SECONDS, comma-separated, e.g. 8:600,20:600 (implies --arrival stages)
+    #[arg(long, value_name = "RATE:SECONDS,...", value_parser = parse_stages)]
+    pub rate_stages: Option<Vec<super::config::RateStage>>,
     /// Coefficient of variation of gamma inter-arrival times (1 = Poisson, >1 bursty) [default: 0.5]
     #[arg(long, value_name = "CV", allow_negative_numbers = true)]
     pub cv: Option<f64>,
@@ -233,7 +238,8 @@ impl WorkloadArgs {
     fn overlay_arrival(&self, cfg: &mut WorkloadConfig, unused: &mut Vec<&'static str>) {
         let kind = self
             .arrival
-            .or(self.arrival_trace.as_ref().map(|_| ArrivalKind::Trace));
+            .or(self.arrival_trace.as_ref().map(|_| ArrivalKind::Trace))
+            .or(self.rate_stages.as_ref().map(|_| ArrivalKind::Stages));
         let touched = kind.is_some()
             || self.qps.is_some()
             || self.cv.is_some()
@@ -251,6 +257,7 @@ impl WorkloadArgs {
             ArrivalConfig::Gamma { .. } => ArrivalKind::Gamma,
             ArrivalConfig::Static => ArrivalKind::Static,
             ArrivalConfig::Trace { .. } => ArrivalKind::Trace,
+            ArrivalConfig::Stages { .. } => ArrivalKind::Stages,
         });
         let qps = self.qps.or(old_qps).unwrap_or(DEFAULT_QPS);
         let uses_qps = matches!(kind, ArrivalKind::Poisson | ArrivalKind::Gamma);
@@ -270,6 +277,14 @@ impl WorkloadArgs {
                 cv: self.cv.or(old_cv).unwrap_or(FLAG_DEFAULT_CV),
             },
             ArrivalKind::Static => ArrivalConfig::Static,
+            ArrivalKind::Stages => ArrivalConfig::Stages {
+                stages: match (&self.rate_stages, &cfg.arrival) {
+                    (Some(s), _) => s.clone(),
+                    (None, ArrivalConfig::Stages { stages }) => stages.clone(),
+                    // An empty list is reported by validation ("give --rate-stages").
+                    _ => Vec::new(),
+                },
+            },
             ArrivalKind::Trace => {
                 let (old_file, old_column, old_scale) = match &cfg.arrival {
                     ArrivalConfig::Trace {
@@ -297,6 +312,9 @@ impl WorkloadArgs {
         };
         if self.arrival_trace.is_some() && kind != ArrivalKind::Trace {
             unused.push("--arrival-trace");
+        }
+        if self.rate_stages.is_some() && kind != ArrivalKind::Stages {
+            unused.push("--rate-stages");
         }
     }
 
@@ -559,6 +577,26 @@ impl WorkloadArgs {
     }
 }
 
+/// Parses `--rate-stages`: `RATE:SECONDS` pairs separated by commas.
+fn parse_stages(text: &str) -> Result<Vec<super::config::RateStage>, String> {
+    text.split(',')
+        .map(|pair| {
+            let (qps, d) = pair
+                .split_once(':')
+                .ok_or_else(|| format!("`{pair}` is not RATE:SECONDS (e.g. 8:600)"))?;
+            let num = |v: &str, what: &str| {
+                v.trim()
+                    .parse::<f64>()
+                    .map_err(|_| format!("`{v}` in `{pair}` is not a number of {what}"))
+            };
+            Ok(super::config::RateStage {
+                qps: num(qps, "requests per second")?,
+                duration_s: num(d, "seconds")?,
+            })
+        })
+        .collect()
+}
+
 fn describe(cfg: &WorkloadConfig) -> String {
     if let Some(trace) = &cfg.trace {
         return format!("a replay of {}", trace.file.display());
@@ -568,6 +606,7 @@ fn describe(cfg: &WorkloadConfig) -> String {
         ArrivalConfig::Gamma { .. } => "gamma",
         ArrivalConfig::Static => "static",
         ArrivalConfig::Trace { .. } => "trace",
+        ArrivalConfig::Stages { .. } => "staged",
     };
     let lengths = match cfg.lengths {
         LengthConfig::Fixed { .. } => "fixed",

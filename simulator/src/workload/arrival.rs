@@ -30,6 +30,14 @@ pub(crate) enum ArrivalProcess {
     },
     /// Everything at 0.
     Static,
+    /// Poisson arrivals at a rate that changes at stage boundaries; ends after the last stage.
+    Staged {
+        rng: StdRng,
+        /// (end of stage s, rate).
+        stages: Vec<(f64, f64)>,
+        stage: usize,
+        t_s: f64,
+    },
     /// Recorded times (sorted, shifted to start at 0, scaled); ends with the file.
     Recorded { times_s: Vec<f64>, next: usize },
 }
@@ -54,6 +62,16 @@ impl ArrivalProcess {
                 }
             }
             ArrivalConfig::Static => ArrivalProcess::Static,
+            ArrivalConfig::Stages { .. } => ArrivalProcess::Staged {
+                rng,
+                stages: cfg
+                    .stage_bounds()
+                    .into_iter()
+                    .map(|(_, end, qps)| (end, qps))
+                    .collect(),
+                stage: 0,
+                t_s: 0.0,
+            },
             ArrivalConfig::Trace {
                 trace_file,
                 column,
@@ -81,6 +99,23 @@ impl ArrivalProcess {
                 Some(*t_s)
             }
             ArrivalProcess::Static => Some(0.0),
+            ArrivalProcess::Staged {
+                rng,
+                stages,
+                stage,
+                t_s,
+            } => loop {
+                // Memoryless: an interval crossing a stage's end restarts at that end with the
+                // next stage's rate, which keeps each stage exactly Poisson.
+                let &(end, qps) = stages.get(*stage)?;
+                let next = *t_s + Exp::new(qps).map_or(f64::INFINITY, |law| law.sample(rng));
+                if next < end {
+                    *t_s = next;
+                    return Some(next);
+                }
+                *t_s = end;
+                *stage += 1;
+            },
             ArrivalProcess::Recorded { times_s, next } => {
                 let t = times_s.get(*next).copied();
                 *next += 1;

@@ -51,6 +51,10 @@ pub struct WorkloadConfig {
     /// Multi-turn conversations (synthetic workloads); absent: single requests.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sessions: Option<SessionConfig>,
+    /// A fixed pool of prompts sharing system prompts, cycled in a shuffled order
+    /// (inference-perf's `shared_prefix` data); replaces `lengths` and `prefix`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_prefix: Option<SharedPrefixConfig>,
     /// Replay a trace file instead of generating synthetic requests. When set, `arrival` and
     /// `lengths` must stay at their defaults and `prefix` and `sessions` must be absent.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,6 +71,7 @@ impl Default for WorkloadConfig {
             lengths: LengthConfig::default(),
             prefix: None,
             sessions: None,
+            shared_prefix: None,
             trace: None,
         }
     }
@@ -91,6 +96,12 @@ pub enum ArrivalConfig {
     },
     /// Every request arrives at time 0.
     Static,
+    /// Poisson arrivals in consecutive stages of constant rate (a load ramp, as load generators
+    /// run them); the workload ends with the last stage.
+    Stages {
+        /// The stages, in order.
+        stages: Vec<RateStage>,
+    },
     /// Arrival times read from a column of a CSV file (seconds), sorted, shifted so that the
     /// first is at 0, and multiplied by `time_scale_factor`. The workload ends with the file.
     Trace {
@@ -103,6 +114,64 @@ pub enum ArrivalConfig {
         #[serde(default = "one")]
         time_scale_factor: f64,
     },
+}
+
+/// One stage of [`ArrivalConfig::Stages`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateStage {
+    /// Mean arrival rate during the stage, requests per second.
+    pub qps: f64,
+    /// Length of the stage, seconds.
+    pub duration_s: f64,
+}
+
+impl ArrivalConfig {
+    /// The stages of a staged arrival process, as (start s, end s, qps); empty otherwise.
+    pub fn stage_bounds(&self) -> Vec<(f64, f64, f64)> {
+        let ArrivalConfig::Stages { stages } = self else {
+            return Vec::new();
+        };
+        let mut t = 0.0;
+        stages
+            .iter()
+            .map(|s| {
+                let start = t;
+                t += s.duration_s;
+                (start, t, s.qps)
+            })
+            .collect()
+    }
+}
+
+/// A pool of `num_groups × prompts_per_group` prompts (`[workload.shared_prefix]`), as
+/// inference-perf's `shared_prefix` data generator builds it: each group has a system prompt of
+/// `system_prompt_tokens`, each prompt adds its own question of `question_tokens` (plus
+/// `extra_prompt_tokens` of template and BOS); the pool is shuffled once and requests cycle through
+/// it, so every prompt recurs after `num_groups × prompts_per_group` requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedPrefixConfig {
+    /// System prompts.
+    pub num_groups: u32,
+    /// Prompts (questions) per system prompt.
+    pub prompts_per_group: u32,
+    /// Length of each system prompt, tokens.
+    pub system_prompt_tokens: u32,
+    /// Length of each question, tokens.
+    pub question_tokens: u32,
+    /// Tokens the serving stack adds to each prompt (template, BOS).
+    #[serde(default)]
+    pub extra_prompt_tokens: u32,
+    /// Output tokens of every request (generated to the end, as with `ignore_eos`).
+    pub output_tokens: u32,
+}
+
+impl SharedPrefixConfig {
+    /// Prompt length of every request, tokens.
+    pub fn prompt_tokens(&self) -> u32 {
+        self.system_prompt_tokens + self.question_tokens + self.extra_prompt_tokens
+    }
 }
 
 impl Default for ArrivalConfig {

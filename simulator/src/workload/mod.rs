@@ -21,6 +21,7 @@ mod config;
 mod error;
 mod lengths;
 mod mooncake;
+mod pool;
 mod prefix;
 mod replay;
 mod sessions;
@@ -36,9 +37,10 @@ mod trace_tests;
 
 pub use args::{ArrivalKind, LengthKind, WorkloadArgs};
 pub use config::{
-    ArrivalConfig, LengthConfig, PrefixConfig, PrefixLaw, SessionConfig, TraceConfig, TraceFormat,
-    WorkloadConfig, DEFAULT_DECODE_TOKENS, DEFAULT_MAX_TOKENS, DEFAULT_NUM_REQUESTS,
-    DEFAULT_PREFILL_TOKENS, DEFAULT_QPS, IMPLICIT_NUM_REQUESTS,
+    ArrivalConfig, LengthConfig, PrefixConfig, PrefixLaw, RateStage, SessionConfig,
+    SharedPrefixConfig, TraceConfig, TraceFormat, WorkloadConfig, DEFAULT_DECODE_TOKENS,
+    DEFAULT_MAX_TOKENS, DEFAULT_NUM_REQUESTS, DEFAULT_PREFILL_TOKENS, DEFAULT_QPS,
+    IMPLICIT_NUM_REQUESTS,
 };
 pub use error::WorkloadError;
 pub use prefix::expected_prefix_hit_rate;
@@ -136,7 +138,10 @@ pub fn generate_noted(cfg: &WorkloadConfig, seed: u64) -> Result<Generated, Work
 fn bounds(cfg: &WorkloadConfig) -> Bounds {
     let implicit = cfg.duration_s.is_none()
         && cfg.trace.is_none()
-        && !matches!(cfg.arrival, ArrivalConfig::Trace { .. });
+        && !matches!(
+            cfg.arrival,
+            ArrivalConfig::Trace { .. } | ArrivalConfig::Stages { .. }
+        );
     Bounds {
         remaining: cfg
             .num_requests
@@ -171,6 +176,11 @@ fn synthetic(
         (stream(), stream(), stream(), stream());
     let prefix_tokens = cfg.prefix.as_ref().map_or(0, |p| p.prefix_tokens);
     let arrivals = ArrivalProcess::new(&cfg.arrival, arrival_rng)?;
+    if let Some(pool) = &cfg.shared_prefix {
+        return Ok(Box::new(pool::PromptPool::new(
+            pool, arrivals, prefix_rng, bounds,
+        )));
+    }
     let lengths = LengthSampler::new(&cfg.lengths, cfg.max_tokens - prefix_tokens, length_rng)?;
     let prefix = cfg
         .prefix

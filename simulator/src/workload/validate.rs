@@ -1,8 +1,8 @@
 //! Checking a [`WorkloadConfig`] before generating from it.
 
 use super::config::{
-    ArrivalConfig, LengthConfig, PrefixConfig, SessionConfig, TraceConfig, TraceFormat,
-    WorkloadConfig,
+    ArrivalConfig, LengthConfig, PrefixConfig, SessionConfig, SharedPrefixConfig, TraceConfig,
+    TraceFormat, WorkloadConfig,
 };
 use super::error::WorkloadError;
 use super::{mooncake, trace_csv};
@@ -134,8 +134,73 @@ impl WorkloadConfig {
         }
     }
 
+    fn validate_pool(&self, pool: &SharedPrefixConfig) -> Result<(), WorkloadError> {
+        if self.lengths != LengthConfig::default()
+            || self.prefix.is_some()
+            || self.sessions.is_some()
+        {
+            return Err(WorkloadError::Conflict(
+                "[workload.shared_prefix] sets every prompt and output length and the shared prefixes, so \
+                 [workload.lengths], [workload.prefix] and [workload.sessions] would be ignored; remove them"
+                    .to_string(),
+            ));
+        }
+        for (field, v) in [
+            ("workload.shared_prefix.num_groups", pool.num_groups),
+            (
+                "workload.shared_prefix.prompts_per_group",
+                pool.prompts_per_group,
+            ),
+            ("workload.shared_prefix.output_tokens", pool.output_tokens),
+        ] {
+            at_least_one(field, v)?;
+        }
+        let total = u64::from(pool.system_prompt_tokens)
+            + u64::from(pool.question_tokens)
+            + u64::from(pool.extra_prompt_tokens);
+        if total == 0 {
+            return Err(WorkloadError::field(
+                "workload.shared_prefix.question_tokens",
+                "with system_prompt_tokens and extra_prompt_tokens gives an empty prompt",
+                "give the prompts at least 1 token",
+            ));
+        }
+        if total + u64::from(pool.output_tokens) > u64::from(self.max_tokens) {
+            return Err(WorkloadError::field(
+                "workload.shared_prefix.output_tokens",
+                format!(
+                    "plus the prompt ({total} tokens) is more than workload.max_tokens = {}",
+                    self.max_tokens
+                ),
+                "shorten the prompts or outputs, or raise workload.max_tokens",
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_synthetic(&self) -> Result<(), WorkloadError> {
         match &self.arrival {
+            ArrivalConfig::Stages { stages } => {
+                if stages.is_empty() {
+                    return Err(WorkloadError::field(
+                        "workload.arrival.stages",
+                        "is empty",
+                        "give at least one stage, e.g. --rate-stages 8:600,20:600",
+                    ));
+                }
+                for st in stages {
+                    positive_finite(
+                        "workload.arrival.stages[].qps",
+                        st.qps,
+                        "a mean rate in requests per second, e.g. 8",
+                    )?;
+                    positive_finite(
+                        "workload.arrival.stages[].duration_s",
+                        st.duration_s,
+                        "a stage length in seconds, e.g. 600",
+                    )?;
+                }
+            }
             ArrivalConfig::Poisson { qps } => positive_finite(
                 "workload.arrival.qps",
                 *qps,
@@ -183,6 +248,9 @@ impl WorkloadConfig {
                     "set workload.arrival.column to the column holding arrival times in seconds",
                 )?;
             }
+        }
+        if let Some(pool) = &self.shared_prefix {
+            return self.validate_pool(pool);
         }
         let prefix_tokens = match &self.prefix {
             Some(prefix) => {

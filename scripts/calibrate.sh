@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Regenerates the shipped engine-model calibrations from the committed measurements:
+#
+#   ./scripts/calibrate.sh            # h100, then a100 and l40s from it, then the CI subset
+#   ./scripts/calibrate.sh --cv       # also leave-one-family-out cross-validation on h100
+#
+# Writes data/calibration/vllm-0.15.1/{h100,a100,l40s,ci-subset}.toml with their .md/.csv tables
+# (docs/calibration.md). Deterministic: the same inputs give the same files.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+cargo build --release -p simulator --bin simulator >&2
+bin="${CARGO_TARGET_DIR:-$root/target}/release/simulator"
+meas=data/calibration/vllm-0.15.1-measured.json
+dir=data/calibration/vllm-0.15.1
+cv=()
+if [ "${1:-}" = "--cv" ]; then cv=(--cross-validate); fi
+
+# From the priors; 200 Nelder-Mead iterations over 60-s stages (each at least 8 mean E2E latencies).
+"$bin" calibrate --measurements "$meas" --device h100 --max-iters 200 --out "$dir/h100.toml" "${cv[@]}"
+# Two or three experiments per GPU: fit the coefficients that move most from H100 (A100's
+# experiments include Mixtral, so its MoE kernel efficiency too).
+"$bin" calibrate --measurements "$meas" --device a100 --start "$dir/h100.toml" \
+  --fit gemm_bandwidth,moe_bandwidth,cpu_step_us,frontend_ms --out "$dir/a100.toml"
+"$bin" calibrate --measurements "$meas" --device l40s --start "$dir/h100.toml" \
+  --fit gemm_bandwidth,cpu_step_us,frontend_ms --out "$dir/l40s.toml"
+"$(dirname "$0")/check-calibration.sh" --write

@@ -1,0 +1,298 @@
+//! Fitting the engine model's coefficients to measured stages: every measured experiment is
+//! simulated with candidate coefficients, and a derivative-free optimizer (Nelder–Mead, from
+//! `argmin`) minimises a robust loss of the log-ratios of simulated to measured latencies.
+//!
+//! The loss of one stage is a pseudo-Huber penalty `δ²(√(1 + (r/δ)²) − 1)` of each log-ratio `r`,
+//! weighted: mean E2E 1, E2E p90 0.5, mean TTFT 0.5, TTFT p90 0.25 (E2E is what capacity plans
+//! rest on; TTFT is a few tens of milliseconds measured through a client). A weak quadratic pull
+//! towards the starting point in the optimizer's coordinates keeps coefficients the data cannot
+//! see at their priors. Experiments are simulated in parallel (rayon) and combined in order, so a
+//! fit is deterministic whatever the thread count.
+
+use argmin::core::{CostFunction, Error as ArgminError, Executor, State};
+use argmin::solver::neldermead::NelderMead;
+use predictor::exec::engine::coeffs::{coef_info, CoefInfo};
+use predictor::exec::engine::EngineCoefficients;
+use rayon::prelude::*;
+
+use super::experiment::{run_config, to_config, SimResult, SimShape, OVERLOAD_TTFT_MS};
+use super::measurements::{Experiment, MeasuredStage};
+use crate::config::SimConfig;
+
+/// Scale of the pseudo-Huber loss on log-ratios (about 10 %).
+const DELTA: f64 = 0.1;
+/// Default weight of the pull towards the starting point, per squared coordinate.
+pub const PRIOR_WEIGHT: f64 = 1e-4;
+/// Loss of a stage whose simulation failed.
+const FAILED: f64 = 10.0;
+
+/// The weighted metrics of a stage's loss.
+const WEIGHTS: [(&str, f64); 4] = [
+    ("e2e_mean", 1.0),
+    ("e2e_p90", 0.5),
+    ("ttft_mean", 0.5),
+    ("ttft_p90", 0.25),
+];
+
+/// An experiment ready to simulate.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The experiment.
+    pub exp: Experiment,
+    /// Its measured stages in order, and whether each is overloaded.
+    pub stages: Vec<(MeasuredStage, bool)>,
+}
+
+impl Prepared {
+    /// Prepares `e`, or says why it cannot be simulated.
+    pub fn new(e: &Experiment, shape: &SimShape) -> Result<Prepared, String> {
+        to_config(e, &EngineCoefficients::default(), shape)?;
+        Ok(Prepared {
+            exp: e.clone(),
+            stages: e
+                .stages()
+                .into_iter()
+                .map(|(_, s)| (s, s.ttft_mean > OVERLOAD_TTFT_MS))
+                .collect(),
+        })
+    }
+
+    /// True when at least one stage is not overloaded.
+    pub fn fits(&self) -> bool {
+        self.stages.iter().any(|(_, over)| !over)
+    }
+
+    /// Simulates the experiment with coefficients `c`.
+    pub fn simulate(&self, c: &EngineCoefficients, shape: &SimShape) -> Result<SimResult, String> {
+        let cfg: SimConfig = to_config(&self.exp, c, shape)?;
+        run_config(&cfg, self.stages.len())
+    }
+}
+
+/// The measured/simulated pairs of one stage's metrics, in [`WEIGHTS`] order (`None` where the
+/// measurement lacks the metric).
+pub fn pairs(m: &MeasuredStage, s: &super::experiment::SimStage) -> [Option<(f64, f64)>; 4] {
+    [
+        Some((m.e2e_mean, s.e2e_mean)),
+        m.e2e_p90.map(|v| (v, s.e2e_p90)),
+        Some((m.ttft_mean, s.ttft_mean)),
+        m.ttft_p90.map(|v| (v, s.ttft_p90)),
+    ]
+}
+
+/// The loss of one simulated experiment over its non-overloaded stages, and the stage count.
+pub fn experiment_loss(p: &Prepared, sim: &Result<SimResult, String>) -> (f64, usize) {
+    let mut loss = 0.0;
+    let mut n = 0;
+    for (i, (m, over)) in p.stages.iter().enumerate() {
+        if *over {
+            continue;
+        }
+        n += 1;
+        let Ok(sim) = sim else {
+            loss += FAILED;
+            continue;
+        };
+        for ((_, w), pair) in WEIGHTS.iter().zip(pairs(m, &sim.stages[i])) {
+            if let Some((meas, simv)) = pair {
+                let r = if simv > 0.0 { (simv / meas).ln() } else { 5.0 };
+                loss += w * DELTA * DELTA * ((1.0 + (r / DELTA).powi(2)).sqrt() - 1.0);
+            }
+        }
+    }
+    (loss, n)
+}
+
+/// A coefficient in the optimizer's unbounded coordinate: logit for fractions, `ln(1 + v)` for
+/// the others.
+fn to_x(info: &CoefInfo, v: f64) -> f64 {
+    if info.unit == "fraction" {
+        let u = ((v - info.min) / (info.max - info.min)).clamp(1e-6, 1.0 - 1e-6);
+        (u / (1.0 - u)).ln()
+    } else {
+        (1.0 + v.max(0.0)).ln()
+    }
+}
+
+fn from_x(info: &CoefInfo, x: f64) -> f64 {
+    let v = if info.unit == "fraction" {
+        info.min + (info.max - info.min) / (1.0 + (-x).exp())
+    } else {
+        x.exp() - 1.0
+    };
+    v.clamp(info.min, info.max)
+}
+
+/// The fitting problem.
+pub struct Problem<'a> {
+    /// The experiments.
+    pub experiments: &'a [Prepared],
+    /// The coefficients before fitting (the unfitted ones stay).
+    pub start: EngineCoefficients,
+    /// The coefficients being fitted.
+    pub fitted: Vec<&'static CoefInfo>,
+    /// How to simulate.
+    pub shape: SimShape,
+    /// Weight of the pull towards the starting point ([`PRIOR_WEIGHT`]; 0: none).
+    pub prior_weight: f64,
+    /// Called after each evaluation with the evaluation count.
+    pub progress: &'a (dyn Fn(u64) + Sync),
+    /// Evaluations so far.
+    pub evaluations: std::sync::atomic::AtomicU64,
+}
+
+impl Problem<'_> {
+    /// The coefficients at point `x`.
+    pub fn coefficients(&self, x: &[f64]) -> EngineCoefficients {
+        let mut c = self.start;
+        for (info, &xi) in self.fitted.iter().zip(x) {
+            (info.set)(&mut c, from_x(info, xi));
+        }
+        c
+    }
+
+    /// The starting point.
+    pub fn x0(&self) -> Vec<f64> {
+        self.fitted
+            .iter()
+            .map(|i| to_x(i, (i.get)(&self.start)))
+            .collect()
+    }
+
+    /// Simulates every experiment with `c`, in parallel, in order.
+    pub fn simulate_all(&self, c: &EngineCoefficients) -> Vec<Result<SimResult, String>> {
+        self.experiments
+            .par_iter()
+            .map(|p| p.simulate(c, &self.shape))
+            .collect()
+    }
+
+    /// The mean loss per stage of coefficients `c`.
+    pub fn loss(&self, c: &EngineCoefficients) -> f64 {
+        let sims = self.simulate_all(c);
+        let (mut total, mut n) = (0.0, 0usize);
+        for (p, s) in self.experiments.iter().zip(&sims) {
+            let (l, k) = experiment_loss(p, s);
+            total += l;
+            n += k;
+        }
+        total / n.max(1) as f64
+    }
+}
+
+impl CostFunction for Problem<'_> {
+    type Param = Vec<f64>;
+    type Output = f64;
+
+    fn cost(&self, x: &Vec<f64>) -> Result<f64, ArgminError> {
+        let c = self.coefficients(x);
+        let x0 = self.x0();
+        let prior: f64 = x.iter().zip(&x0).map(|(a, b)| (a - b).powi(2)).sum();
+        let loss = self.loss(&c) + self.prior_weight * prior;
+        let k = self
+            .evaluations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (self.progress)(k + 1);
+        Ok(loss)
+    }
+}
+
+/// Names of the coefficients fitted by default.
+pub fn default_fitted() -> Vec<&'static CoefInfo> {
+    predictor::exec::engine::COEFFICIENTS
+        .iter()
+        .filter(|c| c.fitted)
+        .collect()
+}
+
+/// Parses a comma-separated list of coefficient names.
+pub fn parse_fitted(list: &str) -> Result<Vec<&'static CoefInfo>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|n| {
+            coef_info(n).ok_or_else(|| {
+                format!(
+                    "unknown coefficient `{n}`; known: {}",
+                    predictor::exec::engine::COEFFICIENTS
+                        .iter()
+                        .map(|c| c.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+/// Runs Nelder–Mead from the problem's start for at most `max_iters` iterations, then restarts it
+/// from the best point with a fresh, smaller simplex (up to [`RESTARTS`] times, while the loss
+/// improves by more than 0.1 %): a simplex that collapsed early in one direction gets a second
+/// look. Returns the best coefficients and their loss.
+pub fn fit(problem: Problem<'_>, max_iters: u64) -> Result<(EngineCoefficients, f64), String> {
+    let mut x = problem.x0();
+    if x.is_empty() {
+        let c = problem.start;
+        let l = problem.loss(&c);
+        return Ok((c, l));
+    }
+    let mut problem = problem;
+    let mut best = f64::INFINITY;
+    for round in 0..=RESTARTS {
+        let step = 0.4 / f64::from(1 + round);
+        let mut simplex = vec![x.clone()];
+        for i in 0..x.len() {
+            let mut v = x.clone();
+            v[i] += step;
+            simplex.push(v);
+        }
+        let solver = NelderMead::new(simplex)
+            .with_sd_tolerance(1e-6)
+            .map_err(|e| e.to_string())?;
+        let res = Executor::new(problem, solver)
+            .configure(|s| s.max_iters(max_iters))
+            .run()
+            .map_err(|e| e.to_string())?;
+        let cost = res.state().get_best_cost();
+        let point = res
+            .state()
+            .get_best_param()
+            .cloned()
+            .ok_or("the optimizer returned no point")?;
+        problem = res
+            .problem
+            .problem
+            .ok_or("the optimizer dropped the problem")?;
+        let improved = cost < best * 0.999;
+        if cost < best {
+            best = cost;
+            x = point;
+        }
+        if !improved {
+            break;
+        }
+    }
+    Ok((problem.coefficients(&x), best))
+}
+
+/// Restarts of [`fit`] after the first Nelder–Mead run.
+pub const RESTARTS: u32 = 2;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coordinates_round_trip_within_bounds() {
+        for info in predictor::exec::engine::COEFFICIENTS {
+            let v = (info.get)(&EngineCoefficients::default());
+            let back = from_x(info, to_x(info, v));
+            let tol = 1e-5 * v.abs().max(info.max - info.min).min(1e3);
+            assert!((back - v).abs() <= tol, "{}: {v} → {back}", info.name);
+        }
+        let frac = coef_info("gemm_bandwidth").unwrap();
+        assert!(from_x(frac, 50.0) <= 1.0 && from_x(frac, -50.0) >= 0.05);
+        assert!(parse_fitted("gemm_bandwidth, frontend_ms").unwrap().len() == 2);
+        assert!(parse_fitted("nope").is_err_and(|e| e.contains("gemm_bandwidth")));
+    }
+}

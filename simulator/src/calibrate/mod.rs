@@ -1,0 +1,517 @@
+//! `simulator calibrate`: fits the engine model's coefficients to measured serving runs
+//! (`docs/calibration.md`).
+//!
+//! Every measured experiment is simulated (its workload regenerated from its definition) and the
+//! coefficients are fitted to the measured stage latencies ([`fit`]); KV-memory coefficients are
+//! fitted first, by least squares, to the engine's own block counts where recorded. The command
+//! writes the calibration file, a table of measured against simulated latencies per experiment and
+//! stage, and optionally leave-one-model-family-out cross-validation.
+
+pub mod baseline;
+pub mod bench;
+pub mod experiment;
+pub mod fit;
+pub mod measurements;
+pub mod report;
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use predictor::exec::engine::calibration::{
+    Calibration, CalibrationInfo, EngineBehaviour, DEFAULT_ENGINE_VERSION,
+};
+use predictor::exec::engine::memory::{plan_vllm_memory, MemoryArgs};
+use predictor::exec::engine::EngineCoefficients;
+use predictor::{Catalog, Parallelism, Precision};
+
+use experiment::SimShape;
+use fit::{Prepared, Problem};
+use measurements::{read_measurements, BenchDefaults, Experiment};
+use report::{Row, Table};
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// A backend to compare against the measurements (`--baseline`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Baseline {
+    /// Vidur's stage formula over the roofline, default efficiencies, no front end.
+    Roofline,
+    /// Vidur's stage formula over published profiles of a model of the same shape.
+    Profiled,
+}
+
+/// `simulator calibrate`.
+#[derive(Debug, Clone, Args)]
+pub struct CalibrateArgs {
+    /// Measurement files: the measurements schema (docs/calibration.md) or `vllm bench serve --save-result` JSON (repeatable)
+    #[arg(long, value_name = "FILE", required = true, num_args = 1..)]
+    pub measurements: Vec<PathBuf>,
+    /// Calibration file to write (a table of measured against simulated latencies goes beside it, as .md and .csv)
+    #[arg(long, value_name = "FILE.toml")]
+    pub out: PathBuf,
+    /// GPU to calibrate: only its experiments are fitted [default: the GPU with the most experiments]
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Start from this calibration's coefficients [default: the model's priors]
+    #[arg(long, value_name = "FILE.toml")]
+    pub start: Option<PathBuf>,
+    /// Coefficients to fit, comma-separated [default: the fitted ones of design.md §4.5: gemm_bandwidth, gemm_overhead_us, attn_proj_bandwidth, moe_bandwidth, moe_expert_us, attention_bandwidth, allreduce_latency_us, allreduce_latency_per_gpu_us, cpu_step_us, cpu_per_request_us, frontend_ms]
+    #[arg(long, value_name = "NAMES")]
+    pub fit: Option<String>,
+    /// Only the experiments whose id contains one of these comma-separated strings
+    #[arg(long, value_name = "IDS")]
+    pub experiments: Option<String>,
+    /// Largest number of optimizer iterations [default: 150]
+    #[arg(long, value_name = "N")]
+    pub max_iters: Option<u64>,
+    /// Simulated seconds of each load stage while fitting, at least 8 mean E2E latencies [default: 60]
+    #[arg(long, value_name = "SECONDS")]
+    pub fit_stage_s: Option<f64>,
+    /// Simulated seconds of each load stage in the final table [default: the whole stage]
+    #[arg(long, value_name = "SECONDS")]
+    pub eval_stage_s: Option<f64>,
+    /// Also fit once per model family with that family held out, and report its errors
+    #[arg(long)]
+    pub cross_validate: bool,
+    /// Fit nothing: tabulate another backend against the measurements instead (roofline: Vidur's formula over the roofline; profiled: Vidur's formula over published profiles of a model of the same shape, from --profiles)
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub baseline: Option<Baseline>,
+    /// Profile directory for --baseline profiled [default: data/vidur/profiling]
+    #[arg(long, value_name = "DIR")]
+    pub profiles: Option<PathBuf>,
+    /// Tokens the serving stack adds to each shared-prefix prompt [default: 27]
+    #[arg(long, value_name = "TOKENS")]
+    pub extra_prompt_tokens: Option<u32>,
+    /// Seed of the regenerated workloads [default: 42]
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Worker threads [default: all cores]
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// No progress bar
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Tensor-parallel degree of bench results that do not record one [default: 1]
+    #[arg(long)]
+    pub tp: Option<u32>,
+    /// max_num_seqs of bench results that do not record one [default: 256]
+    #[arg(long)]
+    pub max_num_seqs: Option<u32>,
+    /// max_num_batched_tokens of bench results that do not record one [default: 2048]
+    #[arg(long)]
+    pub max_num_batched_tokens: Option<u32>,
+}
+
+/// The measured experiments usable for `device`, and the skipped ones with their reason.
+pub struct Loaded {
+    /// Simulable experiments of the device.
+    pub prepared: Vec<Prepared>,
+    /// (id, reason) of the experiments left out.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Reads every file and prepares the experiments on `device` (all devices when `None`).
+pub fn load(
+    files: &[PathBuf],
+    defaults: &BenchDefaults,
+    device: Option<&str>,
+    only: Option<&str>,
+    shape: &SimShape,
+) -> Result<Loaded> {
+    let mut all: Vec<Experiment> = Vec::new();
+    for f in files {
+        all.extend(read_measurements(f, defaults)?);
+    }
+    let mut prepared = Vec::new();
+    let mut skipped = Vec::new();
+    for e in all {
+        if let Some(filter) = only {
+            if !filter
+                .split(',')
+                .any(|s| !s.is_empty() && e.id.contains(s.trim()))
+            {
+                continue;
+            }
+        }
+        if device.is_some_and(|d| !e.gpu.eq_ignore_ascii_case(d)) {
+            continue;
+        }
+        match Prepared::new(&e, shape) {
+            Ok(p) if p.fits() => prepared.push(p),
+            Ok(_) => skipped.push((e.id.clone(), "every stage is overloaded".into())),
+            Err(why) => skipped.push((e.id.clone(), why)),
+        }
+    }
+    Ok(Loaded { prepared, skipped })
+}
+
+/// Fits the memory coefficients to the engine's recorded KV-block counts: for each distinct
+/// deployment, the memory left after the weights and the recorded KV cache is
+/// `non_torch + activation · max_num_batched_tokens · hidden (+ multimodal reserve)`; the first two
+/// by least squares over the text-only models, the reserve as the mean residual of multimodal ones.
+/// Coefficients the data cannot determine keep their values in `start`.
+pub fn fit_memory(exps: &[Prepared], start: &EngineCoefficients) -> EngineCoefficients {
+    let cat = Catalog::builtin();
+    let mut out = *start;
+    // (deployment key) -> (x = mnbt × hidden, rest bytes, multimodal)
+    let mut pts: std::collections::BTreeMap<String, (f64, f64, bool)> = Default::default();
+    for p in exps {
+        let e = &p.exp;
+        let Some(blocks) = e.kv_blocks_total_gpu else {
+            continue;
+        };
+        let Ok(cfg) = experiment::to_config(e, start, &SimShape::default()) else {
+            continue;
+        };
+        let Ok(r) = cfg.resolve(&cat) else {
+            continue;
+        };
+        let args = MemoryArgs {
+            gpu_memory_utilization: e.engine.gpu_memory_utilization,
+            max_num_batched_tokens: e.engine.max_num_batched_tokens,
+            block_size: e.engine.block_size,
+        };
+        let zero = EngineCoefficients {
+            non_torch_memory_gib: 0.0,
+            activation_bytes_per_token_hidden: 0.0,
+            multimodal_reserve_gib: 0.0,
+            ..*start
+        };
+        let plan = plan_vllm_memory(
+            &r.model,
+            &r.device,
+            r.parallelism,
+            &r.precision,
+            &zero,
+            args,
+        );
+        let rest = plan.budget_bytes as f64
+            - plan.weight_bytes as f64
+            - blocks as f64 * plan.kv_bytes_per_block as f64;
+        let key = format!(
+            "{}|{}|{}|{}|{}",
+            e.model, e.gpu, e.tp, e.engine.gpu_memory_utilization, e.engine.max_num_batched_tokens
+        );
+        pts.insert(
+            key,
+            (
+                f64::from(e.engine.max_num_batched_tokens) * f64::from(r.model.hidden_size),
+                rest,
+                r.model.extra_params > 0,
+            ),
+        );
+    }
+    let text: Vec<(f64, f64)> = pts.values().filter(|p| !p.2).map(|p| (p.0, p.1)).collect();
+    if text.len() >= 2 {
+        let n = text.len() as f64;
+        let mx = text.iter().map(|p| p.0).sum::<f64>() / n;
+        let my = text.iter().map(|p| p.1).sum::<f64>() / n;
+        let sxx: f64 = text.iter().map(|p| (p.0 - mx).powi(2)).sum();
+        let sxy: f64 = text.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+        let slope = if sxx > 0.0 { (sxy / sxx).max(0.0) } else { 0.0 };
+        out.activation_bytes_per_token_hidden = slope;
+        out.non_torch_memory_gib = (my - slope * mx).max(0.0) / GIB;
+    }
+    let mm: Vec<f64> = pts
+        .values()
+        .filter(|p| p.2)
+        .map(|p| p.1 - out.non_torch_memory_gib * GIB - out.activation_bytes_per_token_hidden * p.0)
+        .collect();
+    if !mm.is_empty() {
+        out.multimodal_reserve_gib = (mm.iter().sum::<f64>() / mm.len() as f64).max(0.0) / GIB;
+    }
+    out
+}
+
+/// Simulates every experiment with `c` at the evaluation length and tabulates the results.
+pub fn evaluate(exps: &[Prepared], c: &EngineCoefficients, shape: &SimShape) -> Table {
+    use rayon::prelude::*;
+    let sims: Vec<_> = exps.par_iter().map(|p| p.simulate(c, shape)).collect();
+    let mut rows = Vec::new();
+    for (p, sim) in exps.iter().zip(sims) {
+        for (i, (m, over)) in p.stages.iter().enumerate() {
+            rows.push(Row {
+                id: p.exp.id.clone(),
+                family: p.exp.family(),
+                stage: i,
+                overloaded: *over,
+                measured: *m,
+                simulated: sim.as_ref().ok().map(|s| s.stages[i]),
+                error: sim.as_ref().err().cloned(),
+                kv_blocks: (
+                    p.exp.kv_blocks_total_gpu,
+                    sim.as_ref().ok().map(|s| s.kv_blocks),
+                ),
+            });
+        }
+    }
+    Table { rows }
+}
+
+/// The GPU with the most experiments (ties: name order).
+fn busiest_gpu(files: &[PathBuf], defaults: &BenchDefaults) -> Result<String> {
+    let mut counts = std::collections::BTreeMap::new();
+    for f in files {
+        for e in read_measurements(f, defaults)? {
+            *counts.entry(e.gpu.to_ascii_lowercase()).or_insert(0u32) += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .max_by_key(|&(_, n)| n)
+        .map(|(g, _)| g)
+        .context("no experiments")
+}
+
+/// A progress bar over optimizer evaluations.
+fn bar(quiet: bool, len: u64, what: &str) -> ProgressBar {
+    if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
+    }
+    let b = ProgressBar::new(len);
+    b.set_style(
+        ProgressStyle::with_template(&format!(
+            "{what} {{bar:30}} {{pos}}/{{len}} evaluations, {{elapsed}} (ETA {{eta}})"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    b
+}
+
+/// One fit: memory, then latency coefficients, from `start`.
+fn fit_all(
+    exps: &[Prepared],
+    start: EngineCoefficients,
+    fitted: &[&'static predictor::exec::engine::coeffs::CoefInfo],
+    shape: &SimShape,
+    max_iters: u64,
+    progress: &ProgressBar,
+) -> Result<(EngineCoefficients, f64)> {
+    let start = fit_memory(exps, &start);
+    let on_eval = |k: u64| progress.set_position(k);
+    let problem = Problem {
+        experiments: exps,
+        start,
+        fitted: fitted.to_vec(),
+        shape: shape.clone(),
+        prior_weight: fit::PRIOR_WEIGHT,
+        progress: &on_eval,
+        evaluations: AtomicU64::new(0),
+    };
+    fit::fit(problem, max_iters).map_err(|e| anyhow::anyhow!("the fit failed: {e}"))
+}
+
+/// Runs `simulator calibrate`.
+pub fn main(a: &CalibrateArgs) -> Result<()> {
+    if let Some(n) = a.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global()
+            .ok();
+    }
+    let defaults = BenchDefaults {
+        gpu: a.device.clone(),
+        tp: a.tp.unwrap_or(1),
+        max_num_seqs: a.max_num_seqs.unwrap_or(256),
+        max_num_batched_tokens: a.max_num_batched_tokens.unwrap_or(2048),
+        ..Default::default()
+    };
+    let device = match &a.device {
+        Some(d) => d.to_ascii_lowercase(),
+        None => busiest_gpu(&a.measurements, &defaults)?,
+    };
+    Catalog::builtin().device(&device)?;
+    let start_cal = match &a.start {
+        Some(p) => Some(Calibration::read(p)?),
+        None => None,
+    };
+    let start = start_cal
+        .as_ref()
+        .map_or_else(EngineCoefficients::default, |c| c.coefficients);
+    let fitted = match &a.fit {
+        Some(list) => fit::parse_fitted(list).map_err(anyhow::Error::msg)?,
+        None => fit::default_fitted(),
+    };
+    let base = SimShape {
+        max_stage_s: None,
+        extra_prompt_tokens: a.extra_prompt_tokens.unwrap_or(27),
+        seed: a.seed.unwrap_or(42),
+        calibration: DEFAULT_ENGINE_VERSION.into(),
+    };
+    let fit_shape = SimShape {
+        max_stage_s: Some(a.fit_stage_s.unwrap_or(60.0)),
+        ..base.clone()
+    };
+    let eval_shape = SimShape {
+        max_stage_s: a.eval_stage_s,
+        ..base.clone()
+    };
+    let loaded = load(
+        &a.measurements,
+        &defaults,
+        Some(&device),
+        a.experiments.as_deref(),
+        &fit_shape,
+    )?;
+    for (id, why) in &loaded.skipped {
+        eprintln!("skipped {id}: {why}");
+    }
+    if loaded.prepared.is_empty() {
+        bail!("no experiment on {device} can be simulated (see the skipped ones above)");
+    }
+    let exps = &loaded.prepared;
+    if let Some(kind) = a.baseline {
+        let profiles = a
+            .profiles
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("data/vidur/profiling"));
+        let table = baseline::evaluate(exps, kind, &profiles, &eval_shape);
+        let (e2e, ttft, n) = table.mean_abs_errors();
+        let title = format!("Baseline {kind:?} on {device}");
+        std::fs::write(a.out.with_extension("md"), table.markdown(&title))?;
+        std::fs::write(a.out.with_extension("csv"), table.csv())?;
+        eprintln!(
+            "{title}: {n} stages, mean |error| E2E {:.1} %, TTFT {:.1} %; wrote {}",
+            e2e * 100.0,
+            ttft * 100.0,
+            a.out.with_extension("md").display()
+        );
+        return Ok(());
+    }
+    let max_iters = a.max_iters.unwrap_or(150);
+    let started = std::time::Instant::now();
+    let pb = bar(a.quiet, max_iters * 2, "fitting");
+    let (coeffs, loss) = fit_all(exps, start, &fitted, &fit_shape, max_iters, &pb)?;
+    pb.finish_and_clear();
+    let fit_s = started.elapsed().as_secs_f64();
+    let table = evaluate(exps, &coeffs, &eval_shape);
+    let (e2e, ttft, n) = table.mean_abs_errors();
+    let cal = Calibration {
+        calibration: CalibrationInfo {
+            engine: DEFAULT_ENGINE_VERSION.into(),
+            device: device.clone(),
+            fitted_on: format!(
+                "{} ({} experiments, {n} stages on {device}, loss {loss:.5})",
+                a.measurements
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                exps.len()
+            ),
+            // The binary by name, not by path: the same command gives the same file in any checkout.
+            command: std::iter::once("simulator".to_string())
+                .chain(std::env::args().skip(1))
+                .collect::<Vec<_>>()
+                .join(" "),
+            stages: n as u32,
+            e2e_mean_abs_error: (e2e * 1e4).round() / 1e4,
+            ttft_mean_abs_error: (ttft * 1e4).round() / 1e4,
+        },
+        engine: start_cal.map_or_else(EngineBehaviour::default, |c| c.engine),
+        coefficients: coeffs,
+    };
+    std::fs::write(&a.out, cal.to_toml())
+        .with_context(|| format!("cannot write {}", a.out.display()))?;
+    let md = a.out.with_extension("md");
+    let csv = a.out.with_extension("csv");
+    std::fs::write(
+        &md,
+        table.markdown(&format!("Calibration {} on {device}", cal.name())),
+    )?;
+    std::fs::write(&csv, table.csv())?;
+    let sens = report::sensitivities(exps, &table);
+    if !sens.is_empty() {
+        std::fs::write(
+            a.out.with_extension("sensitivity.md"),
+            report::sensitivities_markdown(&sens),
+        )?;
+    }
+    if !a.quiet {
+        eprintln!(
+            "fitted {} coefficients on {} experiments ({n} stages) in {fit_s:.0} s: mean |error| E2E {:.1} %, TTFT {:.1} %",
+            fitted.len(),
+            exps.len(),
+            e2e * 100.0,
+            ttft * 100.0
+        );
+        eprintln!(
+            "wrote {}, {} and {}",
+            a.out.display(),
+            md.display(),
+            csv.display()
+        );
+    }
+    if a.cross_validate {
+        let cv = cross_validate(
+            exps,
+            start,
+            &fitted,
+            &fit_shape,
+            &eval_shape,
+            max_iters,
+            a.quiet,
+        )?;
+        let path = a.out.with_extension("cv.md");
+        std::fs::write(&path, cv.markdown("Leave-one-family-out cross-validation"))?;
+        std::fs::write(a.out.with_extension("cv.csv"), cv.csv())?;
+        let (e2e, ttft, n) = cv.mean_abs_errors();
+        if !a.quiet {
+            eprintln!(
+                "cross-validation over {n} held-out stages: mean |error| E2E {:.1} %, TTFT {:.1} %; wrote {}",
+                e2e * 100.0,
+                ttft * 100.0,
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Fits once per model family with that family held out, and evaluates the held-out family.
+fn cross_validate(
+    exps: &[Prepared],
+    start: EngineCoefficients,
+    fitted: &[&'static predictor::exec::engine::coeffs::CoefInfo],
+    fit_shape: &SimShape,
+    eval_shape: &SimShape,
+    max_iters: u64,
+    quiet: bool,
+) -> Result<Table> {
+    let families: std::collections::BTreeSet<String> =
+        exps.iter().map(|p| p.exp.family()).collect();
+    let mut rows = Vec::new();
+    for fam in &families {
+        let (test, train): (Vec<Prepared>, Vec<Prepared>) =
+            exps.iter().cloned().partition(|p| &p.exp.family() == fam);
+        if train.is_empty() {
+            continue;
+        }
+        let pb = bar(quiet, max_iters * 2, &format!("held out {fam}"));
+        let (c, _) = fit_all(&train, start, fitted, fit_shape, max_iters, &pb)?;
+        pb.finish_and_clear();
+        rows.extend(evaluate(&test, &c, eval_shape).rows);
+    }
+    Ok(Table { rows })
+}
+
+/// Weights per GPU of an experiment's layout and the model's total parameters, for reports.
+pub fn weights_per_gpu_gib(e: &Experiment) -> Option<(f64, u64)> {
+    let cat = Catalog::builtin();
+    let model = cat.model(&e.model).ok()?;
+    let device = cat.device(&e.gpu).ok()?;
+    let cfg =
+        experiment::to_config(e, &EngineCoefficients::default(), &SimShape::default()).ok()?;
+    let prec = Precision::resolve(&model, &device, &cfg.replica.precision()).ok()?;
+    let par = Parallelism::new(e.tp, 1);
+    Some((
+        model.stage_weight_bytes(par, 0, &prec) as f64 / GIB,
+        model.total_params(),
+    ))
+}
+
+#[cfg(test)]
+mod tests;

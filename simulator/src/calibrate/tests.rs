@@ -1,0 +1,128 @@
+//! The calibration recovers coefficients from measurements the simulator itself synthesised.
+
+use std::sync::atomic::AtomicU64;
+
+use predictor::exec::engine::EngineCoefficients;
+
+use super::experiment::SimShape;
+use super::fit::{self, Prepared, Problem};
+use super::measurements::*;
+
+fn experiment(id: &str, tp: u32, rates: [f64; 2]) -> Experiment {
+    Experiment {
+        id: id.into(),
+        model: "meta-llama/Llama-3.1-8B-Instruct".into(),
+        gpu: "h100".into(),
+        precision: "FP16".into(),
+        tp,
+        dp: 1,
+        engine: EngineArgs {
+            name: "vllm".into(),
+            version: "0.15.1".into(),
+            max_num_seqs: 128,
+            max_num_batched_tokens: 2048,
+            gpu_memory_utilization: 0.9,
+            kv_cpu_offload: None,
+            chunked_prefill: true,
+            prefix_caching: true,
+            block_size: 16,
+            max_model_len: 4096,
+        },
+        kv_blocks_total_gpu: None,
+        workload: MeasuredWorkload {
+            arrivals: String::new(),
+            stages: rates
+                .iter()
+                .map(|&rate| MeasuredStageLoad {
+                    duration: 30.0,
+                    rate,
+                })
+                .collect(),
+            shared_prefix: Some(SharedPrefixLoad {
+                num_unique_system_prompts: 4,
+                num_users_per_system_prompt: 5,
+                system_prompt_len: 100,
+                question_len: 400,
+                output_len: 120,
+            }),
+            lengths: None,
+            burstiness: None,
+        },
+        workload_source: String::new(),
+        measured_ms: Default::default(),
+    }
+}
+
+#[test]
+fn recovers_known_coefficients_from_synthetic_measurements() {
+    let truth = EngineCoefficients {
+        gemm_bandwidth: 0.66,
+        cpu_step_us: 420.0,
+        frontend_ms: 12.0,
+        ..Default::default()
+    };
+    let shape = SimShape::default();
+    let mut exps = vec![
+        experiment("tp1", 1, [4.0, 16.0]),
+        experiment("tp2", 2, [6.0, 24.0]),
+    ];
+    // Measure: simulate with the true coefficients.
+    for e in &mut exps {
+        e.measured_ms.insert("stage_0".into(), placeholder());
+        e.measured_ms.insert("stage_1".into(), placeholder());
+        let p = Prepared::new(e, &shape).unwrap();
+        let sim = p.simulate(&truth, &shape).unwrap();
+        for (i, s) in sim.stages.iter().take(2).enumerate() {
+            e.measured_ms.insert(
+                format!("stage_{i}"),
+                MeasuredStage {
+                    e2e_mean: s.e2e_mean,
+                    e2e_p90: Some(s.e2e_p90),
+                    e2e_p99: None,
+                    ttft_mean: s.ttft_mean,
+                    ttft_p90: Some(s.ttft_p90),
+                    ttft_p99: None,
+                    itl_mean: None,
+                },
+            );
+        }
+    }
+    let prepared: Vec<Prepared> = exps
+        .iter()
+        .map(|e| Prepared::new(e, &shape).unwrap())
+        .collect();
+    let fitted = fit::parse_fitted("gemm_bandwidth,cpu_step_us,frontend_ms").unwrap();
+    let progress = |_: u64| {};
+    let problem = Problem {
+        experiments: &prepared,
+        start: EngineCoefficients::default(),
+        fitted,
+        shape,
+        prior_weight: 0.0,
+        progress: &progress,
+        evaluations: AtomicU64::new(0),
+    };
+    let (c, loss) = fit::fit(problem, 300).unwrap();
+    for (name, got, want) in [
+        ("gemm_bandwidth", c.gemm_bandwidth, truth.gemm_bandwidth),
+        ("cpu_step_us", c.cpu_step_us, truth.cpu_step_us),
+        ("frontend_ms", c.frontend_ms, truth.frontend_ms),
+    ] {
+        assert!(
+            (got / want - 1.0).abs() < 0.02,
+            "{name}: recovered {got}, true {want} (loss {loss})"
+        );
+    }
+}
+
+fn placeholder() -> MeasuredStage {
+    MeasuredStage {
+        e2e_mean: 1.0,
+        e2e_p90: None,
+        e2e_p99: None,
+        ttft_mean: 1.0,
+        ttft_p90: None,
+        ttft_p99: None,
+        itl_mean: None,
+    }
+}
