@@ -171,13 +171,41 @@ pub struct PredictorConfig {
     /// The engine model's calibration: a shipped one by engine name (`vllm-0.15.1`: the file for
     /// the device, or the H100 one transferred) or the path of a calibration TOML file.
     pub calibration: String,
-    /// The engine model's coefficients, replacing the calibration's when set.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The engine model's coefficients, replacing the calibration's when set. A table must give
+    /// every coefficient (a partial one would leave the rest at the uncalibrated priors).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "complete_coefficients"
+    )]
     pub coefficients: Option<EngineCoefficients>,
     /// Stage-time formula knobs.
     pub params: ExecParams,
     /// Roofline efficiencies.
     pub roofline: RooflineEfficiency,
+}
+
+/// Reads `[predictor.coefficients]`: unknown keys are refused (by the type), and so is a table
+/// that leaves any coefficient out.
+fn complete_coefficients<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<EngineCoefficients>, D::Error> {
+    use serde::de::Error;
+    let table = toml::Table::deserialize(d)?;
+    let coefficients: EngineCoefficients = toml::Value::Table(table.clone())
+        .try_into()
+        .map_err(|e: toml::de::Error| D::Error::custom(e.message()))?;
+    let missing: Vec<&str> = predictor::exec::engine::coeffs::COEFFICIENTS
+        .iter()
+        .map(|c| c.name)
+        .filter(|name| !table.contains_key(*name))
+        .collect();
+    if !missing.is_empty() {
+        return Err(D::Error::custom(format!(
+            "[predictor.coefficients] leaves out {}: give every coefficient (copy the [coefficients] section of a calibration file, e.g. data/calibration/vllm-0.15.1/h100.toml), or pick a calibration with --calibration instead",
+            missing.join(", ")
+        )));
+    }
+    Ok(Some(coefficients))
 }
 
 impl Default for PredictorConfig {
@@ -390,6 +418,14 @@ impl SimConfig {
             .roofline
             .validate()
             .map_err(|(key, why)| invalid(&format!("predictor.roofline.{key}"), why))?;
+        if let Some(c) = &self.predictor.coefficients {
+            c.validate().map_err(|(key, why)| {
+                invalid(
+                    &format!("predictor.coefficients.{key}"),
+                    format!("{why}; give a value in that range"),
+                )
+            })?;
+        }
         self.workload.validate()?;
         // Prefix caching and the vLLM V1 knobs.
         if s.enable_prefix_caching == Some(true)
@@ -398,6 +434,12 @@ impl SimConfig {
             return Err(invalid(
                 "scheduler.enable_prefix_caching",
                 format!("the {} scheduler does not support prefix caching; use --scheduler vllm_v1 or sarathi, or --no-enable-prefix-caching", s.name),
+            ));
+        }
+        if s.vllm_v1.async_scheduling == Some(true) && s.name != "vllm_v1" {
+            return Err(invalid(
+                "scheduler.vllm_v1.async_scheduling",
+                format!("asynchronous scheduling is vLLM V1's; the {} scheduler has none: use --scheduler vllm_v1, or drop --async-scheduling", s.name),
             ));
         }
         s.vllm_v1
@@ -668,7 +710,7 @@ mod tests {
     #[test]
     fn values_outside_their_range_name_their_key() {
         type Edit = fn(&mut SimConfig);
-        let cases: [(&str, Edit); 8] = [
+        let cases: [(&str, Edit); 12] = [
             ("slo.ttft_s", |c| c.slo.ttft_s = Some(0.0)),
             ("slo.tpot_s", |c| c.slo.tpot_s = Some(f64::NAN)),
             ("slo.e2e_s", |c| c.slo.e2e_s = Some(f64::INFINITY)),
@@ -685,6 +727,28 @@ mod tests {
                 c.predictor.profiles = vec!["/no/such/dir".into()]
             }),
             ("replica.node", |c| c.replica.node = Some("a100_dgx".into())),
+            ("predictor.coefficients.gemm_bandwidth", |c| {
+                c.predictor.coefficients = Some(EngineCoefficients {
+                    gemm_bandwidth: f64::NAN,
+                    ..Default::default()
+                })
+            }),
+            ("predictor.coefficients.cpu_step_us", |c| {
+                c.predictor.coefficients = Some(EngineCoefficients {
+                    cpu_step_us: -1.0,
+                    ..Default::default()
+                })
+            }),
+            ("predictor.coefficients.cpu_overlap", |c| {
+                c.predictor.coefficients = Some(EngineCoefficients {
+                    cpu_overlap: 1.5,
+                    ..Default::default()
+                })
+            }),
+            ("scheduler.vllm_v1.async_scheduling", |c| {
+                c.scheduler.name = "sarathi".into();
+                c.scheduler.vllm_v1.async_scheduling = Some(true);
+            }),
         ];
         for (key, edit) in cases {
             let mut c = SimConfig::default();
@@ -699,7 +763,40 @@ mod tests {
         c.predictor.roofline.link = 1.0;
         c.predictor.params.cpu_overhead_ms_per_batch = 0.0;
         c.replica.node = Some("h100_pairwise_nvlink".into());
+        c.predictor.coefficients = Some(EngineCoefficients {
+            cpu_overlap: 1.0,
+            gemm_bandwidth: 0.05,
+            ..Default::default()
+        });
+        c.scheduler.vllm_v1.async_scheduling = Some(false);
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn a_coefficients_table_gives_every_coefficient() {
+        let full = SimConfig {
+            predictor: PredictorConfig {
+                coefficients: Some(EngineCoefficients::default()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let text = full.to_toml();
+        assert!(text.contains("[predictor.coefficients]"), "{text}");
+        assert_eq!(SimConfig::from_toml(&text).unwrap(), full);
+        // one key left out: an error naming it (not the uncalibrated prior in its place)
+        let partial = text.replace("frontend_ms = ", "# frontend_ms = ");
+        let e = SimConfig::from_toml(&partial).unwrap_err().to_string();
+        assert!(e.contains("leaves out frontend_ms"), "{e}");
+        // an unknown key is named too
+        let unknown = text.replace("frontend_ms = ", "front_end_ms = ");
+        let e = SimConfig::from_toml(&unknown).unwrap_err().to_string();
+        assert!(e.contains("front_end_ms"), "{e}");
+        // TOML's nan reaches the range check, which names the key
+        let nan = SimConfig::from_toml(&text.replace("cpu_step_us = 600.0", "cpu_step_us = nan"))
+            .unwrap();
+        let e = nan.validate().unwrap_err().to_string();
+        assert!(e.contains("predictor.coefficients.cpu_step_us"), "{e}");
     }
 
     #[test]

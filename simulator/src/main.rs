@@ -37,6 +37,7 @@ enum Command {
     #[command(allow_negative_numbers = true)]
     Search(Box<simulator::search::SearchArgs>),
     /// Fit the engine model's coefficients to measured serving runs (docs/calibration.md).
+    #[command(allow_negative_numbers = true)]
     Calibrate(Box<simulator::calibrate::CalibrateArgs>),
 }
 

@@ -185,3 +185,15 @@ fn option_extraction() {
         ["--cluster_config_num_replicas"]
     );
 }
+
+#[test]
+fn every_engine_coefficient_and_its_range_is_documented() {
+    let doc = std::fs::read_to_string(repo_root().join("docs/calibration.md")).unwrap();
+    for c in predictor::exec::engine::coeffs::COEFFICIENTS {
+        let row = format!("| `{}` | {} | [{}, {}] |", c.name, c.unit, c.min, c.max);
+        assert!(
+            doc.contains(&row),
+            "docs/calibration.md lacks the row `{row}` (section Coefficient ranges)"
+        );
+    }
+}

@@ -487,3 +487,77 @@ fn sweep_and_compare_outputs_are_staged_and_kept_apart() {
     assert!(e.contains("simulator run"), "{e}");
     assert_eq!(snapshot(&d.join("a")), a);
 }
+
+#[test]
+fn engine_model_inputs_are_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // staged rates parse (they used to panic in the argument parser) and are range-checked
+    ok_in(
+        d,
+        &[
+            "-q",
+            "--rate-stages",
+            "8:5,20:5",
+            "--no-report",
+            "--out",
+            "staged",
+        ],
+    );
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("staged/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(s["stages"].as_array().unwrap().len(), 2, "{s}");
+    let e = fails_in(d, &["--rate-stages", "-1:10", "--out", "o"]);
+    assert!(e.contains("workload.arrival.stages[].qps"), "{e}");
+    let e = fails_in(d, &["--rate-stages", "8:nan", "--out", "o"]);
+    assert!(e.contains("stages[].duration_s"), "{e}");
+    // a vllm_v1 feature asked of another scheduler
+    let e = fails_in(
+        d,
+        &["--async-scheduling", "--scheduler", "sarathi", "--out", "o"],
+    );
+    assert!(e.contains("scheduler.vllm_v1.async_scheduling"), "{e}");
+    // [predictor.coefficients]: a partial table and a value out of range name the key
+    write(
+        d,
+        "partial.toml",
+        "[predictor.coefficients]\nfrontend_ms = 5\n",
+    );
+    let e = fails_in(d, &["--config", "partial.toml", "--out", "o"]);
+    assert!(
+        e.contains("leaves out") && e.contains("gemm_bandwidth"),
+        "{e}"
+    );
+    assert!(!d.join("o").exists(), "nothing written");
+
+    // simulator calibrate: numbers and outputs are checked before any work
+    let calibrate = |args: &[&str]| {
+        let o = Command::new(binary("simulator"))
+            .current_dir(d)
+            .arg("calibrate")
+            .args(args)
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {e}");
+        e
+    };
+    write(d, "cal.md", "measurements, named like a table");
+    let e = calibrate(&["--measurements", "cal.md", "--out", "cal.toml"]);
+    assert!(e.contains("--measurements cal.md"), "{e}");
+    for (flag, value) in [
+        ("--fit-stage-s", "-1"),
+        ("--eval-stage-s", "nan"),
+        ("--max-iters", "0"),
+    ] {
+        let e = calibrate(&["--measurements", "m.json", flag, value, "--out", "c.toml"]);
+        assert!(e.contains(flag), "{e}");
+    }
+    let e = calibrate(&["--measurements", "m.json", "--out", "c.csv"]);
+    assert!(e.contains(".toml"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(d.join("cal.md")).unwrap(),
+        "measurements, named like a table"
+    );
+}

@@ -12,6 +12,7 @@ pub mod bench;
 pub mod experiment;
 pub mod fit;
 pub mod measurements;
+pub mod outputs;
 pub mod report;
 
 use std::path::PathBuf;
@@ -305,7 +306,45 @@ fn fit_all(
 }
 
 /// Runs `simulator calibrate`.
+/// Range checks of the numeric options, each naming its flag.
+fn check_args(a: &CalibrateArgs) -> Result<()> {
+    for (flag, v) in [
+        ("--fit-stage-s", a.fit_stage_s),
+        ("--eval-stage-s", a.eval_stage_s),
+    ] {
+        if let Some(v) = v {
+            if !(v.is_finite() && v > 0.0) {
+                bail!("{flag} {v}: give a positive number of simulated seconds");
+            }
+        }
+    }
+    if a.max_iters == Some(0) {
+        bail!("--max-iters 0: give at least 1 iteration");
+    }
+    for (flag, v) in [
+        ("--tp", a.tp),
+        ("--max-num-seqs", a.max_num_seqs),
+        ("--max-num-batched-tokens", a.max_num_batched_tokens),
+    ] {
+        if v == Some(0) {
+            bail!("{flag} 0: give at least 1");
+        }
+    }
+    Ok(())
+}
+
 pub fn main(a: &CalibrateArgs) -> Result<()> {
+    check_args(a)?;
+    let mut inputs: Vec<(&str, &std::path::Path)> = a
+        .measurements
+        .iter()
+        .map(|m| ("--measurements", m.as_path()))
+        .collect();
+    if let Some(s) = &a.start {
+        inputs.push(("--start", s.as_path()));
+    }
+    outputs::check(&a.out, &inputs, a.baseline.is_some())?;
+    let mut files = outputs::Outputs::default();
     if let Some(n) = a.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n.max(1))
@@ -371,8 +410,9 @@ pub fn main(a: &CalibrateArgs) -> Result<()> {
         let table = baseline::evaluate(exps, kind, &profiles, &eval_shape);
         let (e2e, ttft, n) = table.mean_abs_errors();
         let title = format!("Baseline {kind:?} on {device}");
-        std::fs::write(a.out.with_extension("md"), table.markdown(&title))?;
-        std::fs::write(a.out.with_extension("csv"), table.csv())?;
+        files.add(a.out.with_extension("md"), table.markdown(&title));
+        files.add(a.out.with_extension("csv"), table.csv());
+        files.commit(&[])?;
         eprintln!(
             "{title}: {n} stages, mean |error| E2E {:.1} %, TTFT {:.1} %; wrote {}",
             e2e * 100.0,
@@ -414,21 +454,20 @@ pub fn main(a: &CalibrateArgs) -> Result<()> {
         engine: start_cal.map_or_else(EngineBehaviour::default, |c| c.engine),
         coefficients: coeffs,
     };
-    std::fs::write(&a.out, cal.to_toml())
-        .with_context(|| format!("cannot write {}", a.out.display()))?;
+    files.add(a.out.clone(), cal.to_toml());
     let md = a.out.with_extension("md");
     let csv = a.out.with_extension("csv");
-    std::fs::write(
-        &md,
+    files.add(
+        md.clone(),
         table.markdown(&format!("Calibration {} on {device}", cal.name())),
-    )?;
-    std::fs::write(&csv, table.csv())?;
+    );
+    files.add(csv.clone(), table.csv());
     let sens = report::sensitivities(exps, &table);
     if !sens.is_empty() {
-        std::fs::write(
+        files.add(
             a.out.with_extension("sensitivity.md"),
             report::sensitivities_markdown(&sens),
-        )?;
+        );
     }
     if !a.quiet {
         eprintln!(
@@ -438,13 +477,8 @@ pub fn main(a: &CalibrateArgs) -> Result<()> {
             e2e * 100.0,
             ttft * 100.0
         );
-        eprintln!(
-            "wrote {}, {} and {}",
-            a.out.display(),
-            md.display(),
-            csv.display()
-        );
     }
+    let mut cv_note = None;
     if a.cross_validate {
         let cv = cross_validate(
             exps,
@@ -456,16 +490,30 @@ pub fn main(a: &CalibrateArgs) -> Result<()> {
             a.quiet,
         )?;
         let path = a.out.with_extension("cv.md");
-        std::fs::write(&path, cv.markdown("Leave-one-family-out cross-validation"))?;
-        std::fs::write(a.out.with_extension("cv.csv"), cv.csv())?;
+        files.add(
+            path.clone(),
+            cv.markdown("Leave-one-family-out cross-validation"),
+        );
+        files.add(a.out.with_extension("cv.csv"), cv.csv());
         let (e2e, ttft, n) = cv.mean_abs_errors();
-        if !a.quiet {
-            eprintln!(
-                "cross-validation over {n} held-out stages: mean |error| E2E {:.1} %, TTFT {:.1} %; wrote {}",
-                e2e * 100.0,
-                ttft * 100.0,
-                path.display()
-            );
+        cv_note = Some(format!(
+            "cross-validation over {n} held-out stages: mean |error| E2E {:.1} %, TTFT {:.1} %; wrote {}",
+            e2e * 100.0,
+            ttft * 100.0,
+            path.display()
+        ));
+    }
+    // Everything succeeded: the calibration and its tables go into place together.
+    files.commit(&outputs::names(&a.out))?;
+    if !a.quiet {
+        eprintln!(
+            "wrote {}, {} and {}",
+            a.out.display(),
+            md.display(),
+            csv.display()
+        );
+        if let Some(note) = cv_note {
+            eprintln!("{note}");
         }
     }
     Ok(())
