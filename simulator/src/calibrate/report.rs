@@ -185,12 +185,7 @@ fn knob_values(e: &super::measurements::Experiment) -> [(&'static str, String); 
 /// Every pair of experiments in `table` (with their definitions in `exps`) that differ in exactly
 /// one knob, with the same model, GPU, workload and other settings.
 pub fn sensitivities(exps: &[super::fit::Prepared], table: &Table) -> Vec<Sensitivity> {
-    let row = |id: &str, stage: usize| {
-        table
-            .rows
-            .iter()
-            .find(|r| r.id == id && r.stage == stage)
-    };
+    let row = |id: &str, stage: usize| table.rows.iter().find(|r| r.id == id && r.stage == stage);
     let same_rest = |a: &super::measurements::Experiment, b: &super::measurements::Experiment| {
         a.model == b.model
             && a.gpu == b.gpu

@@ -72,8 +72,10 @@ pub struct WorkloadArgs {
     #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
     pub qps: Option<f64>,
     /// Poisson stages, each RATE:SECONDS, comma-separated, e.g. 8:600,20:600 (implies --arrival stages)
+    // (the type is spelled out so that clap takes the parsed list as one value, not as a list of
+    // values: `Option<Vec<_>>` made clap panic on every use of the option)
     #[arg(long, value_name = "RATE:SECONDS,...", value_parser = parse_stages)]
-    pub rate_stages: Option<Vec<super::config::RateStage>>,
+    pub rate_stages: Option<std::vec::Vec<super::config::RateStage>>,
     /// Coefficient of variation of gamma inter-arrival times (1 = Poisson, >1 bursty) [default: 0.5]
     #[arg(long, value_name = "CV", allow_negative_numbers = true)]
     pub cv: Option<f64>,
