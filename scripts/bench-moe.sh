@@ -11,7 +11,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 qps="${QPS:-3}"
 n="${REQUESTS:-100000}"
-command -v jq >/dev/null || { echo "bench-moe: jq is needed (Debian: apt-get install jq)" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "bench-moe: python3 is needed to read summary.json" >&2; exit 1; }
 cargo build --release -q -p simulator --bin simulator >&2
 bin="${CARGO_TARGET_DIR:-$root/target}/release/simulator"
 tmp="$(mktemp -d)"
@@ -24,7 +24,7 @@ run() { # model -> "wall batches"
     --prefill-tokens 1024 --decode-tokens 256 --num-requests "$n" --no-batches --no-trace \
     --no-report --out "$tmp/run"
   t1=$(date +%s.%N)
-  echo "$(echo "$t1 - $t0" | bc -l) $(jq '[.replicas[].batches] | add' "$tmp/run/summary.json")"
+  echo "$(echo "$t1 - $t0" | bc -l) $(python3 -c 'import json, sys; print(sum(r["batches"] for r in json.load(open(sys.argv[1]))["replicas"]))' "$tmp/run/summary.json")"
   rm -rf "$tmp/run"
 }
 

@@ -8,13 +8,14 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 n="${NUM_REQUESTS:-100}"
-command -v jq >/dev/null || { echo "models-smoke: jq is needed (Debian: apt-get install jq)" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "models-smoke: python3 is needed to read summary.json" >&2; exit 1; }
 cargo build --release -q -p simulator --bin simulator >&2
 bin="${CARGO_TARGET_DIR:-$root/target}/release/simulator"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
 now() { date +%s.%N; }
+since() { awk -v a="$(now)" -v b="$1" 'BEGIN {print a - b}'; }
 start=$(now)
 failed=0
 printf '%-52s %-34s %-10s %-6s %9s %12s %12s %7s\n' model architecture layout device kv_blocks ttft_p50_ms tpot_p50_ms wall_s
@@ -28,11 +29,12 @@ for f in data/catalog/models/*/*.toml; do
       if "$bin" run -q --model "$model" --device "$device" --tp "$tp" --num-requests "$n" --qps 2 \
           --prefill-tokens 512 --decode-tokens 128 --no-batches --no-trace --no-report \
           --out "$tmp/run" >"$tmp/out.txt" 2>"$tmp/err.txt"; then
-        wall=$(echo "$(now) - $t0" | bc -l)
-        s="$tmp/run/summary.json"
+        wall=$(since "$t0")
+        read -r blocks ttft tpot < <(python3 -c 'import json, sys
+s = json.load(open(sys.argv[1]))
+print(s["replicas"][0]["kv_blocks_total"], s["latency"]["ttft_s"]["p50"] * 1e3, s["latency"]["tpot_s"]["p50"] * 1e3)' "$tmp/run/summary.json")
         printf '%-52s %-34s %-10s %-6s %9d %12.1f %12.2f %7.2f\n' "$model" "${arch:-?}" "TP$tp" "$device" \
-          "$(jq '.replicas[0].kv_blocks_total' "$s")" \
-          "$(jq '.latency.ttft_s.p50 * 1000' "$s")" "$(jq '.latency.tpot_s.p50 * 1000' "$s")" "$wall"
+          "$blocks" "$ttft" "$tpot" "$wall"
         done_=1
         break 2
       fi
@@ -44,5 +46,5 @@ for f in data/catalog/models/*/*.toml; do
     failed=$((failed + 1))
   fi
 done
-printf 'total wall %.1f s\n' "$(echo "$(now) - $start" | bc -l)"
+printf 'total wall %.1f s\n' "$(since "$start")"
 [ "$failed" = 0 ]

@@ -8,9 +8,9 @@ use std::path::Path;
 use predictor::exec::engine::calibration::DEFAULT_ENGINE_VERSION;
 use predictor::exec::engine::Calibration;
 use predictor::Catalog;
-use simulator::calibrate::bench::BenchDefaults;
 use simulator::calibrate::experiment::{to_config, SimShape};
 use simulator::calibrate::measurements::read_measurements;
+use simulator::calibrate::measurements::BenchDefaults;
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
@@ -23,9 +23,9 @@ fn kv_blocks_match_the_engine_for_every_recorded_experiment() {
     let mut seen = std::collections::BTreeSet::new();
     let mut worst: f64 = 0.0;
     println!(
-        "| model | GPU | TP | precision | gpu_mem_util | vLLM blocks | our blocks | error | weights GiB/GPU | params (ours) |"
+        "| model | GPU | TP | precision | gpu_mem_util | max_num_batched_tokens | vLLM blocks | our blocks | error | weights GiB/GPU | params (ours) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for e in &exps {
         let Some(engine_blocks) = e.kv_blocks_total_gpu else {
             continue;
@@ -54,12 +54,13 @@ fn kv_blocks_match_the_engine_for_every_recorded_experiment() {
         let err = ours as f64 / engine_blocks as f64 - 1.0;
         worst = worst.max(err.abs());
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:+.2} % | {:.1} | {:.1}B |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:+.2} % | {:.1} | {:.1}B |",
             e.model,
             e.gpu,
             e.tp,
             e.precision,
             e.engine.gpu_memory_utilization,
+            e.engine.max_num_batched_tokens,
             engine_blocks,
             ours,
             err * 100.0,
