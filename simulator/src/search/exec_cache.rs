@@ -69,14 +69,14 @@ mod tests {
     fn one_model_per_layout() {
         let cache = ExecCache::new();
         let mut a = SimConfig::default();
-        a.scheduler.name = "vllm".into();
+        a.scheduler.watermark_blocks_fraction = 0.05;
         let b = SimConfig::default();
         let mut c = SimConfig::default();
         c.replica.tp = 2;
         let cat = Catalog::builtin();
         let ea = cache.get(&a, &a.resolve(&cat).unwrap()).unwrap();
         let eb = cache.get(&b, &b.resolve(&cat).unwrap()).unwrap();
-        assert!(Arc::ptr_eq(&ea, &eb), "two schedulers share one layout");
+        assert!(Arc::ptr_eq(&ea, &eb), "two scheduler variants share one layout");
         let ec = cache.get(&c, &c.resolve(&cat).unwrap()).unwrap();
         assert!(!Arc::ptr_eq(&ea, &ec));
         assert_eq!(cache.len(), 2);
