@@ -76,7 +76,10 @@ mod tests {
         let cat = Catalog::builtin();
         let ea = cache.get(&a, &a.resolve(&cat).unwrap()).unwrap();
         let eb = cache.get(&b, &b.resolve(&cat).unwrap()).unwrap();
-        assert!(Arc::ptr_eq(&ea, &eb), "two scheduler variants share one layout");
+        assert!(
+            Arc::ptr_eq(&ea, &eb),
+            "two scheduler variants share one layout"
+        );
         let ec = cache.get(&c, &c.resolve(&cat).unwrap()).unwrap();
         assert!(!Arc::ptr_eq(&ea, &ec));
         assert_eq!(cache.len(), 2);
