@@ -201,7 +201,10 @@ fn the_summary_leads_with_the_workload_and_flags_overload() {
 fn compare_puts_runs_side_by_side() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("sarathi"), tmp.path().join("vllm"));
-    light_run(&a, &["--qps", "8", "--no-report", "-q"]);
+    light_run(
+        &a,
+        &["--qps", "8", "--no-report", "-q", "--scheduler", "sarathi"],
+    );
     light_run(
         &b,
         &["--qps", "8", "--no-report", "-q", "--scheduler", "vllm"],

@@ -76,7 +76,7 @@ fn a_run_writes_every_file_and_names_the_backend() {
         .lines()
         .next()
         .unwrap()
-        .ends_with("send_recv_ms,cpu_overhead_ms"));
+        .ends_with("send_recv_ms,lm_head_ms,launch_overhead_ms,cpu_overhead_ms"));
 
     let ts = String::from_utf8(read(&dir, "timeseries.csv")).unwrap();
     assert!(ts.lines().count() > 2);
