@@ -15,9 +15,10 @@ use predictor::exec::tabulated::Tabulated;
 use predictor::fit::accuracy::accuracy;
 use predictor::fit::case::{fit_case, CaseInputs, FittedCase};
 use predictor::fit::select::SearchConfig;
+use predictor::precision::{DType, KvCacheDType, Quantization};
 use predictor::setup::{build_execution_model, BackendChoice, ExecSetup};
 use predictor::table::TableBounds;
-use predictor::{BackendKind, BatchShape, Catalog, Parallelism};
+use predictor::{BackendKind, BatchShape, Catalog, Parallelism, Precision, PrecisionConfig};
 
 #[derive(Parser)]
 #[command(
@@ -141,6 +142,18 @@ struct PredictArgs {
     /// Pipeline stage to time (0-based).
     #[arg(long, default_value_t = 0)]
     stage: u32,
+    /// Expert-parallel degree of MoE layers, dividing --tp (vLLM: --enable-expert-parallel).
+    #[arg(long, default_value_t = 1)]
+    ep: u32,
+    /// Activation and 16-bit weight type, as vLLM's --dtype.
+    #[arg(long, value_enum, default_value_t = DType::Auto)]
+    dtype: DType,
+    /// Weight quantization, as vLLM's --quantization (auto: as the checkpoint is published).
+    #[arg(long, value_enum, default_value_t = Quantization::Auto)]
+    quantization: Quantization,
+    /// KV-cache element type, as vLLM's --kv-cache-dtype.
+    #[arg(long, value_enum, default_value_t = KvCacheDType::Auto)]
+    kv_cache_dtype: KvCacheDType,
     /// Prefill chunk sizes, one per request, comma-separated.
     #[arg(long, value_delimiter = ',')]
     prefill: Vec<u64>,
@@ -359,8 +372,17 @@ fn run_predict(a: PredictArgs) -> Result<()> {
             )
         })?,
     };
-    let par = Parallelism::new(a.tp, a.pp);
+    let par = Parallelism::new(a.tp, a.pp).with_ep(a.ep);
     par.validate(&model, Some(&node))?;
+    let precision = Precision::resolve(
+        &model,
+        &device,
+        &PrecisionConfig {
+            dtype: a.dtype,
+            quantization: a.quantization,
+            kv_cache_dtype: a.kv_cache_dtype,
+        },
+    )?;
     if a.stage >= a.pp {
         bail!(
             "--stage {} is not a stage of a {}-stage pipeline (0..{})",
@@ -387,6 +409,7 @@ fn run_predict(a: PredictArgs) -> Result<()> {
         bail!("the batch is empty: give --prefill and/or --decode");
     }
     let mut setup = ExecSetup::new(model.clone(), device.clone(), node.clone(), par);
+    setup.precision = precision;
     setup.backend = match a.backend {
         BackendArg::Auto => BackendChoice::Auto,
         BackendArg::Engine => BackendChoice::Engine,
@@ -412,12 +435,14 @@ fn run_predict(a: PredictArgs) -> Result<()> {
     let info = exec.info();
     let t = exec.stage_time(&batch, a.stage);
     println!(
-        "{} on {} ({}), TP {} PP {}, stage {}: {} prefill chunk(s) ({} tokens), {} decode(s) at context {}",
+        "{} on {} ({}), TP {} PP {} EP {}, {}, stage {}: {} prefill chunk(s) ({} tokens), {} decode(s) at context {}",
         model.name,
         device.name,
         node.name,
         a.tp,
         a.pp,
+        a.ep,
+        precision.label(),
         a.stage,
         batch.num_prefills,
         batch.prefill_tokens,

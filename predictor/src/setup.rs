@@ -314,6 +314,51 @@ mod tests {
     }
 
     #[test]
+    fn vidur_profiles_of_an_moe_model_leave_its_moe_operators_to_the_roofline() {
+        // Vidur's profile format has no MoE operators: a profile of an MoE model (here the
+        // synthetic Llama-2-7b profile, the model given top-2-of-8 experts of the same width)
+        // answers the dense operators, and the router and experts fall back to the roofline.
+        let dir = synthetic_profiles(true);
+        let mut s = setup(2, 1);
+        s.model.moe = Some(crate::catalog::MoeSpec {
+            num_experts: 8,
+            experts_per_token: 2,
+            expert_intermediate_size: s.model.intermediate_size,
+            num_shared_experts: 0,
+            shared_expert_intermediate_size: 0,
+            first_dense_layers: 0,
+            layer_step: 1,
+        });
+        s.profiles_dirs = vec![dir.path().to_path_buf()];
+        s.table_bounds = TableBounds {
+            max_tokens: 512,
+            max_batch_size: 8,
+            max_prefill_chunk: 512,
+        };
+        let m = build_execution_model(&s).unwrap();
+        let info = m.info();
+        assert_eq!(info.kind, BackendKind::Profiled);
+        for op in [Op::MoeGate, Op::MoeExperts] {
+            assert!(
+                info.fallbacks
+                    .iter()
+                    .any(|(o, k)| *o == op && *k == BackendKind::Roofline),
+                "{op} not reported as a roofline fallback: {:?}",
+                info.fallbacks
+            );
+        }
+        // The fallback answers with the roofline's time.
+        let t = m.stage_time(&batch(), 0);
+        let r = roofline_model(&ExecSetup {
+            backend: BackendChoice::Roofline,
+            ..s.clone()
+        })
+        .stage_time(&batch(), 0);
+        let (p, q) = (t.ops_ms.get(Op::MoeExperts), r.ops_ms.get(Op::MoeExperts));
+        assert!(p > 0.0 && (p - q).abs() <= 1e-9 * q, "{p} vs {q}");
+    }
+
+    #[test]
     fn exported_tables_reload_as_the_tables_backend_with_the_same_answers() {
         let dir = synthetic_profiles(true);
         let mut s = setup(2, 2);

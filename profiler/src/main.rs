@@ -408,6 +408,31 @@ fn print_plan(a: &PlanArgs) -> Result<()> {
             ""
         }
     );
+    if !plan.sparse.is_empty() {
+        let mut by_op: std::collections::BTreeMap<&str, (usize, BTreeSet<u32>)> =
+            Default::default();
+        for p in &plan.sparse {
+            let e = by_op.entry(p.op.name()).or_default();
+            e.0 += 1;
+            e.1.insert(p.tp);
+        }
+        println!("\nMoE / MLA operators (planned; the sweeps do not time them yet, so profiled runs answer them with the roofline):");
+        for (op, (n, tps)) in &by_op {
+            let what = match *op {
+                "moe_experts" => "per (TP, EP, touched experts, rows per expert)",
+                "all_to_all" => "per (EP group, tokens)",
+                "mla_decode" => "per (TP, batch, context)",
+                _ => "per (TP, tokens)",
+            };
+            let over = if *op == "all_to_all" { "GPUs" } else { "TP" };
+            println!("  {op:<20} {n:>5} points {what}, {over} {tps:?}");
+        }
+        println!(
+            "  {} points; estimated GPU time {:.1} s once kernels exist",
+            plan.sparse.len(),
+            plan.sparse_estimate_s(&device, node.as_ref())
+        );
+    }
     let e = plan.estimate(&device, node.as_ref());
     println!(
         "\nTotal: {} measurements; estimated GPU time {:.1} s, with host overhead {:.1} s ({:.1} min); plus start-up (context, library loading, NVRTC) of about 10-30 s",

@@ -127,3 +127,32 @@ fn bad_model_or_tp_is_a_clear_error_before_any_gpu_work() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("does not divide"), "{err}");
 }
+
+#[test]
+fn plan_of_an_moe_model_lists_its_moe_operators_and_a_dense_plan_does_not() {
+    let out = profiler(&[
+        "plan",
+        "--model",
+        "mistralai/Mixtral-8x7B-v0.1",
+        "--tp",
+        "2",
+        "--quick",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("MoE / MLA operators"), "{s}");
+    for op in ["moe_gate", "moe_experts", "all_to_all"] {
+        assert!(
+            s.lines().any(|l| l.trim_start().starts_with(op)),
+            "{op} missing:\n{s}"
+        );
+    }
+    assert!(s.contains("do not time them yet"), "{s}");
+    let dense = profiler(&["plan", "--model", "Meta-Llama-3-8B", "--quick"]);
+    assert!(dense.status.success());
+    assert!(!String::from_utf8_lossy(&dense.stdout).contains("moe_experts"));
+}

@@ -186,7 +186,7 @@ fn invalid_configurations_are_rows_with_a_reason() {
     );
     // Invalid rows keep the deployment's price (catalog: 2.21 USD per a100-hour).
     assert!(
-        lines[1].contains(",a100,,1,1,1,1,vllm,128,512,4096,2.21,2.21,invalid,"),
+        lines[1].contains(",a100,,1,1,1,auto,auto,1,1,vllm,128,512,4096,2.21,2.21,invalid,"),
         "{}",
         lines[1]
     );

@@ -254,3 +254,24 @@ fn run_without_options_runs_the_default_scenario() {
     );
     assert!(stdout.contains("load: ok"), "{stdout}");
 }
+
+#[test]
+fn rate_stages_from_the_command_line_report_each_stage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    ok(&[
+        "run",
+        "-q",
+        "--rate-stages",
+        "2:20,6:20",
+        "--no-report",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let summary: serde_json::Value = serde_json::from_slice(&read(&dir, "summary.json")).unwrap();
+    let stages = summary["stages"].as_array().expect("summary.stages");
+    assert_eq!(stages.len(), 2, "{stages:?}");
+    let arrived = summary["requests"]["arrived"].as_u64().unwrap();
+    // 2 req/s for 20 s then 6 req/s for 20 s: about 160 arrivals.
+    assert!((100..230).contains(&arrived), "{arrived}");
+}

@@ -349,6 +349,89 @@ mod tests {
         assert!((small / 0.116 - 1.0).abs() < 0.2, "{small}");
     }
 
+    fn decodes(n: u64) -> BatchShape {
+        let mut b = BatchShape::new();
+        for _ in 0..n {
+            b.add_decode(1024);
+        }
+        b
+    }
+
+    /// The routed-expert time of one MoE layer, ms, with `touched_local` of this GPU's experts
+    /// touched and `assignments` token-to-expert assignments on it, written out from the
+    /// roofline's definition.
+    fn expected_experts_ms(r: &Roofline, touched_local: f64, assignments: f64) -> f64 {
+        let m = r.moe.unwrap();
+        let flops = 2.0 * assignments * m.params_per_expert;
+        let bytes = touched_local * m.params_per_expert * r.weight_bytes
+            + assignments * (2.0 * r.e + 3.0 * m.expert_width) * 2.0;
+        ((flops / (r.linear_flops * r.eff.gemm_compute)).max(bytes / (r.bw() * r.eff.gemm_memory))
+            + r.eff.kernel_overhead_s)
+            * 1e3
+    }
+
+    #[test]
+    fn moe_experts_follow_the_expected_distinct_experts_and_saturate() {
+        // Mixtral-8x7B TP2 on H100, top-2 of 8 experts: E·(1 − (1 − k/E)^T) by hand.
+        let r = roofline("mistralai/Mixtral-8x7B-v0.1", "h100", "h100_dgx", 2);
+        for (t, touched) in [
+            (1u64, 2.0),
+            (2, 3.5),
+            (4, 5.46875),
+            (8, 7.1990966796875),
+            (16, 7.919819233939052),
+            (256, 8.0),
+        ] {
+            let got = r.layer_op_ms(Op::MoeExperts, &decodes(t));
+            let want = expected_experts_ms(&r, touched, 2.0 * t as f64);
+            assert!((got / want - 1.0).abs() < 1e-9, "T={t}: {got} vs {want}");
+        }
+        // Sublinear: 256 decodes cost about 4× one decode (8 experts touched instead of 2), and
+        // the time per token falls with every doubling of the batch.
+        let one = r.layer_op_ms(Op::MoeExperts, &decodes(1));
+        let big = r.layer_op_ms(Op::MoeExperts, &decodes(256));
+        assert!(big / one > 3.5 && big / one < 6.0, "{}", big / one);
+        let mut prev = f64::INFINITY;
+        for t in [1u64, 2, 4, 8, 16, 32, 64, 128, 256] {
+            let per_token = r.layer_op_ms(Op::MoeExperts, &decodes(t)) / t as f64;
+            assert!(per_token < prev, "T={t}");
+            prev = per_token;
+        }
+
+        // DeepSeek-V3 in FP8 with EP 8 of TP 8 on H200: 32 of the 256 experts on each GPU, top-8.
+        let cat = Catalog::builtin();
+        let (m, h200) = (
+            cat.model("deepseek-ai/DeepSeek-V3").unwrap(),
+            cat.device("h200").unwrap(),
+        );
+        let prec = Precision::resolve(&m, &h200, &Default::default()).unwrap();
+        assert!(prec.fp8_compute);
+        let r = Roofline::new(
+            &m,
+            &h200,
+            &cat.node("h200_dgx").unwrap(),
+            Parallelism::new(8, 1).with_ep(8),
+            RooflineEfficiency::default(),
+        )
+        .with_precision(&prec);
+        assert_eq!(r.weight_bytes, 1.0);
+        for (t, touched) in [
+            (1u64, 8.0),
+            (2, 15.75),
+            (8, 57.42083078599535),
+            (64, 222.4424876855104),
+            (256, 255.92441438744697),
+        ] {
+            // This GPU holds 32 of 256 experts: an eighth of the touched ones and assignments.
+            let got = r.layer_op_ms(Op::MoeExperts, &decodes(t));
+            let want = expected_experts_ms(&r, touched / 8.0, t as f64);
+            assert!((got / want - 1.0).abs() < 1e-9, "T={t}: {got} vs {want}");
+        }
+        let one = r.layer_op_ms(Op::MoeExperts, &decodes(1));
+        let big = r.layer_op_ms(Op::MoeExperts, &decodes(256));
+        assert!(big / one < 40.0, "{}", big / one);
+    }
+
     #[test]
     fn faster_devices_are_faster_and_collectives_grow_with_size() {
         let a = roofline("meta-llama/Llama-2-7b-hf", "a100", "a100_dgx", 2);

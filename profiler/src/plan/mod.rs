@@ -3,6 +3,7 @@
 
 pub mod budget;
 pub mod grid;
+pub mod sparse;
 
 use std::collections::BTreeSet;
 
@@ -10,6 +11,7 @@ use predictor::{DeviceSpec, ModelSpec, NodeSpec};
 
 pub use budget::{Ceilings, Reps, Work, HOST_OVERHEAD_S};
 pub use grid::GridKind;
+pub use sparse::{SparseOp, SparsePoint};
 
 use crate::shapes::{RankShapes, ShapeError};
 
@@ -203,6 +205,9 @@ pub struct Plan {
     pub attention: Vec<AttentionPoint>,
     /// Rows of `all_reduce.csv` and `send_recv.csv`.
     pub collectives: Vec<CollectivePoint>,
+    /// MoE and MLA operators ([`sparse`]): planned and estimated, not yet timed by the sweeps,
+    /// so not part of [`Plan::measurements`].
+    pub sparse: Vec<SparsePoint>,
 }
 
 impl Plan {
@@ -222,7 +227,12 @@ impl Plan {
             lm_head: Vec::new(),
             attention: Vec::new(),
             collectives: Vec::new(),
+            sparse: Vec::new(),
         };
+        if has(Suite::Mlp) {
+            plan.sparse =
+                sparse::sparse_points(&cfg.model, &tps, cfg.grid, cfg.max_tokens, cfg.gpus);
+        }
         let tokens = grid::num_tokens(cfg.grid, cfg.max_tokens);
         for s in &plan.ranks {
             if has(Suite::Mlp) {
@@ -314,6 +324,20 @@ impl Plan {
         }
         e.host_s = e.measurements as f64 * HOST_OVERHEAD_S;
         e
+    }
+}
+
+impl Plan {
+    /// Estimated GPU time of the planned MoE/MLA points on `device`, were they timed, seconds.
+    pub fn sparse_estimate_s(&self, device: &DeviceSpec, node: Option<&NodeSpec>) -> f64 {
+        let c = Ceilings::from_device(device);
+        self.sparse
+            .iter()
+            .map(|p| {
+                let t = p.estimate_s(&c, node);
+                Reps::for_estimate(t).gpu_time_s(t)
+            })
+            .sum()
     }
 }
 

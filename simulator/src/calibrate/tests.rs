@@ -65,6 +65,9 @@ fn recovers_known_coefficients_from_synthetic_measurements() {
     let mut exps = vec![
         experiment("tp1", 1, [4.0, 16.0]),
         experiment("tp2", 2, [6.0, 24.0]),
+        // A third TP degree separates the per-step CPU time (the same at every TP) from the
+        // weight reads (divided by TP) more sharply than two.
+        experiment("tp4", 4, [8.0, 32.0]),
     ];
     // Measure: simulate with the true coefficients.
     for e in &mut exps {

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use predictor::precision::{KvCacheDType, Quantization};
 use serde::{Deserialize, Serialize};
 
 use super::capacity::{percentile_of, stats_of, Capacity, Evaluation, Status};
@@ -74,6 +75,17 @@ pub struct AtCapacity {
     pub kv_usage_mean: f64,
 }
 
+fn one() -> u32 {
+    1
+}
+
+/// A precision choice as written in space files and on the command line (`auto`, `fp8`, ...).
+fn value_name<T: clap::ValueEnum>(v: T) -> String {
+    v.to_possible_value()
+        .map(|p| p.get_name().to_string())
+        .unwrap_or_default()
+}
+
 /// One configuration's result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Row {
@@ -91,6 +103,15 @@ pub struct Row {
     pub tp: u32,
     /// Pipeline stages.
     pub pp: u32,
+    /// Expert-parallel degree (1: none).
+    #[serde(default = "one")]
+    pub ep: u32,
+    /// Weight quantization.
+    #[serde(default)]
+    pub quantization: Quantization,
+    /// KV-cache element type.
+    #[serde(default)]
+    pub kv_cache_dtype: KvCacheDType,
     /// Replicas.
     pub replicas: u32,
     /// GPUs (replicas × TP × PP).
@@ -198,6 +219,9 @@ pub fn row(cand: &Candidate, cap: Capacity, slos: &[SloLimit]) -> FullRow {
             node: c.replica.node.clone(),
             tp: c.replica.tp,
             pp: c.replica.pp,
+            ep: c.replica.ep,
+            quantization: c.replica.quantization,
+            kv_cache_dtype: c.replica.kv_cache_dtype,
             replicas: c.cluster.num_replicas,
             gpus,
             scheduler: c.scheduler.name.clone(),
@@ -377,6 +401,9 @@ pub fn write_csv(path: &Path, rows: &[Row], slos: &[SloLimit]) -> Result<(), Sea
         "node",
         "tp",
         "pp",
+        "ep",
+        "quantization",
+        "kv_cache_dtype",
         "replicas",
         "gpus",
         "scheduler",
@@ -431,6 +458,9 @@ pub fn write_csv(path: &Path, rows: &[Row], slos: &[SloLimit]) -> Result<(), Sea
             r.node.clone().unwrap_or_default(),
             r.tp.to_string(),
             r.pp.to_string(),
+            r.ep.to_string(),
+            value_name(r.quantization),
+            value_name(r.kv_cache_dtype),
             r.replicas.to_string(),
             r.gpus.to_string(),
             r.scheduler.clone(),

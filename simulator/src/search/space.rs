@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use predictor::precision::{KvCacheDType, Quantization};
 use predictor::Catalog;
 use serde::{Deserialize, Serialize};
 
@@ -88,6 +89,16 @@ pub struct Space {
     /// Pipeline depths.
     #[serde(default = "one_u32")]
     pub pp: Vec<u32>,
+    /// Expert-parallel degrees of MoE layers (each dividing the TP degree; EP > 1 with a dense
+    /// model or a TP it does not divide makes that configuration invalid).
+    #[serde(default = "one_u32")]
+    pub ep: Vec<u32>,
+    /// Weight quantizations (`auto`, `none`, `fp8`; vLLM's `--quantization`).
+    #[serde(default = "auto_quantization")]
+    pub quantization: Vec<Quantization>,
+    /// KV-cache element types (`auto`, `fp8`; vLLM's `--kv-cache-dtype`).
+    #[serde(default = "auto_kv_cache_dtype")]
+    pub kv_cache_dtype: Vec<KvCacheDType>,
     /// Replica counts (exclusive with `gpu_budget`); default `[1]`.
     pub replicas: Option<Vec<u32>>,
     /// GPUs per configuration: replicas = gpu_budget / (TP × PP) (Vidur's rule).
@@ -104,6 +115,12 @@ pub struct Space {
 
 fn one_u32() -> Vec<u32> {
     vec![1]
+}
+fn auto_quantization() -> Vec<Quantization> {
+    vec![Quantization::Auto]
+}
+fn auto_kv_cache_dtype() -> Vec<KvCacheDType> {
+    vec![KvCacheDType::Auto]
 }
 fn default_margin() -> f64 {
     0.1
@@ -138,7 +155,8 @@ pub struct SchedulerChoice {
 /// One point of the space, before its capacity is known.
 #[derive(Debug, Clone)]
 pub struct Candidate {
-    /// Position in the expansion order (stable: models, devices, TP, PP, replicas, schedulers).
+    /// Position in the expansion order (stable: models, devices, TP, PP, EP, quantization,
+    /// KV-cache type, replicas, schedulers).
     pub index: usize,
     /// Readable key, e.g. `Llama-2-7b-hf_a100_tp1_pp1_r1_vllm_bsz128`.
     pub key: String,
@@ -241,6 +259,15 @@ impl SpaceFile {
         nonempty("space.devices", &sp.devices)?;
         nonempty("space.tp", &sp.tp)?;
         nonempty("space.pp", &sp.pp)?;
+        nonempty("space.ep", &sp.ep)?;
+        nonempty("space.quantization", &sp.quantization)?;
+        nonempty("space.kv_cache_dtype", &sp.kv_cache_dtype)?;
+        if sp.ep.contains(&0) {
+            return Err(bad(
+                "space.ep",
+                "0 is not an expert-parallel degree; use 1 (no expert parallelism) or a divisor of the TP degree",
+            ));
+        }
         nonempty("space.schedulers", &sp.schedulers)?;
         match (&sp.replicas, sp.gpu_budget) {
             (Some(_), Some(_)) => {
@@ -317,13 +344,21 @@ impl SpaceFile {
             for dev in &sp.devices {
                 for &tp in &sp.tp {
                     for &pp in &sp.pp {
-                        for &reps in &replica_axis {
-                            for sched in &sp.schedulers {
-                                for knobs in scheduler_variants(&self.scheduler, sched) {
-                                    let index = out.len();
-                                    out.push(self.candidate(
-                                        &catalog, index, model, dev, tp, pp, reps, knobs,
-                                    ));
+                        for layout in self.precision_layouts() {
+                            for &reps in &replica_axis {
+                                for sched in &sp.schedulers {
+                                    for knobs in scheduler_variants(&self.scheduler, sched) {
+                                        let index = out.len();
+                                        out.push(self.candidate(
+                                            &catalog,
+                                            index,
+                                            model,
+                                            dev,
+                                            (tp, pp, layout),
+                                            reps,
+                                            knobs,
+                                        ));
+                                    }
                                 }
                             }
                         }
@@ -334,6 +369,20 @@ impl SpaceFile {
         out
     }
 
+    /// The (EP, quantization, KV-cache type) combinations, in the order of the space file.
+    fn precision_layouts(&self) -> Vec<(u32, Quantization, KvCacheDType)> {
+        let sp = &self.space;
+        let mut v = Vec::new();
+        for &ep in &sp.ep {
+            for &q in &sp.quantization {
+                for &kv in &sp.kv_cache_dtype {
+                    v.push((ep, q, kv));
+                }
+            }
+        }
+        v
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn candidate(
         &self,
@@ -341,8 +390,7 @@ impl SpaceFile {
         index: usize,
         model: &str,
         dev: &DeviceChoice,
-        tp: u32,
-        pp: u32,
+        (tp, pp, (ep, quantization, kv_cache_dtype)): (u32, u32, (u32, Quantization, KvCacheDType)),
         reps: Option<u32>,
         knobs: (SchedulerConfig, String),
     ) -> Candidate {
@@ -375,6 +423,9 @@ impl SpaceFile {
         config.replica.node = dev.node.clone();
         config.replica.tp = tp;
         config.replica.pp = pp;
+        config.replica.ep = ep;
+        config.replica.quantization = quantization;
+        config.replica.kv_cache_dtype = kv_cache_dtype;
         config.replica.memory_margin_fraction = self.space.memory_margin_fraction;
         config.output.batches = false;
         config.output.trace = false;
@@ -399,8 +450,9 @@ impl SpaceFile {
             .map(|n| format!("_{n}"))
             .unwrap_or_default();
         let key = format!(
-            "{short_model}_{}{node}_tp{tp}_pp{pp}_r{num_replicas}_{sched_label}",
-            dev.device
+            "{short_model}_{}{node}_tp{tp}_pp{pp}{}_r{num_replicas}_{sched_label}",
+            dev.device,
+            precision_label(ep, quantization, kv_cache_dtype)
         );
         Candidate {
             index,
@@ -410,6 +462,24 @@ impl SpaceFile {
             invalid,
         }
     }
+}
+
+/// The key's part for EP and precision: empty at the defaults (so keys of spaces without these
+/// axes are unchanged), else `_ep2`, `_qfp8` / `_qnone`, `_kvfp8`.
+fn precision_label(ep: u32, q: Quantization, kv: KvCacheDType) -> String {
+    let mut s = String::new();
+    if ep != 1 {
+        s.push_str(&format!("_ep{ep}"));
+    }
+    match q {
+        Quantization::Auto => {}
+        Quantization::None => s.push_str("_qnone"),
+        Quantization::Fp8 => s.push_str("_qfp8"),
+    }
+    if kv == KvCacheDType::Fp8 {
+        s.push_str("_kvfp8");
+    }
+    s
 }
 
 /// The knob combinations of one scheduler entry, with a label naming the knobs that were listed.

@@ -186,3 +186,92 @@ fn the_scheduler_section_sets_every_other_knob() {
     let e = parse(&format!("{MINIMAL}\n[scheduler]\nblocksize = 32\n")).unwrap_err();
     assert!(e.contains("blocksize"), "{e}");
 }
+
+#[test]
+fn ep_and_precision_are_axes_and_reach_the_run_config() {
+    let text = r#"
+[space]
+models = ["mistralai/Mixtral-8x7B-v0.1", "meta-llama/Llama-2-7b-hf"]
+tp = [2, 4]
+ep = [1, 2]
+quantization = ["auto", "fp8"]
+kv_cache_dtype = ["auto", "fp8"]
+[[space.devices]]
+device = "h100"
+[[space.schedulers]]
+name = "vllm_v1"
+"#;
+    let f = parse(text).unwrap();
+    let c = f.expand();
+    assert_eq!(c.len(), 2 * 2 * 2 * 2 * 2);
+    // Nesting: model, device, tp, pp, ep, quantization, kv_cache_dtype, ...
+    assert_eq!(c[0].key, "Mixtral-8x7B-v0.1_h100_tp2_pp1_r1_vllm_v1");
+    assert_eq!(c[1].key, "Mixtral-8x7B-v0.1_h100_tp2_pp1_kvfp8_r1_vllm_v1");
+    assert_eq!(c[2].key, "Mixtral-8x7B-v0.1_h100_tp2_pp1_qfp8_r1_vllm_v1");
+    assert_eq!(
+        c[7].key,
+        "Mixtral-8x7B-v0.1_h100_tp2_pp1_ep2_qfp8_kvfp8_r1_vllm_v1"
+    );
+    let mut keys: Vec<&str> = c.iter().map(|c| c.key.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), c.len(), "keys are distinct");
+    // Mixtral takes every EP and precision; its EP-2 FP8 run config says so.
+    assert!(
+        c[..16].iter().all(|c| c.invalid.is_none()),
+        "{:?}",
+        c[..16].iter().map(|c| &c.invalid).collect::<Vec<_>>()
+    );
+    let toml = c[7].config.to_toml();
+    for want in [
+        "ep = 2",
+        "quantization = \"fp8\"",
+        "kv_cache_dtype = \"fp8\"",
+    ] {
+        assert!(toml.contains(want), "{want} missing from\n{toml}");
+    }
+    // The dense model: EP 2 is invalid (with the reason), EP 1 is fine.
+    for cand in &c[16..] {
+        let ep = cand.config.replica.ep;
+        match &cand.invalid {
+            Some(why) => assert!(ep == 2 && why.contains("mixture-of-experts"), "{why}"),
+            None => assert_eq!(ep, 1, "{}", cand.key),
+        }
+    }
+    assert_eq!(c[16..].iter().filter(|c| c.invalid.is_some()).count(), 8);
+    // EP must divide TP: EP 4 at TP 2 is invalid.
+    let e = f.space.clone();
+    let mut g = f.clone();
+    g.space = super::space::Space {
+        ep: vec![4],
+        models: vec!["mistralai/Mixtral-8x7B-v0.1".into()],
+        ..e
+    };
+    let c = g.expand();
+    assert!(
+        c[0].invalid
+            .as_deref()
+            .is_some_and(|w| w.contains("divide")),
+        "{:?}",
+        c[0].invalid
+    );
+    assert!(
+        c[4].invalid.is_none(),
+        "TP 4 takes EP 4: {:?}",
+        c[4].invalid
+    );
+}
+
+#[test]
+fn empty_or_zero_ep_and_empty_precision_axes_are_errors() {
+    for (line, want) in [
+        ("ep = []", "space.ep"),
+        ("ep = [0]", "space.ep"),
+        ("quantization = []", "space.quantization"),
+        ("kv_cache_dtype = []", "space.kv_cache_dtype"),
+        ("quantization = [\"int4\"]", "int4"),
+    ] {
+        let e = parse(&MINIMAL.replace("[space]", &format!("[space]\n{line}"))).unwrap_err();
+        assert!(e.contains(want), "{line}: {e}");
+    }
+}

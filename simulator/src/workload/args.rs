@@ -72,14 +72,16 @@ pub struct WorkloadArgs {
     #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
     pub qps: Option<f64>,
     /// Poisson stages, each RATE:SECONDS, comma-separated, e.g. 8:600,20:600 (implies --arrival stages)
+    // (the type is spelled out so that clap takes the parsed list as one value, not as a list of
+    // values: `Option<Vec<_>>` made clap panic on every use of the option)
+    // (negative rates reach the range check, which names the field)
     #[arg(
         long,
         value_name = "RATE:SECONDS,...",
-        value_parser = parse_stage,
-        value_delimiter = ',',
+        value_parser = parse_stages,
         allow_hyphen_values = true
     )]
-    pub rate_stages: Option<Vec<super::config::RateStage>>,
+    pub rate_stages: Option<std::vec::Vec<super::config::RateStage>>,
     /// Coefficient of variation of gamma inter-arrival times (1 = Poisson, >1 bursty) [default: 0.5]
     #[arg(long, value_name = "CV", allow_negative_numbers = true)]
     pub cv: Option<f64>,
@@ -584,21 +586,23 @@ impl WorkloadArgs {
 }
 
 /// Parses `--rate-stages`: `RATE:SECONDS` pairs separated by commas.
-/// One stage of `--rate-stages` (clap splits the list at commas); the values are range-checked
-/// with the rest of the workload.
-fn parse_stage(pair: &str) -> Result<super::config::RateStage, String> {
-    let (qps, d) = pair
-        .split_once(':')
-        .ok_or_else(|| format!("`{pair}` is not RATE:SECONDS (e.g. 8:600)"))?;
-    let num = |v: &str, what: &str| {
-        v.trim()
-            .parse::<f64>()
-            .map_err(|_| format!("`{v}` in `{pair}` is not a number of {what}"))
-    };
-    Ok(super::config::RateStage {
-        qps: num(qps, "requests per second")?,
-        duration_s: num(d, "seconds")?,
-    })
+fn parse_stages(text: &str) -> Result<Vec<super::config::RateStage>, String> {
+    text.split(',')
+        .map(|pair| {
+            let (qps, d) = pair
+                .split_once(':')
+                .ok_or_else(|| format!("`{pair}` is not RATE:SECONDS (e.g. 8:600)"))?;
+            let num = |v: &str, what: &str| {
+                v.trim()
+                    .parse::<f64>()
+                    .map_err(|_| format!("`{v}` in `{pair}` is not a number of {what}"))
+            };
+            Ok(super::config::RateStage {
+                qps: num(qps, "requests per second")?,
+                duration_s: num(d, "seconds")?,
+            })
+        })
+        .collect()
 }
 
 fn describe(cfg: &WorkloadConfig) -> String {
