@@ -12,7 +12,7 @@ use predictor::{BackendChoice, Catalog, ModelSpec};
 
 use super::experiment::{run_config, to_config, SimShape};
 use super::fit::Prepared;
-use super::report::{Row, Table};
+use super::report::Table;
 use super::Baseline;
 use crate::config::SimConfig;
 
@@ -74,21 +74,7 @@ pub fn evaluate(exps: &[Prepared], kind: Baseline, profiles: &Path, shape: &SimS
             continue;
         };
         let sim = run_config(&cfg, p.stages.len());
-        for (i, (m, over)) in p.stages.iter().enumerate() {
-            rows.push(Row {
-                id: p.exp.id.clone(),
-                family: p.exp.family(),
-                stage: i,
-                overloaded: *over,
-                measured: *m,
-                simulated: sim.as_ref().ok().map(|s| s.stages[i]),
-                error: sim.as_ref().err().cloned(),
-                kv_blocks: (
-                    p.exp.kv_blocks_total_gpu,
-                    sim.as_ref().ok().map(|s| s.kv_blocks),
-                ),
-            });
-        }
+        rows.extend(p.rows(&sim));
     }
     Table { rows }
 }

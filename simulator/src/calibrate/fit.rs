@@ -17,6 +17,7 @@ use rayon::prelude::*;
 
 use super::experiment::{run_config, to_config, SimResult, SimShape, OVERLOAD_TTFT_MS};
 use super::measurements::{Experiment, MeasuredStage};
+use super::report::Row;
 use crate::config::SimConfig;
 
 /// Scale of the pseudo-Huber loss on log-ratios (about 10 %).
@@ -66,6 +67,27 @@ impl Prepared {
     pub fn simulate(&self, c: &EngineCoefficients, shape: &SimShape) -> Result<SimResult, String> {
         let cfg: SimConfig = to_config(&self.exp, c, shape)?;
         run_config(&cfg, self.stages.len())
+    }
+
+    /// One table row per measured stage, beside the simulation `sim` of this experiment.
+    pub fn rows(&self, sim: &Result<SimResult, String>) -> Vec<Row> {
+        self.stages
+            .iter()
+            .enumerate()
+            .map(|(i, (m, over))| Row {
+                id: self.exp.id.clone(),
+                family: self.exp.family(),
+                stage: i,
+                overloaded: *over,
+                measured: *m,
+                simulated: sim.as_ref().ok().map(|s| s.stages[i]),
+                error: sim.as_ref().err().cloned(),
+                kv_blocks: (
+                    self.exp.kv_blocks_total_gpu,
+                    sim.as_ref().ok().map(|s| s.kv_blocks),
+                ),
+            })
+            .collect()
     }
 }
 

@@ -31,7 +31,7 @@ use predictor::{Catalog, Parallelism, Precision};
 use experiment::SimShape;
 use fit::{Prepared, Problem};
 use measurements::{read_measurements, BenchDefaults, Experiment};
-use report::{Row, Table};
+use report::Table;
 
 const GIB: f64 = (1u64 << 30) as f64;
 
@@ -233,21 +233,7 @@ pub fn evaluate(exps: &[Prepared], c: &EngineCoefficients, shape: &SimShape) -> 
     let sims: Vec<_> = exps.par_iter().map(|p| p.simulate(c, shape)).collect();
     let mut rows = Vec::new();
     for (p, sim) in exps.iter().zip(sims) {
-        for (i, (m, over)) in p.stages.iter().enumerate() {
-            rows.push(Row {
-                id: p.exp.id.clone(),
-                family: p.exp.family(),
-                stage: i,
-                overloaded: *over,
-                measured: *m,
-                simulated: sim.as_ref().ok().map(|s| s.stages[i]),
-                error: sim.as_ref().err().cloned(),
-                kv_blocks: (
-                    p.exp.kv_blocks_total_gpu,
-                    sim.as_ref().ok().map(|s| s.kv_blocks),
-                ),
-            });
-        }
+        rows.extend(p.rows(&sim));
     }
     Table { rows }
 }
