@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::engine::geometry::MoeGeometry;
 use super::kernels::{all_to_all_s, expected_touched_experts};
 use super::{BackendInfo, BackendKind, OperatorTimes};
 use crate::batch::BatchShape;
@@ -96,21 +97,9 @@ pub struct Roofline {
     tp_link: Link,
     pp_link: Link,
     ep_link: Link,
-    moe: Option<RooflineMoe>,
+    moe: Option<MoeGeometry>,
     weight_bytes: f64,
     linear_flops: f64,
-}
-
-/// The MoE shapes of one GPU, for the roofline.
-#[derive(Debug, Clone, Copy)]
-struct RooflineMoe {
-    experts: f64,
-    top_k: f64,
-    local_experts: f64,
-    params_per_expert: f64,
-    expert_width: f64,
-    shared_width: f64,
-    ep: f64,
 }
 
 impl Roofline {
@@ -135,19 +124,7 @@ impl Roofline {
             tp_link: node.collective_link(par.tp),
             pp_link: node.pipeline_link(par.world_size()),
             ep_link: node.collective_link(par.ep),
-            moe: model.moe.as_ref().map(|m| {
-                let shard = model.moe_shard(par);
-                RooflineMoe {
-                    experts: f64::from(m.num_experts),
-                    top_k: f64::from(m.experts_per_token),
-                    local_experts: f64::from(shard.local_experts),
-                    params_per_expert: shard.params_per_expert as f64,
-                    expert_width: f64::from(m.expert_intermediate_size / par.expert_tp()),
-                    shared_width: f64::from(m.num_shared_experts)
-                        * f64::from(m.shared_expert_intermediate_size / par.tp),
-                    ep: f64::from(par.ep),
-                }
-            }),
+            moe: MoeGeometry::new(model, par),
             weight_bytes: BYTES_PER_ELEMENT as f64,
             linear_flops: device.peak_bf16_flops,
         }
@@ -180,7 +157,7 @@ impl Roofline {
     }
 
     /// The MoE operators of one MoE layer for `t` tokens, seconds: (gate, experts, shared).
-    fn moe_s(&self, m: &RooflineMoe, t: f64) -> (f64, f64, f64) {
+    fn moe_s(&self, m: &MoeGeometry, t: f64) -> (f64, f64, f64) {
         let e = self.e;
         let b = BYTES_PER_ELEMENT as f64;
         let gate = (2.0 * t * e * m.experts / (self.peak_flops() * self.eff.gemm_compute))

@@ -39,6 +39,25 @@ pub struct MoeGeometry {
     pub ep: f64,
 }
 
+impl MoeGeometry {
+    /// The MoE shapes of `model` split as `par`; `None` for a dense model.
+    pub fn new(model: &ModelSpec, par: Parallelism) -> Option<Self> {
+        model.moe.as_ref().map(|m| {
+            let shard = model.moe_shard(par);
+            MoeGeometry {
+                experts: f64::from(m.num_experts),
+                top_k: f64::from(m.experts_per_token),
+                local_experts: f64::from(shard.local_experts),
+                params_per_expert: shard.params_per_expert as f64,
+                expert_width: f64::from(m.expert_intermediate_size / par.expert_tp()),
+                shared_width: f64::from(m.num_shared_experts)
+                    * f64::from(m.shared_expert_intermediate_size / par.tp),
+                ep: f64::from(par.ep),
+            }
+        })
+    }
+}
+
 /// The layers of one pipeline stage, by kind.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct StageLayers {
@@ -112,19 +131,7 @@ impl Geometry {
             rope: f64::from(m.qk_rope_head_dim),
             v: f64::from(m.v_head_dim),
         });
-        let moe = model.moe.as_ref().map(|m| {
-            let shard = model.moe_shard(par);
-            MoeGeometry {
-                experts: f64::from(m.num_experts),
-                top_k: f64::from(m.experts_per_token),
-                local_experts: f64::from(shard.local_experts),
-                params_per_expert: shard.params_per_expert as f64,
-                expert_width: f64::from(m.expert_intermediate_size / par.expert_tp()),
-                shared_width: f64::from(m.num_shared_experts)
-                    * f64::from(m.shared_expert_intermediate_size / tp),
-                ep: f64::from(par.ep),
-            }
-        });
+        let moe = MoeGeometry::new(model, par);
         let stages = (0..par.pp)
             .map(|s| {
                 let range = model.stage_layers(par, s);
