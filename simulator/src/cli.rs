@@ -64,6 +64,33 @@ pub struct ClusterArgs {
     /// Routing of requests to replicas [default: round_robin]
     #[arg(long, value_enum)]
     pub router: Option<RouterKind>,
+    /// kv_aware router: cost of prefilling a whole prompt, paid in proportion to the share of its blocks a replica has not cached (≥ 0) [default: 4]
+    #[arg(long, value_name = "W")]
+    pub kv_overlap_weight: Option<f64>,
+    /// kv_aware router: cost of each unfinished request on a replica (≥ 0) [default: 1]
+    #[arg(long, value_name = "W")]
+    pub kv_load_weight: Option<f64>,
+}
+
+impl ClusterArgs {
+    /// The `kv_aware` weight flags given with another router are an error (they would do
+    /// nothing); the message names the flag and the fix.
+    pub fn check_router_flags(&self, router: RouterKind) -> anyhow::Result<()> {
+        if router == RouterKind::KvAware {
+            return Ok(());
+        }
+        for (flag, given) in [
+            ("--kv-overlap-weight", self.kv_overlap_weight.is_some()),
+            ("--kv-load-weight", self.kv_load_weight.is_some()),
+        ] {
+            if given {
+                anyhow::bail!(
+                    "{flag} applies only to the kv_aware router; add --router kv_aware or drop {flag}"
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Replica flags.
@@ -233,6 +260,14 @@ impl RunArgs {
         }
         set(&mut cfg.cluster.num_replicas, &self.cluster.num_replicas);
         set(&mut cfg.cluster.router, &self.cluster.router);
+        set(
+            &mut cfg.cluster.kv_aware.overlap_weight,
+            &self.cluster.kv_overlap_weight,
+        );
+        set(
+            &mut cfg.cluster.kv_aware.load_weight,
+            &self.cluster.kv_load_weight,
+        );
         let r = &self.replica;
         set(&mut cfg.replica.model, &r.model);
         set(&mut cfg.replica.device, &r.device);

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::SimError;
 use crate::memory::{plan, plan_vllm, MemoryPlan};
 use crate::output::MIN_TIMESERIES_INTERVAL_S;
-use crate::router::RouterKind;
+use crate::router::{KvAwareWeights, RouterKind};
 use crate::scheduler::{find, SchedulerConfig, SchedulerEntry};
 use crate::workload::WorkloadConfig;
 
@@ -70,6 +70,9 @@ pub struct ClusterConfig {
     pub num_replicas: u32,
     /// Routing policy.
     pub router: RouterKind,
+    /// Weights of the `kv_aware` router (`[cluster.kv_aware]`; ignored by the other routers).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub kv_aware: KvAwareWeights,
 }
 
 impl Default for ClusterConfig {
@@ -77,6 +80,7 @@ impl Default for ClusterConfig {
         ClusterConfig {
             num_replicas: 1,
             router: RouterKind::RoundRobin,
+            kv_aware: KvAwareWeights::default(),
         }
     }
 }
@@ -339,6 +343,10 @@ impl SimConfig {
                 "must be at least 1 (--num-replicas)",
             ));
         }
+        self.cluster
+            .kv_aware
+            .validate()
+            .map_err(|(key, why)| invalid(&format!("cluster.kv_aware.{key}"), why))?;
         if let Some(t) = self.time_limit_s {
             if !(t.is_finite() && t > 0.0) {
                 return Err(invalid(

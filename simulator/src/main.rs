@@ -74,6 +74,7 @@ fn configure(args: &cli::RunArgs) -> Result<(SimConfig, Option<String>)> {
         _ => SimConfig::default(),
     };
     args.apply_to(&mut cfg)?;
+    args.cluster.check_router_flags(cfg.cluster.router)?;
     cfg.validate_values()?;
     Ok((cfg, text))
 }

@@ -211,6 +211,22 @@ fn extend_hashes(req: &Request, block_size: u32, upto: usize, out: &mut Vec<u64>
     }
 }
 
+/// Fills `out` (cleared first) with the chained hashes of `req`'s leading prompt blocks that hold
+/// only shared content (workload segments): the only blocks another request can have cached
+/// before `req` is admitted, since a block holding any token of `req`'s own prompt tail is unique
+/// to it. They are the first hashes of the chain [`PrefixCache::lookup`] walks. Returns the number
+/// of prompt blocks a lookup considers, `⌊(prompt − 1) / block_size⌋`, which bounds `out.len()`.
+/// `block_size` is at least 1 (a [`KvCache`](crate::kv::KvCache)'s always is).
+pub fn shared_prompt_block_hashes(req: &Request, block_size: u32, out: &mut Vec<u64>) -> u32 {
+    let bs = block_size;
+    let prompt_blocks = req.current_prefill_tokens.saturating_sub(1) / bs;
+    let seg_tokens: u64 = req.segments.iter().map(|s| u64::from(s.tokens)).sum();
+    let shared_blocks = (seg_tokens / u64::from(bs)).min(u64::from(prompt_blocks)) as usize;
+    out.clear();
+    extend_hashes(req, bs, shared_blocks, out);
+    prompt_blocks
+}
+
 impl PrefixCache {
     /// A pool of `num_blocks` empty blocks of `block_size` tokens.
     pub fn new(num_blocks: u64, block_size: u32) -> Self {
@@ -392,6 +408,16 @@ impl PrefixCache {
         }
         hit.tokens = hit.blocks * self.block_size;
         hit
+    }
+
+    /// How many leading blocks of `hashes` (a prompt's chained block hashes, from
+    /// [`shared_prompt_block_hashes`]) are cached here, referenced or not. A pure query: unlike
+    /// [`PrefixCache::lookup`] it neither records the request nor moves a block in the free queue.
+    pub fn cached_prefix_blocks(&self, hashes: &[u64]) -> u32 {
+        hashes
+            .iter()
+            .take_while(|h| self.by_hash.contains_key(h))
+            .count() as u32
     }
 
     /// Takes the blocks of `hit` (from [`PrefixCache::lookup`] on the same state) for `req`, which

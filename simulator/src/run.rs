@@ -147,6 +147,7 @@ fn simulate_into(
         },
         block_size: resolved.memory.block_size,
         router: cfg.cluster.router,
+        router_weights: cfg.cluster.kv_aware,
         async_scheduling: cfg.scheduler.name == "vllm_v1"
             && cfg
                 .scheduler

@@ -22,7 +22,7 @@ use crate::kv::KvCache;
 use crate::metrics::{FlopModel, Metrics};
 use crate::output::{Sinks, StageRecord};
 use crate::request::{ReqId, Request, RequestTable};
-use crate::router::{Router, RouterKind};
+use crate::router::{KvAwareWeights, Router, RouterKind};
 use crate::scheduler::{BatchEntry, SchedCtx, SchedulerEntry, SchedulerParams};
 use crate::workload::RequestSpec;
 use event::{EventKind, EventQueue};
@@ -49,6 +49,8 @@ pub struct EngineSetup {
     pub block_size: u32,
     /// Routing policy.
     pub router: RouterKind,
+    /// Weights of the `kv_aware` router (validated).
+    pub router_weights: KvAwareWeights,
     /// Asynchronous scheduling (vLLM's `--async-scheduling`): a request that arrives while a
     /// replica runs a step reaches its scheduler only when the next step starts, so it waits for
     /// the step after next.
@@ -128,7 +130,6 @@ pub struct Engine {
     requests: RequestTable,
     kept_requests: Option<Vec<Request>>,
     replicas: Vec<ReplicaState>,
-    outstanding: Vec<u32>,
     router: Router,
     exec: Arc<dyn ExecutionModel>,
     batches: Vec<Option<Batch>>,
@@ -173,8 +174,8 @@ impl Engine {
             requests: RequestTable::new(),
             kept_requests: setup.keep_requests.then(Vec::new),
             replicas,
-            outstanding: vec![0; setup.num_replicas as usize],
-            router: Router::new(setup.router, setup.num_replicas, setup.seed),
+            router: Router::new(setup.router, setup.num_replicas, setup.seed)
+                .with_weights(setup.router_weights),
             exec: setup.exec,
             batches: Vec::new(),
             free_slots: Vec::new(),
@@ -314,9 +315,9 @@ impl Engine {
                 why: format!("request {id} has {total} tokens, more than the workload's declared maximum of {}", self.max_request_tokens),
             });
         }
-        let r = self.router.route(&self.outstanding);
-        self.outstanding[r as usize] += 1;
-        let mut req = Request::new(id, r, spec);
+        let mut req = Request::new(id, 0, spec);
+        let r = self.router.route_request(&req, &self.replicas[..]);
+        req.replica = r;
         req.frontend_ns = self.frontend_ns;
         self.requests.push(req);
         let rep = &mut self.replicas[r as usize];
@@ -539,7 +540,6 @@ impl Engine {
                 rep.outstanding -= 1;
                 rep.restarts += q.num_restarts as u64;
                 rep.ts_completed += 1;
-                self.outstanding[r as usize] -= 1;
                 self.completed += 1;
                 self.metrics.on_complete(q, &self.slo);
             }

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 
 use crate::kv::KvCache;
+use crate::router::ReplicaView;
 use crate::scheduler::ReplicaScheduler;
 
 /// One pipeline stage: a single server with a FIFO of batches.
@@ -84,5 +85,30 @@ impl ReplicaState {
     pub fn account_kv(&mut self, now_ns: u64) {
         self.kv_area += self.kv.allocated() as u128 * (now_ns - self.kv_accounted_ns) as u128;
         self.kv_accounted_ns = now_ns;
+    }
+}
+
+/// The router's view of the replicas: unfinished requests, KV blocks in use and prefix-cache
+/// queries, all reads.
+impl ReplicaView for [ReplicaState] {
+    fn num_replicas(&self) -> u32 {
+        self.len() as u32
+    }
+    fn outstanding(&self, replica: u32) -> u32 {
+        self[replica as usize].outstanding
+    }
+    fn kv_blocks(&self, replica: u32) -> (u64, u64) {
+        let kv = &self[replica as usize].kv;
+        (kv.allocated(), kv.num_blocks())
+    }
+    fn prefix_block_size(&self) -> Option<u32> {
+        let kv = &self.first()?.kv;
+        kv.prefix_cache().map(|_| kv.block_size())
+    }
+    fn cached_prefix_blocks(&self, replica: u32, hashes: &[u64]) -> u32 {
+        self[replica as usize]
+            .kv
+            .prefix_cache()
+            .map_or(0, |p| p.cached_prefix_blocks(hashes))
     }
 }

@@ -7,7 +7,7 @@ use predictor::{BackendInfo, BackendKind, BatchShape, ExecutionModel, Op, StageT
 use super::{Engine, EngineOutcome, EngineSetup};
 use crate::config::SloConfig;
 use crate::metrics::FlopModel;
-use crate::router::RouterKind;
+use crate::router::{KvAwareWeights, RouterKind};
 use crate::scheduler::{find, SchedulerConfig, SchedulerParams};
 use crate::workload::RequestSpec;
 
@@ -43,6 +43,8 @@ pub struct TestCluster {
     pub pp: u32,
     /// Router.
     pub router: RouterKind,
+    /// Weights of the `kv_aware` router.
+    pub router_weights: KvAwareWeights,
     /// KV blocks per replica.
     pub num_blocks: u64,
     /// Longest request, tokens.
@@ -72,6 +74,7 @@ impl TestCluster {
             replicas: 1,
             pp: 1,
             router: RouterKind::RoundRobin,
+            router_weights: KvAwareWeights::default(),
             num_blocks: 1000,
             max_request_tokens: 4096,
             stage_ms: 10.0,
@@ -112,6 +115,7 @@ impl TestCluster {
             },
             block_size,
             router: self.router,
+            router_weights: self.router_weights,
             async_scheduling: self.async_scheduling,
             frontend_ns: self.frontend_ns,
             stage_ends_ns: Vec::new(),
