@@ -171,3 +171,60 @@ fn identical_content_hashes_alike_and_any_difference_breaks_the_chain() {
     other.segments[2].id = 51;
     assert_eq!(kv.prefix_lookup(&Request::new(5, 0, &other)).blocks, 3);
 }
+
+#[test]
+fn the_routers_query_agrees_with_a_lookup_and_changes_nothing() {
+    use crate::prefix_cache::shared_prompt_block_hashes;
+    // Block size 4. Request a: shared segment 1 (10 tokens) + 3 unique, scheduled and finished,
+    // so its blocks sit in the free queue, cached.
+    let mut kv = KvCache::new(20, 4).with_prefix_caching(true);
+    let spec = |seg: Vec<Segment>, prompt| RequestSpec {
+        segments: seg,
+        ..RequestSpec::simple(0, prompt, 2)
+    };
+    let mut a = Request::new(0, 0, &spec(vec![Segment { id: 1, tokens: 10 }], 13));
+    kv.allocate(&mut a, 4).unwrap();
+    kv.register_scheduled(&a, 13);
+    a.completed = true;
+    kv.free(&mut a);
+    let p = kv.prefix_cache().unwrap();
+    assert_eq!(p.cached_blocks(), 3);
+    let mut hashes = vec![99];
+    let query = |r: &Request, hashes: &mut Vec<u64>| {
+        let prompt_blocks = shared_prompt_block_hashes(r, 4, hashes);
+        let before = p.clone();
+        let cached = p.cached_prefix_blocks(hashes);
+        assert_eq!(&before, p, "the query changed the cache");
+        let mut probe = p.clone();
+        let hit = probe.lookup(r);
+        assert_eq!(cached, hit.blocks, "query and lookup disagree");
+        // The router's hashes are the first links of the lookup's chain.
+        assert_eq!(hashes[..], probe.tables[&r.id].hashes[..hashes.len()]);
+        (prompt_blocks, hashes.len(), cached)
+    };
+    // Same segment, 17-token prompt: a lookup considers ⌊16 / 4⌋ = 4 blocks, 2 of them shared
+    // (tokens 0..8; block 2 mixes in the request's own tail); both cached.
+    let b = Request::new(1, 0, &spec(vec![Segment { id: 1, tokens: 10 }], 17));
+    assert_eq!(query(&b, &mut hashes), (4, 2, 2));
+    // Another segment: nothing cached. No segment: nothing to hash.
+    let c = Request::new(2, 0, &spec(vec![Segment { id: 2, tokens: 10 }], 17));
+    assert_eq!(query(&c, &mut hashes), (4, 2, 0));
+    let d = Request::new(3, 0, &spec(vec![], 17));
+    assert_eq!(query(&d, &mut hashes), (4, 0, 0));
+    // Segments 1 and 5 fill 16 tokens (4 blocks) of a 17-token prompt: 4 hashes, 2 cached.
+    let e = Request::new(
+        4,
+        0,
+        &spec(
+            vec![Segment { id: 1, tokens: 10 }, Segment { id: 5, tokens: 6 }],
+            17,
+        ),
+    );
+    assert_eq!(query(&e, &mut hashes), (4, 4, 2));
+    // A prompt made only of segment 1 (9 tokens): the lookup stops at ⌊8 / 4⌋ = 2 blocks.
+    let f = Request::new(5, 0, &spec(vec![Segment { id: 1, tokens: 9 }], 9));
+    assert_eq!(query(&f, &mut hashes), (2, 2, 2));
+    // A cached block's reference is not taken: b's lookup-and-take afterwards still revives both.
+    let hit = kv.prefix_lookup(&b);
+    assert_eq!((hit.blocks, hit.revived_blocks), (2, 2));
+}

@@ -564,6 +564,8 @@ mod cache_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
+mod routing_tests;
+#[cfg(test)]
 pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
