@@ -64,7 +64,7 @@ pub struct ClusterArgs {
     /// Routing of requests to replicas [default: round_robin]
     #[arg(long, value_enum)]
     pub router: Option<RouterKind>,
-    /// kv_aware router: cost of prefilling a whole prompt, paid in proportion to the share of its blocks a replica has not cached (≥ 0) [default: 4]
+    /// kv_aware router: cost of prefilling a whole prompt, paid in proportion to the share of its blocks a replica has not cached (≥ 0) [default: 16]
     #[arg(long, value_name = "W")]
     pub kv_overlap_weight: Option<f64>,
     /// kv_aware router: cost of each unfinished request on a replica (≥ 0) [default: 1]

@@ -52,7 +52,7 @@ pub struct KvAwareWeights {
 impl Default for KvAwareWeights {
     fn default() -> Self {
         KvAwareWeights {
-            overlap_weight: 4.0,
+            overlap_weight: 16.0,
             load_weight: 1.0,
         }
     }
