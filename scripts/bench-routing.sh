@@ -20,7 +20,8 @@
 # Environment: QPS (180), REQUESTS (6000), PREFIXES (64), PREFIX_TOKENS (3072), THETA (1),
 # UNIQUE_TOKENS (256), OUTPUT_TOKENS (128), REPLICAS (8), SEED (42), ROUTERS (a space-separated
 # list of router[:overlap_weight:load_weight]; default: every router, kv_aware with its default
-# weights (16:1) and five other weightings, down to overlap alone, 1:0).
+# weights (16:1) and five other weightings, down to overlap alone, 1:0), EXTRA_ARGS (more
+# `simulator run` flags, e.g. "--num-blocks 8000" for caches that cannot hold every prompt).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -34,13 +35,14 @@ unique="${UNIQUE_TOKENS:-256}"
 output="${OUTPUT_TOKENS:-128}"
 replicas="${REPLICAS:-8}"
 seed="${SEED:-42}"
+read -r -a extra <<<"${EXTRA_ARGS:-}"
 routers="${ROUTERS:-round_robin random lor power_of_two least_kv kv_aware kv_aware:1:1 kv_aware:4:1 kv_aware:64:1 kv_aware:1000:1 kv_aware:1:0}"
 cargo build --release -q -p simulator --bin simulator >&2
 bin="${CARGO_TARGET_DIR:-$root/target}/release/simulator"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
-echo "workload: $replicas replicas, $requests requests, Poisson $qps req/s, $prefixes prefixes × $prefix_tokens tokens (zipf θ=$theta) + $unique unique prompt tokens, $output output tokens, seed $seed"
+echo "workload: $replicas replicas, $requests requests, Poisson $qps req/s, $prefixes prefixes × $prefix_tokens tokens (zipf θ=$theta) + $unique unique prompt tokens, $output output tokens, seed $seed${EXTRA_ARGS:+, $EXTRA_ARGS}"
 printf '%-22s %9s %8s %9s %9s %9s %12s %7s %12s %7s\n' \
   router token_hit req_hit ttft_p50 ttft_p99 e2e_p99 req_max/mean req_cv pre_max/mean wall_s
 for spec in $routers; do
@@ -53,7 +55,7 @@ for spec in $routers; do
   "$bin" run -q --no-report --no-trace --no-batches --seed "$seed" --num-replicas "$replicas" \
     --prefix-groups "$prefixes" --prefix-tokens "$prefix_tokens" --prefix-law zipf \
     --prefix-zipf-theta "$theta" --prefill-tokens "$unique" --decode-tokens "$output" \
-    --num-requests "$requests" --qps "$qps" --out "$tmp/run" "${args[@]}"
+    --num-requests "$requests" --qps "$qps" --out "$tmp/run" "${args[@]}" "${extra[@]}"
   end=$(date +%s.%N)
   python3 - "$tmp/run" "$spec" "$replicas" "$start" "$end" <<'EOF'
 import csv, json, statistics, sys

@@ -160,12 +160,24 @@ fn kv_aware_without_load_weight_piles_onto_the_cached_replica() {
 fn least_kv_compares_usage_fractions_exactly() {
     // 5/10, 2/10, 1/4: replica 1.
     let mut r = Router::new(RouterKind::LeastKv, 3, 0);
-    assert_eq!(r.route_request(&prompt(), &View::kv(&[(5, 10), (2, 10), (1, 4)])), 1);
+    assert_eq!(
+        r.route_request(&prompt(), &View::kv(&[(5, 10), (2, 10), (1, 4)])),
+        1
+    );
     // 1/4 = 2/8 = 3/12: a tie, lowest id; then 3/12 against 1/5 (smaller) against 1/3.
-    assert_eq!(r.route_request(&prompt(), &View::kv(&[(1, 4), (2, 8), (3, 12)])), 0);
-    assert_eq!(r.route_request(&prompt(), &View::kv(&[(3, 12), (1, 5), (1, 3)])), 1);
+    assert_eq!(
+        r.route_request(&prompt(), &View::kv(&[(1, 4), (2, 8), (3, 12)])),
+        0
+    );
+    assert_eq!(
+        r.route_request(&prompt(), &View::kv(&[(3, 12), (1, 5), (1, 3)])),
+        1
+    );
     // Usage, not blocks: 4 of 100 blocks is less than 1 of 10.
-    assert_eq!(r.route_request(&prompt(), &View::kv(&[(1, 10), (4, 100)])), 1);
+    assert_eq!(
+        r.route_request(&prompt(), &View::kv(&[(1, 10), (4, 100)])),
+        1
+    );
     // Load does not count: replica 0 has more requests, but fewer blocks in use.
     let mut v = View::kv(&[(1, 10), (2, 10)]);
     v.outstanding = vec![9, 0];

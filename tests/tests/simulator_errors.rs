@@ -85,3 +85,49 @@ fn unknown_names_and_bad_config_files() {
     let e = fails(&["--config", cfg.to_str().unwrap()]);
     assert!(e.contains("bad.toml") && e.contains("replicas"), "{e}");
 }
+
+#[test]
+fn bad_kv_aware_router_weights() {
+    // Negative and non-finite weights name the field and the flag.
+    let e = fails(&["--router", "kv_aware", "--kv-overlap-weight", "-1"]);
+    assert!(
+        e.contains("cluster.kv_aware.overlap_weight") && e.contains("--kv-overlap-weight"),
+        "{e}"
+    );
+    let e = fails(&["--router", "kv_aware", "--kv-load-weight", "inf"]);
+    assert!(
+        e.contains("cluster.kv_aware.load_weight") && e.contains("finite"),
+        "{e}"
+    );
+    let e = fails(&[
+        "--router",
+        "kv_aware",
+        "--kv-overlap-weight",
+        "0",
+        "--kv-load-weight",
+        "0",
+    ]);
+    assert!(
+        e.contains("both 0") && e.contains("--kv-load-weight"),
+        "{e}"
+    );
+    // The same checks apply to a configuration file.
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("weights.toml");
+    std::fs::write(
+        &cfg,
+        "[cluster]\nrouter = \"kv_aware\"\n[cluster.kv_aware]\noverlap_weight = nan\n",
+    )
+    .unwrap();
+    let e = fails(&["--config", cfg.to_str().unwrap()]);
+    assert!(e.contains("cluster.kv_aware.overlap_weight"), "{e}");
+    std::fs::write(&cfg, "[cluster.kv_aware]\nweight = 1\n").unwrap();
+    let e = fails(&["--config", cfg.to_str().unwrap()]);
+    assert!(e.contains("weights.toml") && e.contains("weight"), "{e}");
+    // A weight flag with another router would do nothing: an error naming the fix.
+    let e = fails(&["--router", "lor", "--kv-load-weight", "2"]);
+    assert!(
+        e.contains("--kv-load-weight") && e.contains("--router kv_aware"),
+        "{e}"
+    );
+}

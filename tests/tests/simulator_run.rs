@@ -275,3 +275,77 @@ fn rate_stages_from_the_command_line_report_each_stage() {
     // 2 req/s for 20 s then 6 req/s for 20 s: about 160 arrivals.
     assert!((100..230).contains(&arrived), "{arrived}");
 }
+
+#[test]
+fn new_routers_are_reproducible_and_config_toml_keeps_the_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let common = [
+        "run",
+        "-q",
+        "--no-report",
+        "--num-requests",
+        "150",
+        "--qps",
+        "40",
+        "--num-replicas",
+        "3",
+        "--prefix-groups",
+        "6",
+        "--prefix-tokens",
+        "256",
+        "--prefill-tokens",
+        "64",
+        "--decode-tokens",
+        "16",
+    ];
+    for (name, extra) in [
+        (
+            "kv",
+            &[
+                "--router",
+                "kv_aware",
+                "--kv-overlap-weight",
+                "8",
+                "--kv-load-weight",
+                "0.5",
+            ][..],
+        ),
+        ("p2c", &["--router", "power_of_two"][..]),
+        ("kv_usage", &["--router", "least_kv"][..]),
+    ] {
+        let (a, b, c) = (
+            tmp.path().join(format!("{name}_a")),
+            tmp.path().join(format!("{name}_b")),
+            tmp.path().join(format!("{name}_c")),
+        );
+        for dir in [&a, &b] {
+            let mut args = common.to_vec();
+            args.extend(extra);
+            args.extend(["--out", dir.to_str().unwrap()]);
+            ok(&args);
+        }
+        let cfg = a.join("config.toml");
+        ok(&[
+            "run",
+            "-q",
+            "--no-report",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            c.to_str().unwrap(),
+        ]);
+        for file in ["requests.csv", "summary.json"] {
+            assert!(read(&a, file) == read(&b, file), "{name}: {file} differs");
+            assert!(
+                read(&a, file) == read(&c, file),
+                "{name}: {file} differs when rerun from config.toml"
+            );
+        }
+        let toml = String::from_utf8(read(&a, "config.toml")).unwrap();
+        assert_eq!(
+            toml.contains("[cluster.kv_aware]"),
+            name == "kv",
+            "{name}: {toml}"
+        );
+    }
+}

@@ -73,7 +73,9 @@ fn kv_aware_hits_where_round_robin_misses_on_an_idle_cluster() {
     let kv = cluster(RouterKind::KvAware, STRONG_OVERLAP).run(specs);
     assert_eq!(hits(&kv), 35);
     assert_eq!(placed(&kv), vec![0; 40]);
-    assert!(kv.requests[5..].iter().all(|r| r.cached_prefill_tokens == 64));
+    assert!(kv.requests[5..]
+        .iter()
+        .all(|r| r.cached_prefill_tokens == 64));
     let stats = kv.replicas[0].kv.prefix_stats();
     assert_eq!((stats.lookups, stats.hit_blocks), (40, 35 * 4));
 }
