@@ -82,7 +82,7 @@ fn kv_aware_hits_where_round_robin_misses_on_an_idle_cluster() {
 
 #[test]
 fn kv_aware_under_load_trades_hits_for_balance_by_its_weights() {
-    // Requests 3 ms apart: about 13 are unfinished at any time, spread over 4 replicas.
+    // Requests 2 ms apart, each needing at least 4 steps of 10 ms: tens unfinished at any time.
     let specs = shared_prefix(200, 2);
     let run = |router, weights| cluster(router, weights).run(specs.clone());
     let rr = run(RouterKind::RoundRobin, KvAwareWeights::default());
