@@ -96,8 +96,9 @@ pub fn print_summary(cfg: &SimConfig, o: &SimOutcome) {
     }
     for r in &s.replicas {
         println!(
-            "replica {}: busy {:.0} %, MFU {:.1} %, KV cache {} (mean use {:.0} %, peak {:.0} %), {} batches, {}",
+            "replica {}: {}, busy {:.0} %, MFU {:.1} %, KV cache {} (mean use {:.0} %, peak {:.0} %), {} batches, {}",
             r.replica_id,
+            plural(r.requests, "request"),
             r.busy_fraction * 100.0,
             r.mfu * 100.0,
             plural(r.kv_blocks_total, "block"),
@@ -113,8 +114,9 @@ pub fn print_summary(cfg: &SimConfig, o: &SimOutcome) {
             s.replicas.iter().map(f).sum::<f64>() / n
         };
         println!(
-            "cluster ({} replicas): busy {:.0} %, MFU {:.1} %, KV mean use {:.0} %, peak {:.0} % (highest replica), {} batches, {}",
+            "cluster ({} replicas): requests per replica max/mean {:.2}, busy {:.0} %, MFU {:.1} %, KV mean use {:.0} %, peak {:.0} % (highest replica), {} batches, {}",
             s.replicas.len(),
+            simulator::metrics::summary::request_imbalance(&s.replicas),
             mean(|r| r.busy_fraction) * 100.0,
             mean(|r| r.mfu) * 100.0,
             mean(|r| r.kv_usage_mean) * 100.0,

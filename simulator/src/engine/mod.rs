@@ -322,6 +322,7 @@ impl Engine {
         self.requests.push(req);
         let rep = &mut self.replicas[r as usize];
         rep.outstanding += 1;
+        rep.requests += 1;
         if self.async_scheduling && rep.in_flight > 0 {
             // The next step was planned when the current one started: wait for the one after.
             rep.inbox.push(id);

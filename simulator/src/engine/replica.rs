@@ -32,6 +32,8 @@ pub struct ReplicaState {
     pub max_in_flight: u32,
     /// Requests routed here and not finished.
     pub outstanding: u32,
+    /// Requests routed here in all.
+    pub requests: u64,
     /// A schedule event is pending at the current time.
     pub schedule_pending: bool,
     /// Requests that arrived during the current step under asynchronous scheduling, not yet
@@ -67,6 +69,7 @@ impl ReplicaState {
             in_flight: 0,
             max_in_flight: 0,
             outstanding: 0,
+            requests: 0,
             schedule_pending: false,
             inbox: Vec::new(),
             kv_area: 0,

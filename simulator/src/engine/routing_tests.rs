@@ -40,12 +40,14 @@ fn placed(o: &EngineOutcome) -> Vec<u32> {
     o.requests.iter().map(|r| r.replica).collect()
 }
 
-/// Requests served per replica.
-fn per_replica(o: &EngineOutcome) -> Vec<usize> {
+/// Requests served per replica, counted from the requests; checks the replicas' own counters.
+fn per_replica(o: &EngineOutcome) -> Vec<u64> {
     let mut n = vec![0; o.replicas.len()];
     for r in &o.requests {
         n[r.replica as usize] += 1;
     }
+    let counted: Vec<u64> = o.replicas.iter().map(|r| r.requests).collect();
+    assert_eq!(counted, n);
     n
 }
 

@@ -60,6 +60,9 @@ pub struct Throughput {
 pub struct ReplicaSummary {
     /// Replica id.
     pub replica_id: u32,
+    /// Requests the router sent to the replica (finished or not).
+    #[serde(default)]
+    pub requests: u64,
     /// Mean over stages of the fraction of time busy.
     pub busy_fraction: f64,
     /// Model FLOPs over the GPUs' peak for the simulated time.
@@ -76,6 +79,18 @@ pub struct ReplicaSummary {
     pub preemptions: u64,
     /// Restarts of finished requests.
     pub restarts: u64,
+}
+
+/// Load imbalance of a cluster: the most requests routed to one replica over the mean per replica
+/// (1 = even, N = everything on one of N replicas; 0 without requests).
+pub fn request_imbalance(replicas: &[ReplicaSummary]) -> f64 {
+    let total: u64 = replicas.iter().map(|r| r.requests).sum();
+    let max = replicas.iter().map(|r| r.requests).max().unwrap_or(0);
+    if total == 0 {
+        0.0
+    } else {
+        max as f64 * replicas.len() as f64 / total as f64
+    }
 }
 
 /// Goodput against the SLOs.
@@ -212,6 +227,7 @@ impl Summary {
                 let busy: u64 = r.stages.iter().map(|s| s.busy_ns).sum();
                 ReplicaSummary {
                     replica_id: i as u32,
+                    requests: r.requests,
                     busy_fraction: if o.end_ns > 0 {
                         busy as f64 / r.stages.len() as f64 / o.end_ns as f64
                     } else {
@@ -302,5 +318,36 @@ impl Summary {
             load: None,
             notes: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replica(requests: u64) -> ReplicaSummary {
+        ReplicaSummary {
+            replica_id: 0,
+            requests,
+            busy_fraction: 0.0,
+            mfu: 0.0,
+            kv_usage_mean: 0.0,
+            kv_usage_max: 0.0,
+            kv_blocks_total: 1,
+            batches: 0,
+            preemptions: 0,
+            restarts: 0,
+        }
+    }
+
+    #[test]
+    fn request_imbalance_is_max_over_mean() {
+        let r = |v: &[u64]| v.iter().map(|&n| replica(n)).collect::<Vec<_>>();
+        assert_eq!(request_imbalance(&r(&[5, 5, 5, 5])), 1.0);
+        // 8 of 16 requests on one of 4 replicas: 8 / 4 = 2.
+        assert_eq!(request_imbalance(&r(&[8, 0, 4, 4])), 2.0);
+        assert_eq!(request_imbalance(&r(&[0, 7, 0])), 3.0);
+        assert_eq!(request_imbalance(&r(&[0, 0])), 0.0);
+        assert_eq!(request_imbalance(&[]), 0.0);
     }
 }
