@@ -29,12 +29,22 @@ pub fn deployment(cfg: &SimConfig) -> String {
     s
 }
 
-/// The router's configuration name (`round_robin`).
+/// The router's configuration name (`round_robin`), with its weights for `kv_aware`
+/// (`kv_aware (overlap 16, load 1)`).
 pub fn router(cfg: &SimConfig) -> String {
-    serde_json::to_value(cfg.cluster.router)
+    let name = serde_json::to_value(cfg.cluster.router)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
+        .unwrap_or_default();
+    if cfg.cluster.router == crate::router::RouterKind::KvAware {
+        let w = cfg.cluster.kv_aware;
+        format!(
+            "{name} (overlap {}, load {})",
+            w.overlap_weight, w.load_weight
+        )
+    } else {
+        name
+    }
 }
 
 /// The deployment with its scheduler and router, the summary's first line.
@@ -113,5 +123,16 @@ mod tests {
             "meta-llama/Meta-Llama-3-8B on 2 replicas of 8 h100 GPUs (TP4 × PP2), 16 GPUs in all"
         );
         assert_eq!(arrivals(&c), "Poisson at 6 req/s");
+    }
+
+    #[test]
+    fn router_names_kv_aware_weights() {
+        let mut c = SimConfig::default();
+        assert_eq!(router(&c), "round_robin");
+        c.cluster.router = crate::router::RouterKind::PowerOfTwo;
+        assert_eq!(router(&c), "power_of_two");
+        c.cluster.router = crate::router::RouterKind::KvAware;
+        c.cluster.kv_aware.load_weight = 0.5;
+        assert_eq!(router(&c), "kv_aware (overlap 16, load 0.5)");
     }
 }
