@@ -189,6 +189,8 @@ fn vllm_restart_recomputes_and_keeps_the_first_times() {
     assert_eq!(times(&o), vec![(10, 40), (10, 50)]);
     let r1 = &o.requests[1];
     assert_eq!((r1.num_restarts, r1.num_preemptions), (1, 1));
+    // the replica's counter (summary.json `replicas[].restarts`) has it too
+    assert_eq!(o.replicas[0].restarts, 1);
     assert_eq!(r1.emitted_tokens, 4);
     assert_eq!(r1.tbt_max_ns, ms(20));
     assert_eq!(r1.batch_tokens, 6 + 1 + 1 + 9);
