@@ -84,6 +84,43 @@ fn a_run_writes_every_file_and_names_the_backend() {
     assert!(config.contains("node = \"h100_dgx\""), "{config}");
 }
 
+/// Runs `args --out a` and `args --out b`, then `run -q --config a/config.toml --out c` (with
+/// `rerun` added), and checks that every file of `files` is byte-identical in the three; returns
+/// the configuration `a/config.toml`.
+fn reproducible(
+    args: &[&str],
+    rerun: &[&str],
+    (a, b, c): (&Path, &Path, &Path),
+    files: &[&str],
+) -> std::path::PathBuf {
+    for dir in [a, b] {
+        let mut all = args.to_vec();
+        all.extend(["--out", dir.to_str().unwrap()]);
+        ok(&all);
+    }
+    let cfg = a.join("config.toml");
+    let mut again = vec!["run", "-q"];
+    again.extend(rerun);
+    again.extend([
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        c.to_str().unwrap(),
+    ]);
+    ok(&again);
+    for name in files {
+        assert!(
+            read(a, name) == read(b, name),
+            "{name} differs between runs ({args:?})"
+        );
+        assert!(
+            read(a, name) == read(c, name),
+            "{name} differs when rerun from config.toml ({args:?})"
+        );
+    }
+    cfg
+}
+
 #[test]
 fn same_seed_same_bytes_and_config_reproduces_the_run() {
     let tmp = tempfile::tempdir().unwrap();
@@ -104,37 +141,19 @@ fn same_seed_same_bytes_and_config_reproduces_the_run() {
         "--scheduler",
         "vllm",
     ];
-    for dir in [&a, &b] {
-        let mut args = common.to_vec();
-        args.extend(["--out", dir.to_str().unwrap()]);
-        ok(&args);
-    }
-    let cfg = a.join("config.toml");
-    ok(&[
-        "run",
-        "-q",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        c.to_str().unwrap(),
-    ]);
-    for name in [
-        "requests.csv",
-        "summary.json",
-        "batches.csv",
-        "timeseries.csv",
-        "trace.json",
-        "config.toml",
-    ] {
-        assert!(
-            read(&a, name) == read(&b, name),
-            "{name} differs between runs"
-        );
-        assert!(
-            read(&a, name) == read(&c, name),
-            "{name} differs when rerun from config.toml"
-        );
-    }
+    let cfg = reproducible(
+        &common,
+        &[],
+        (&a, &b, &c),
+        &[
+            "requests.csv",
+            "summary.json",
+            "batches.csv",
+            "timeseries.csv",
+            "trace.json",
+            "config.toml",
+        ],
+    );
     // a flag overrides the file
     let d = tmp.path().join("d");
     ok(&[
@@ -318,29 +337,14 @@ fn new_routers_are_reproducible_and_config_toml_keeps_the_weights() {
             tmp.path().join(format!("{name}_b")),
             tmp.path().join(format!("{name}_c")),
         );
-        for dir in [&a, &b] {
-            let mut args = common.to_vec();
-            args.extend(extra);
-            args.extend(["--out", dir.to_str().unwrap()]);
-            ok(&args);
-        }
-        let cfg = a.join("config.toml");
-        ok(&[
-            "run",
-            "-q",
-            "--no-report",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--out",
-            c.to_str().unwrap(),
-        ]);
-        for file in ["requests.csv", "summary.json"] {
-            assert!(read(&a, file) == read(&b, file), "{name}: {file} differs");
-            assert!(
-                read(&a, file) == read(&c, file),
-                "{name}: {file} differs when rerun from config.toml"
-            );
-        }
+        let mut args = common.to_vec();
+        args.extend(extra);
+        reproducible(
+            &args,
+            &["--no-report"],
+            (&a, &b, &c),
+            &["requests.csv", "summary.json"],
+        );
         let toml = String::from_utf8(read(&a, "config.toml")).unwrap();
         assert_eq!(
             toml.contains("[cluster.kv_aware]"),
