@@ -170,6 +170,7 @@ fn simulate_into(
         sinks,
         keep_stage_log: false,
         keep_requests: false,
+        disagg: None,
     };
     let mut bar =
         crate::progress::RunProgress::new(opts.quiet, crate::progress::expected_requests(cfg));

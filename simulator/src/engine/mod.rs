@@ -9,8 +9,10 @@
 //! replica again at the same time.
 
 mod bookkeeping;
+pub mod disagg;
 pub mod event;
 pub mod replica;
+pub mod transfer;
 
 use std::sync::Arc;
 
@@ -18,7 +20,6 @@ use predictor::{BatchShape, ExecutionModel, StageTime};
 
 use crate::config::SloConfig;
 use crate::error::SimError;
-use crate::kv::KvCache;
 use crate::metrics::{FlopModel, Metrics};
 use crate::output::{Sinks, StageRecord};
 use crate::request::{ReqId, Request, RequestTable};
@@ -75,6 +76,8 @@ pub struct EngineSetup {
     pub keep_stage_log: bool,
     /// Keep every finished request in memory (tests).
     pub keep_requests: bool,
+    /// Disaggregated serving: the replicas above are the prefill pool, this adds the decode pool.
+    pub disagg: Option<disagg::DisaggSetup>,
 }
 
 /// A batch in flight.
@@ -130,12 +133,13 @@ pub struct Engine {
     replicas: Vec<ReplicaState>,
     outstanding: Vec<u32>,
     router: Router,
-    exec: Arc<dyn ExecutionModel>,
+    /// Replicas the router chooses among at arrival (the prefill pool under disaggregation).
+    entry_replicas: usize,
+    disagg: Option<disagg::Disagg>,
     batches: Vec<Option<Batch>>,
     free_slots: Vec<u32>,
     entry_pool: Vec<Vec<BatchEntry>>,
     next_batch_id: u64,
-    pp: u32,
     time_limit_ns: Option<u64>,
     max_request_tokens: u32,
     flops: FlopModel,
@@ -155,32 +159,35 @@ pub struct Engine {
 impl Engine {
     /// An engine serving `arrivals` (in arrival order).
     pub fn new(setup: EngineSetup, arrivals: Box<dyn Iterator<Item = RequestSpec> + Send>) -> Self {
-        let replicas = (0..setup.num_replicas)
-            .map(|_| {
-                ReplicaState::new(
-                    (setup.scheduler.build)(&setup.scheduler_params),
-                    KvCache::new(setup.scheduler_params.num_blocks, setup.block_size)
-                        .with_prefix_caching(setup.scheduler_params.prefix_caching()),
-                    setup.pp,
-                )
-            })
-            .collect();
+        let mut replicas = disagg::PoolSetup {
+            exec: setup.exec,
+            replicas: setup.num_replicas,
+            pp: setup.pp,
+            scheduler: setup.scheduler,
+            scheduler_params: setup.scheduler_params,
+            block_size: setup.block_size,
+            router: setup.router,
+        }
+        .build();
+        let disagg =
+            (setup.disagg.as_ref()).map(|d| disagg::Disagg::new(d, &mut replicas, setup.seed));
+        let num_replicas = replicas.len();
         Engine {
+            replicas,
             now_ns: 0,
             events: EventQueue::default(),
             arrivals,
             next_arrival: None,
             requests: RequestTable::new(),
             kept_requests: setup.keep_requests.then(Vec::new),
-            replicas,
-            outstanding: vec![0; setup.num_replicas as usize],
+            outstanding: vec![0; num_replicas],
             router: Router::new(setup.router, setup.num_replicas, setup.seed),
-            exec: setup.exec,
+            entry_replicas: setup.num_replicas as usize,
+            disagg,
             batches: Vec::new(),
             free_slots: Vec::new(),
             entry_pool: Vec::new(),
             next_batch_id: 0,
-            pp: setup.pp,
             time_limit_ns: setup.time_limit_ns,
             max_request_tokens: setup.max_request_tokens,
             flops: setup.flops,
@@ -256,6 +263,7 @@ impl Engine {
                         stage,
                         slot,
                     } => self.on_stage_end(replica, stage, slot)?,
+                    EventKind::TransferEnd { request } => self.on_transfer_end(request)?,
                 }
             }
             steps += 1;
@@ -314,10 +322,11 @@ impl Engine {
                 why: format!("request {id} has {total} tokens, more than the workload's declared maximum of {}", self.max_request_tokens),
             });
         }
-        let r = self.router.route(&self.outstanding);
+        let r = self.router.route(&self.outstanding[..self.entry_replicas]);
         self.outstanding[r as usize] += 1;
         let mut req = Request::new(id, r, spec);
         req.frontend_ns = self.frontend_ns;
+        req.handoff_pending = self.disagg.is_some();
         self.requests.push(req);
         let rep = &mut self.replicas[r as usize];
         rep.outstanding += 1;
@@ -375,7 +384,7 @@ impl Engine {
     fn form_batches(&mut self, r: u32) -> Result<bool, SimError> {
         let now = self.now_ns;
         let mut formed = false;
-        while self.replicas[r as usize].in_flight < self.pp {
+        while self.replicas[r as usize].in_flight < self.replicas[r as usize].pp() {
             let mut entries = self.entry_pool.pop().unwrap_or_default();
             entries.clear();
             let rep = &mut self.replicas[r as usize];
@@ -427,6 +436,7 @@ impl Engine {
                 stage_time: StageTime::default(),
             };
             self.next_batch_id += 1;
+            self.after_batch_formed(r, &batch.entries)?;
             let slot = match self.free_slots.pop() {
                 Some(s) => {
                     self.batches[s as usize] = Some(batch);
@@ -455,7 +465,7 @@ impl Engine {
     fn start_stage(&mut self, r: u32, s: u32, slot: u32) {
         let now = self.now_ns;
         let b = self.batches[slot as usize].as_mut().expect("live batch");
-        let st = self.exec.stage_time(&b.shape, s);
+        let st = self.replicas[r as usize].exec.stage_time(&b.shape, s);
         let dur = st.total_ns();
         b.stage_time = st;
         b.stage_start_ns = now;
@@ -507,7 +517,7 @@ impl Engine {
                 log.push(rec);
             }
         }
-        if s + 1 < self.pp {
+        if s + 1 < self.replicas[r as usize].pp() {
             self.enqueue_stage(r, s + 1, slot);
         } else {
             self.batch_end(r, slot)?;
@@ -553,14 +563,17 @@ impl Engine {
         rep.in_flight -= 1;
         rep.batches += 1;
         rep.ts_batches += 1;
-        self.entry_pool.push(b.entries);
         self.schedule_soon(r);
+        self.after_batch_end(r, &b.entries)?;
+        self.entry_pool.push(b.entries);
         self.retire(false)
     }
 }
 
 #[cfg(test)]
 mod cache_tests;
+#[cfg(test)]
+mod disagg_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

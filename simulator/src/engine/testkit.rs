@@ -59,6 +59,49 @@ pub struct TestCluster {
     pub async_scheduling: bool,
     /// Front-end time per request, ns.
     pub frontend_ns: u64,
+    /// Disaggregated serving: the replicas above are the prefill pool, this is the decode pool.
+    pub disagg: Option<TestDisagg>,
+}
+
+/// The decode pool of a disaggregated test cluster.
+#[derive(Debug, Clone)]
+pub struct TestDisagg {
+    /// Policy knobs.
+    pub scheduler: SchedulerConfig,
+    /// Replicas.
+    pub replicas: u32,
+    /// Stages.
+    pub pp: u32,
+    /// Router.
+    pub router: RouterKind,
+    /// KV blocks per replica.
+    pub num_blocks: u64,
+    /// Stage time, ms.
+    pub stage_ms: f64,
+    /// The KV transfer.
+    pub transfer: super::transfer::TransferModel,
+}
+
+impl TestDisagg {
+    /// One `vllm_v1` decode replica, 10 ms per batch, 1000 blocks; transfers of 1 ms latency and
+    /// 1 ms per prompt token (1 MB/token at 1 GB/s), streamed over 4 layers in `mode`.
+    pub fn new(mode: super::transfer::TransferMode) -> Self {
+        TestDisagg {
+            scheduler: SchedulerConfig::default(),
+            replicas: 1,
+            pp: 1,
+            router: RouterKind::RoundRobin,
+            num_blocks: 1000,
+            stage_ms: 10.0,
+            transfer: super::transfer::TransferModel {
+                mode,
+                bandwidth_bytes_per_s: 1e9,
+                latency_ns: 1_000_000,
+                kv_bytes_per_token: 1_000_000,
+                layers: 4,
+            },
+        }
+    }
 }
 
 impl TestCluster {
@@ -81,6 +124,7 @@ impl TestCluster {
             max_timeseries_rows: None,
             async_scheduling: false,
             frontend_ns: 0,
+            disagg: None,
         }
     }
 
@@ -126,6 +170,28 @@ impl TestCluster {
             }),
             keep_stage_log: true,
             keep_requests: true,
+            disagg: self.disagg.as_ref().map(|d| {
+                let entry = find(&d.scheduler.name).unwrap();
+                super::disagg::DisaggSetup {
+                    decode: super::disagg::PoolSetup {
+                        exec: Arc::new(ConstExec(d.stage_ms)),
+                        replicas: d.replicas,
+                        pp: d.pp,
+                        scheduler: entry,
+                        scheduler_params: SchedulerParams {
+                            config: d.scheduler.clone(),
+                            pp: d.pp,
+                            num_blocks: d.num_blocks,
+                            max_blocks_per_request: self
+                                .max_request_tokens
+                                .div_ceil(d.scheduler.block_size),
+                        },
+                        block_size: d.scheduler.block_size,
+                        router: d.router,
+                    },
+                    transfer: d.transfer,
+                }
+            }),
         };
         let mut engine = Engine::new(setup, Box::new(specs.into_iter()));
         if let Some(rows) = self.max_timeseries_rows {
