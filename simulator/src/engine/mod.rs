@@ -573,6 +573,8 @@ impl Engine {
 #[cfg(test)]
 mod cache_tests;
 #[cfg(test)]
+mod disagg_proptests;
+#[cfg(test)]
 mod disagg_tests;
 #[cfg(test)]
 mod proptests;
