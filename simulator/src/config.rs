@@ -70,6 +70,13 @@ pub struct ClusterConfig {
     pub num_replicas: u32,
     /// Routing policy.
     pub router: RouterKind,
+    /// Pools of replicas (`[[cluster.pool]]`): disaggregated prefill and decode; empty: one
+    /// colocated pool of `num_replicas` replicas.
+    #[serde(rename = "pool", skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<crate::pools::PoolConfig>,
+    /// The KV transfer between a prefill and a decode pool.
+    #[serde(skip_serializing_if = "is_default")]
+    pub kv_transfer: crate::pools::KvTransferConfig,
 }
 
 impl Default for ClusterConfig {
@@ -77,6 +84,8 @@ impl Default for ClusterConfig {
         ClusterConfig {
             num_replicas: 1,
             router: RouterKind::RoundRobin,
+            pools: Vec::new(),
+            kv_transfer: Default::default(),
         }
     }
 }
