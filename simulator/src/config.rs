@@ -337,7 +337,13 @@ fn invalid(field: &str, why: impl Into<String>) -> SimError {
 impl SimConfig {
     /// Checks every value (catalog names, layout, memory, workload).
     pub fn validate(&self) -> Result<(), SimError> {
-        self.resolve(&Catalog::builtin()).map(|_| ())
+        self.resolve(&Catalog::builtin())?;
+        // pools: each checked as the cluster it describes
+        self.disaggregated()?;
+        if !self.cluster.pools.is_empty() {
+            self.colocated()?.resolve(&Catalog::builtin())?;
+        }
+        Ok(())
     }
 
     /// Checks the values that need no catalog.

@@ -234,15 +234,18 @@ impl SimConfig {
         let config = self.pool_config(i)?;
         let resolved = config
             .resolve(&predictor::Catalog::builtin())
-            .map_err(|e| match e {
-                SimError::Config { field, why } => invalid(
-                    &format!(
-                        "cluster.pool[{i}] ({} pool): {field}",
-                        self.cluster.pools[i].role.name()
+            .map_err(|e| {
+                let pool = format!(
+                    "cluster.pool[{i}] ({} pool)",
+                    self.cluster.pools[i].role.name()
+                );
+                match e {
+                    SimError::Config { field, why } => invalid(
+                        &format!("{pool}: {field}"),
+                        format!("{why} (set it in the pool's entry)"),
                     ),
-                    format!("{why} (set it in the pool's entry)"),
-                ),
-                other => other,
+                    other => invalid(&pool, format!("{other} (set it in the pool's entry)")),
+                }
             })?;
         Ok(ResolvedPool {
             role: self.cluster.pools[i].role,
@@ -330,4 +333,147 @@ fn kv_bytes_per_token(r: &Resolved) -> u64 {
     r.model
         .kv_bytes_per_token_per_layer(1, r.precision.kv_bytes)
         * u64::from(r.model.num_hidden_layers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PD: &str = "[[cluster.pool]]\nrole = \"prefill\"\nreplicas = 2\n\n[[cluster.pool]]\nrole = \"decode\"\nreplicas = 3\n";
+
+    fn cfg(text: &str) -> SimConfig {
+        SimConfig::from_toml(text).unwrap()
+    }
+
+    fn field_of(text: &str) -> (String, String) {
+        match cfg(text).disaggregated() {
+            Err(SimError::Config { field, why }) => (field, why),
+            other => panic!("expected a configuration error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_prefill_and_a_decode_pool_resolve_with_the_nodes_link() {
+        let d = cfg(PD).disaggregated().unwrap().unwrap();
+        assert_eq!(d.prefill.config.cluster.num_replicas, 2);
+        assert_eq!(d.decode.config.cluster.num_replicas, 3);
+        assert!(d.prefill.config.cluster.pools.is_empty());
+        // Llama-3-8B: 32 layers × 8 KV heads × 128 × (K, V) × 2 bytes
+        assert_eq!(d.transfer.kv_bytes_per_token, 131_072);
+        assert_eq!(d.transfer.layers, 32);
+        // 5 GPUs fit one DGX H100: NVLink at 450 GB/s per GPU, 4 µs
+        assert_eq!(d.link, TransferLink::Nvlink);
+        assert_eq!(d.transfer.bandwidth_bytes_per_s, 450e9);
+        assert_eq!(d.transfer.latency_ns, 4_000);
+        assert_eq!(d.transfer.mode, TransferMode::AfterPrefill);
+    }
+
+    #[test]
+    fn heterogeneous_pools_cross_the_network_and_keep_their_own_layouts() {
+        let text = format!("{PD}device = \"a100\"\ntp = 2\n[cluster.pool.scheduler]\nname = \"sarathi\"\nchunk_size = 256\n[cluster.kv_transfer]\nmode = \"layerwise\"\n");
+        let d = cfg(&text).disaggregated().unwrap().unwrap();
+        let r = &d.decode.resolved;
+        assert_eq!((r.device.name.as_str(), r.parallelism.tp), ("a100", 2));
+        assert_eq!(d.decode.config.scheduler.name, "sarathi");
+        assert_eq!(d.decode.config.scheduler.chunk_size, 256);
+        // the rest of [scheduler] is kept
+        assert_eq!(d.decode.config.scheduler.block_size, 16);
+        assert_eq!(d.prefill.resolved.device.name, "h100");
+        assert_eq!(d.link, TransferLink::Network);
+        // min(H100, A100) network bandwidth per GPU × the 1 GPU of the smaller replica
+        let a100 = predictor::Catalog::builtin().node("a100_dgx").unwrap();
+        let h100 = predictor::Catalog::builtin().node("h100_dgx").unwrap();
+        assert_eq!(
+            d.transfer.bandwidth_bytes_per_s,
+            a100.inter_node_bandwidth_bytes_per_s
+                .min(h100.inter_node_bandwidth_bytes_per_s)
+        );
+        assert_eq!(d.transfer.mode, TransferMode::Layerwise);
+    }
+
+    #[test]
+    fn the_transfer_knobs_override_the_link() {
+        let text = format!("{PD}[cluster.kv_transfer]\nlink = \"network\"\nlatency_s = 0.001\n");
+        let d = cfg(&text).disaggregated().unwrap().unwrap();
+        assert_eq!(d.transfer.bandwidth_bytes_per_s, 50e9);
+        assert_eq!(d.transfer.latency_ns, 1_000_000);
+        let text = format!("{PD}[cluster.kv_transfer]\nbandwidth_bytes_per_s = 1e9\n");
+        let d = cfg(&text).disaggregated().unwrap().unwrap();
+        assert_eq!(d.transfer.bandwidth_bytes_per_s, 1e9);
+        let (field, _) = field_of(&format!(
+            "{PD}[cluster.kv_transfer]\nbandwidth_bytes_per_s = 0\n"
+        ));
+        assert_eq!(field, "cluster.kv_transfer.bandwidth_bytes_per_s");
+        let (field, _) = field_of(&format!("{PD}[cluster.kv_transfer]\nlatency_s = -1\n"));
+        assert_eq!(field, "cluster.kv_transfer.latency_s");
+    }
+
+    #[test]
+    fn bad_pools_are_errors_naming_the_field_and_the_fix() {
+        let (f, why) = field_of("[[cluster.pool]]\nrole = \"decode\"\nreplicas = 1\n");
+        assert_eq!(f, "cluster.pool");
+        assert!(why.contains("role = \"prefill\""), "{why}");
+        let (f, why) = field_of("[[cluster.pool]]\nrole = \"prefill\"\nreplicas = 1\n");
+        assert!(f == "cluster.pool" && why.contains("decode"), "{why}");
+        let (f, _) = field_of(&PD.replace("replicas = 3", "replicas = 0"));
+        assert_eq!(f, "cluster.pool[1].replicas");
+        let (f, why) = field_of(&format!("{PD}[cluster.pool.scheduler]\nname = \"orca\"\n"));
+        assert!(
+            f == "cluster.pool[1].scheduler" && why.contains("vllm_v1"),
+            "{why}"
+        );
+        let (f, why) = field_of(&format!("{PD}[cluster.pool.scheduler]\nbogus = 1\n"));
+        assert!(
+            f == "cluster.pool[1].scheduler" && why.contains("bogus"),
+            "{why}"
+        );
+        let (f, why) = field_of(&format!(
+            "{PD}device = \"a100\"\n[cluster.kv_transfer]\nlink = \"nvlink\"\n"
+        ));
+        assert!(
+            f == "cluster.kv_transfer.link" && why.contains("network"),
+            "{why}"
+        );
+        let (f, _) = field_of(&format!("[cluster]\nnum_replicas = 4\n{PD}"));
+        assert_eq!(f, "cluster.num_replicas");
+        let (f, why) = field_of(&format!(
+            "{PD}[[cluster.pool]]\nrole = \"mixed\"\nreplicas = 1\n"
+        ));
+        assert!(f == "cluster.pool" && why.contains("mixed"), "{why}");
+        let (f, _) = field_of(&format!(
+            "{PD}[[cluster.pool]]\nrole = \"decode\"\nreplicas = 1\n"
+        ));
+        assert_eq!(f, "cluster.pool");
+        // a pool whose model does not fit names the pool and the planner's fix
+        let big = format!("[replica]\nmodel = \"meta-llama/Llama-2-70b-hf\"\ntp = 8\n{PD}tp = 1\n");
+        let (f, why) = field_of(&big);
+        assert!(f.starts_with("cluster.pool[1] (decode pool)"), "{f}: {why}");
+        // an unknown role is a parse error naming the variants
+        let e =
+            SimConfig::from_toml("[[cluster.pool]]\nrole = \"both\"\nreplicas = 1\n").unwrap_err();
+        assert!(e.to_string().contains("prefill"), "{e}");
+    }
+
+    #[test]
+    fn one_mixed_pool_is_a_colocated_cluster() {
+        let c = cfg("[[cluster.pool]]\nrole = \"mixed\"\nreplicas = 3\ntp = 2\n");
+        assert!(c.disaggregated().unwrap().is_none());
+        let col = c.colocated().unwrap();
+        assert_eq!((col.cluster.num_replicas, col.replica.tp), (3, 2));
+        assert!(col.cluster.pools.is_empty());
+        assert_eq!(cfg("").colocated().unwrap(), cfg(""));
+    }
+
+    #[test]
+    fn pools_round_trip_through_toml_and_a_plain_config_has_none() {
+        let c = cfg(&format!(
+            "{PD}[cluster.kv_transfer]\nmode = \"layerwise\"\n"
+        ));
+        assert_eq!(SimConfig::from_toml(&c.to_toml()).unwrap(), c);
+        let plain = SimConfig::default().to_toml();
+        assert!(
+            !plain.contains("pool") && !plain.contains("kv_transfer"),
+            "{plain}"
+        );
+    }
 }
