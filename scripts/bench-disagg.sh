@@ -14,7 +14,7 @@
 #
 # Environment: MODE (after_prefill or layerwise, default layerwise), SLO_TTFT (s, default 2),
 # SLO_TPOT (s, default 0.012), N (requests per run, default 1500), LONG_RATES (default
-# "8 12 16 20 24 28"), SHORT_RATES (default "40 80 120 160 200 240"), MILLION=0 to skip the 1M run.
+# "8 12 16 20 24 28"), SHORT_RATES (default "60 120 180 240 300 360 420"), MILLION=0 to skip the 1M run.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -23,7 +23,7 @@ slo_ttft="${SLO_TTFT:-2}"
 slo_tpot="${SLO_TPOT:-0.012}"
 n="${N:-1500}"
 long_rates="${LONG_RATES:-8 12 16 20 24 28}"
-short_rates="${SHORT_RATES:-40 80 120 160 200 240}"
+short_rates="${SHORT_RATES:-60 120 180 240 300 360 420}"
 command -v jq >/dev/null || { echo "bench-disagg: jq is needed" >&2; exit 1; }
 cargo build --release -p simulator --bin simulator --quiet >&2
 bin="${CARGO_TARGET_DIR:-$root/target}/release/simulator"

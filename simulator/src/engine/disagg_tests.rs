@@ -213,3 +213,32 @@ fn decode_replicas_are_chosen_by_the_decode_pools_router() {
     assert!(o.requests.iter().all(|r| r.replica == 0));
     assert_eq!((o.replicas[1].batches, o.replicas[2].batches), (1, 1));
 }
+
+#[test]
+fn every_decode_capable_policy_gives_the_same_decode_timeline() {
+    // the decode replica only decodes here, so sarathi and vllm decode as vllm_v1 does
+    let expected = timeline(&cluster(TransferMode::AfterPrefill).run(three_requests()));
+    for name in ["sarathi", "vllm"] {
+        let mut c = cluster(TransferMode::AfterPrefill);
+        c.disagg.as_mut().unwrap().scheduler.name = name.into();
+        assert_eq!(timeline(&c.run(three_requests())), expected, "{name}");
+    }
+}
+
+#[test]
+fn a_policy_that_cannot_decode_prefilled_requests_is_an_error_not_a_stall() {
+    let mut c = cluster(TransferMode::AfterPrefill);
+    c.disagg.as_mut().unwrap().scheduler.name = "orca".into();
+    match c.try_run(three_requests()) {
+        Err(crate::error::SimError::Internal(why)) => {
+            assert!(
+                why.contains("decode replica 1") && why.contains("prefilled elsewhere"),
+                "{why}"
+            )
+        }
+        other => panic!(
+            "expected an internal error, got {:?}",
+            other.map(|o| o.completed)
+        ),
+    }
+}
