@@ -168,15 +168,8 @@ fn simulate_into(
         ),
         None => None,
     };
-    let entry = pool_setup(cfg, &resolved, exec.clone());
     let setup = EngineSetup {
-        exec: entry.exec,
-        num_replicas: entry.replicas,
-        pp,
-        scheduler: entry.scheduler,
-        scheduler_params: entry.scheduler_params,
-        block_size: entry.block_size,
-        router: entry.router,
+        pool: pool_setup(cfg, &resolved, exec.clone()),
         async_scheduling: cfg.scheduler.name == "vllm_v1"
             && cfg
                 .scheduler

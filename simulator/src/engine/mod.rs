@@ -14,18 +14,17 @@ pub mod event;
 pub mod replica;
 pub mod transfer;
 
-use std::sync::Arc;
-
-use predictor::{BatchShape, ExecutionModel, StageTime};
+use predictor::{BatchShape, StageTime};
 
 use crate::config::SloConfig;
 use crate::error::SimError;
 use crate::metrics::{FlopModel, Metrics};
 use crate::output::{Sinks, StageRecord};
 use crate::request::{ReqId, Request, RequestTable};
-use crate::router::{Router, RouterKind};
-use crate::scheduler::{BatchEntry, SchedCtx, SchedulerEntry, SchedulerParams};
+use crate::router::Router;
+use crate::scheduler::{BatchEntry, SchedCtx};
 use crate::workload::RequestSpec;
+pub use disagg::PoolSetup;
 use event::{EventKind, EventQueue};
 pub use replica::ReplicaState;
 
@@ -36,20 +35,8 @@ pub const MAX_SIMULATED_NS: u64 = 1_000_000_000 * 1_000_000_000;
 
 /// Everything the engine is built from.
 pub struct EngineSetup {
-    /// Batch times.
-    pub exec: Arc<dyn ExecutionModel>,
-    /// Replicas.
-    pub num_replicas: u32,
-    /// Pipeline stages per replica.
-    pub pp: u32,
-    /// The replica policy.
-    pub scheduler: &'static SchedulerEntry,
-    /// Its parameters (KV blocks included).
-    pub scheduler_params: SchedulerParams,
-    /// Tokens per KV block.
-    pub block_size: u32,
-    /// Routing policy.
-    pub router: RouterKind,
+    /// The replicas (under disaggregation, the prefill pool); the router chooses among them.
+    pub pool: PoolSetup,
     /// Asynchronous scheduling (vLLM's `--async-scheduling`): a request that arrives while a
     /// replica runs a step reaches its scheduler only when the next step starts, so it waits for
     /// the step after next.
@@ -159,16 +146,7 @@ pub struct Engine {
 impl Engine {
     /// An engine serving `arrivals` (in arrival order).
     pub fn new(setup: EngineSetup, arrivals: Box<dyn Iterator<Item = RequestSpec> + Send>) -> Self {
-        let mut replicas = disagg::PoolSetup {
-            exec: setup.exec,
-            replicas: setup.num_replicas,
-            pp: setup.pp,
-            scheduler: setup.scheduler,
-            scheduler_params: setup.scheduler_params,
-            block_size: setup.block_size,
-            router: setup.router,
-        }
-        .build();
+        let mut replicas = setup.pool.build();
         let disagg =
             (setup.disagg.as_ref()).map(|d| disagg::Disagg::new(d, &mut replicas, setup.seed));
         let num_replicas = replicas.len();
@@ -181,8 +159,8 @@ impl Engine {
             requests: RequestTable::new(),
             kept_requests: setup.keep_requests.then(Vec::new),
             outstanding: vec![0; num_replicas],
-            router: Router::new(setup.router, setup.num_replicas, setup.seed),
-            entry_replicas: setup.num_replicas as usize,
+            router: Router::new(setup.pool.router, setup.pool.replicas, setup.seed),
+            entry_replicas: setup.pool.replicas as usize,
             disagg,
             batches: Vec::new(),
             free_slots: Vec::new(),

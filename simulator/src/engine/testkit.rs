@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use predictor::{BackendInfo, BackendKind, BatchShape, ExecutionModel, Op, StageTime};
 
-use super::{Engine, EngineOutcome, EngineSetup};
+use super::{Engine, EngineOutcome, EngineSetup, PoolSetup};
 use crate::config::SloConfig;
 use crate::metrics::FlopModel;
 use crate::router::RouterKind;
@@ -137,25 +137,16 @@ impl TestCluster {
         &self,
         specs: Vec<RequestSpec>,
     ) -> Result<EngineOutcome, crate::error::SimError> {
-        let entry = find(&self.scheduler.name).unwrap();
-        let block_size = if entry.token_blocks {
-            1
-        } else {
-            self.scheduler.block_size
-        };
         let setup = EngineSetup {
-            exec: Arc::new(ConstExec(self.stage_ms)),
-            num_replicas: self.replicas,
-            pp: self.pp,
-            scheduler: entry,
-            scheduler_params: SchedulerParams {
-                config: self.scheduler.clone(),
-                pp: self.pp,
-                num_blocks: self.num_blocks,
-                max_blocks_per_request: self.max_request_tokens.div_ceil(block_size),
-            },
-            block_size,
-            router: self.router,
+            pool: pool(
+                &self.scheduler,
+                self.replicas,
+                self.pp,
+                self.router,
+                self.num_blocks,
+                self.stage_ms,
+                self.max_request_tokens,
+            ),
             async_scheduling: self.async_scheduling,
             frontend_ns: self.frontend_ns,
             stage_ends_ns: Vec::new(),
@@ -170,27 +161,17 @@ impl TestCluster {
             }),
             keep_stage_log: true,
             keep_requests: true,
-            disagg: self.disagg.as_ref().map(|d| {
-                let entry = find(&d.scheduler.name).unwrap();
-                super::disagg::DisaggSetup {
-                    decode: super::disagg::PoolSetup {
-                        exec: Arc::new(ConstExec(d.stage_ms)),
-                        replicas: d.replicas,
-                        pp: d.pp,
-                        scheduler: entry,
-                        scheduler_params: SchedulerParams {
-                            config: d.scheduler.clone(),
-                            pp: d.pp,
-                            num_blocks: d.num_blocks,
-                            max_blocks_per_request: self
-                                .max_request_tokens
-                                .div_ceil(d.scheduler.block_size),
-                        },
-                        block_size: d.scheduler.block_size,
-                        router: d.router,
-                    },
-                    transfer: d.transfer,
-                }
+            disagg: self.disagg.as_ref().map(|d| super::disagg::DisaggSetup {
+                decode: pool(
+                    &d.scheduler,
+                    d.replicas,
+                    d.pp,
+                    d.router,
+                    d.num_blocks,
+                    d.stage_ms,
+                    self.max_request_tokens,
+                ),
+                transfer: d.transfer,
             }),
         };
         let mut engine = Engine::new(setup, Box::new(specs.into_iter()));
@@ -198,6 +179,38 @@ impl TestCluster {
             engine = engine.with_max_timeseries_rows(rows);
         }
         engine.run(&mut |_| {})
+    }
+}
+
+/// A pool of `replicas` constant-time replicas.
+fn pool(
+    scheduler: &SchedulerConfig,
+    replicas: u32,
+    pp: u32,
+    router: RouterKind,
+    num_blocks: u64,
+    stage_ms: f64,
+    max_request_tokens: u32,
+) -> PoolSetup {
+    let entry = find(&scheduler.name).unwrap();
+    let block_size = if entry.token_blocks {
+        1
+    } else {
+        scheduler.block_size
+    };
+    PoolSetup {
+        exec: Arc::new(ConstExec(stage_ms)),
+        replicas,
+        pp,
+        scheduler: entry,
+        scheduler_params: SchedulerParams {
+            config: scheduler.clone(),
+            pp,
+            num_blocks,
+            max_blocks_per_request: max_request_tokens.div_ceil(block_size),
+        },
+        block_size,
+        router,
     }
 }
 
