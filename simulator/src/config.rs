@@ -73,6 +73,13 @@ pub struct ClusterConfig {
     /// Weights of the `kv_aware` router (`[cluster.kv_aware]`; ignored by the other routers).
     #[serde(default, skip_serializing_if = "is_default")]
     pub kv_aware: KvAwareWeights,
+    /// Pools of replicas (`[[cluster.pool]]`): disaggregated prefill and decode; empty: one
+    /// colocated pool of `num_replicas` replicas.
+    #[serde(rename = "pool", skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<crate::pools::PoolConfig>,
+    /// The KV transfer between a prefill and a decode pool.
+    #[serde(skip_serializing_if = "is_default")]
+    pub kv_transfer: crate::pools::KvTransferConfig,
 }
 
 impl Default for ClusterConfig {
@@ -81,6 +88,8 @@ impl Default for ClusterConfig {
             num_replicas: 1,
             router: RouterKind::RoundRobin,
             kv_aware: KvAwareWeights::default(),
+            pools: Vec::new(),
+            kv_transfer: Default::default(),
         }
     }
 }
@@ -332,7 +341,13 @@ fn invalid(field: &str, why: impl Into<String>) -> SimError {
 impl SimConfig {
     /// Checks every value (catalog names, layout, memory, workload).
     pub fn validate(&self) -> Result<(), SimError> {
-        self.resolve(&Catalog::builtin()).map(|_| ())
+        self.resolve(&Catalog::builtin())?;
+        // pools: each checked as the cluster it describes
+        self.disaggregated()?;
+        if !self.cluster.pools.is_empty() {
+            self.colocated()?.resolve(&Catalog::builtin())?;
+        }
+        Ok(())
     }
 
     /// Checks the values that need no catalog.

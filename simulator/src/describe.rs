@@ -47,8 +47,33 @@ pub fn router(cfg: &SimConfig) -> String {
     }
 }
 
-/// The deployment with its scheduler and router, the summary's first line.
+/// The deployment with its scheduler and router, the summary's first line. With pools, one
+/// clause per pool (`prefill pool: 2 replicas of 1 h100 GPU (TP1 × PP1), vllm_v1, round_robin`)
+/// and the KV transfer mode.
 pub fn headline(cfg: &SimConfig) -> String {
+    if !cfg.cluster.pools.is_empty() {
+        let pools: Vec<String> = (0..cfg.cluster.pools.len())
+            .filter_map(|i| {
+                let c = cfg.pool_config(i).ok()?;
+                let d = deployment(&c);
+                let layout = d
+                    .strip_prefix(&format!("{} on ", c.replica.model))
+                    .unwrap_or(&d);
+                Some(format!(
+                    "{} pool: {layout}, {} scheduler, {} router",
+                    cfg.cluster.pools[i].role.name(),
+                    c.scheduler.name,
+                    router(&c)
+                ))
+            })
+            .collect();
+        return format!(
+            "{}: {}; KV transfer {}",
+            cfg.replica.model,
+            pools.join("; "),
+            cfg.cluster.kv_transfer.mode.name()
+        );
+    }
     format!(
         "{}: {} scheduler, {} router",
         deployment(cfg),
@@ -134,5 +159,14 @@ mod tests {
         c.cluster.router = crate::router::RouterKind::KvAware;
         c.cluster.kv_aware.load_weight = 0.5;
         assert_eq!(router(&c), "kv_aware (overlap 16, load 0.5)");
+    }
+
+    #[test]
+    fn a_disaggregated_headline_names_each_pool() {
+        let c = SimConfig::from_toml("[[cluster.pool]]\nrole = \"prefill\"\nreplicas = 2\n[[cluster.pool]]\nrole = \"decode\"\nreplicas = 3\ntp = 2\n[cluster.kv_transfer]\nmode = \"layerwise\"\n").unwrap();
+        assert_eq!(
+            headline(&c),
+            "meta-llama/Meta-Llama-3-8B: prefill pool: 2 replicas of 1 h100 GPU (TP1 × PP1), 2 GPUs in all, vllm_v1 scheduler, round_robin router; decode pool: 3 replicas of 2 h100 GPUs (TP2 × PP1), 6 GPUs in all, vllm_v1 scheduler, round_robin router; KV transfer layerwise"
+        );
     }
 }

@@ -21,6 +21,7 @@ pub mod kv;
 pub mod memory;
 pub mod metrics;
 pub mod output;
+pub mod pools;
 pub mod prefix_cache;
 pub mod progress;
 pub mod report;

@@ -85,6 +85,25 @@ pub struct Request {
     /// Front-end time outside the engine, ns: the client sees the first token and completion
     /// this much later than the engine produces them (TTFT and E2E include it).
     pub frontend_ns: u64,
+    /// Disaggregated serving: its prefill runs on a prefill replica and its KV cache still has to
+    /// move to a decode replica (docs/design.md §11).
+    pub handoff_pending: bool,
+    /// Its prefill finished on a prefill replica: the policy there drops it (as it drops a
+    /// completed request) while its KV cache moves to a decode replica.
+    pub leaving: bool,
+    /// Decode replica (disaggregated serving).
+    pub decode_replica: Option<u32>,
+    /// Blocks it still holds on its prefill replica while its KV cache moves (its `kv_blocks` are
+    /// then the decode replica's).
+    pub source_kv_blocks: u32,
+    /// Start of its KV transfer (decode blocks allocated), ns.
+    pub kv_transfer_start_ns: Option<u64>,
+    /// End of its KV transfer (decode admission), ns.
+    pub kv_transfer_end_ns: Option<u64>,
+    /// Bytes of KV cache moved.
+    pub kv_transfer_bytes: u64,
+    /// Time of its second output token (the end of its first decode step), ns.
+    pub second_token_at_ns: Option<u64>,
 }
 
 impl Request {
@@ -121,7 +140,21 @@ impl Request {
             session_id: spec.session_id,
             computed_prefill_tokens: 0,
             frontend_ns: 0,
+            handoff_pending: false,
+            leaving: false,
+            decode_replica: None,
+            source_kv_blocks: 0,
+            kv_transfer_start_ns: None,
+            kv_transfer_end_ns: None,
+            kv_transfer_bytes: 0,
+            second_token_at_ns: None,
         }
+    }
+
+    /// Its replica's policy is done with it: it completed, or its prefill finished on a prefill
+    /// replica and it leaves for a decode replica.
+    pub fn done_here(&self) -> bool {
+        self.completed || self.leaving
     }
 
     /// Prompt plus output tokens.
@@ -184,6 +217,9 @@ impl Request {
                 self.tbt_sum_ns += gap;
                 self.tbt_max_ns = self.tbt_max_ns.max(gap);
                 out.gap_ns = Some(gap);
+                if self.tbt_count == 1 {
+                    self.second_token_at_ns = Some(now_ns);
+                }
             }
             self.last_token_at_ns = now_ns;
         }
@@ -192,6 +228,8 @@ impl Request {
             self.completed = true;
             self.completed_at_ns = Some(now_ns);
             out.completed = true;
+        } else if self.handoff_pending && self.prefill_complete {
+            self.leaving = true;
         }
         out
     }

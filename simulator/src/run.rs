@@ -10,6 +10,7 @@ use predictor::{build_execution_model, BackendInfo, Catalog, ExecSetup, Executio
 
 use crate::bench::BenchResult;
 use crate::config::SimConfig;
+use crate::engine::disagg::PoolSetup;
 use crate::engine::{Engine, EngineOutcome, EngineSetup, Progress};
 use crate::error::SimError;
 use crate::metrics::load::{self, ArrivalTally};
@@ -100,15 +101,40 @@ pub fn simulate(cfg: &SimConfig, opts: &RunOptions) -> Result<SimOutcome, SimErr
 }
 
 fn simulate_into(
-    cfg: &SimConfig,
+    given: &SimConfig,
     opts: &RunOptions,
     write_dir: Option<&std::path::Path>,
 ) -> Result<SimOutcome, SimError> {
     let start = Instant::now();
-    let resolved = cfg.resolve(&Catalog::builtin())?;
+    // With pools: the prefill pool (disaggregated) or the one mixed pool as a colocated cluster.
+    let disagg = given.disaggregated()?;
+    let pooled;
+    let cfg = match &disagg {
+        Some(d) => &d.prefill.config,
+        None if given.cluster.pools.is_empty() => given,
+        None => {
+            pooled = given.colocated()?;
+            &pooled
+        }
+    };
+    let resolved = match &disagg {
+        Some(d) => d.prefill.resolved.clone(),
+        None => cfg.resolve(&Catalog::builtin())?,
+    };
     let exec = match &opts.exec_model {
-        Some(e) => e.clone(),
-        None => execution_model(cfg, &resolved)?,
+        Some(e) if disagg.is_none() => e.clone(),
+        _ => execution_model(cfg, &resolved)?,
+    };
+    let decode_pool = match &disagg {
+        Some(d) => Some(crate::engine::disagg::DisaggSetup {
+            decode: pool_setup(
+                &d.decode.config,
+                &d.decode.resolved,
+                execution_model(&d.decode.config, &d.decode.resolved)?,
+            ),
+            transfer: d.transfer,
+        }),
+        None => None,
     };
     let backend = exec.info();
     let generated = crate::workload::generate_noted(&cfg.workload, cfg.seed)?;
@@ -122,31 +148,28 @@ fn simulate_into(
         )
     };
     let pp = resolved.parallelism.pp;
+    let (all_replicas, max_pp) = match &decode_pool {
+        Some(d) => (
+            cfg.cluster.num_replicas + d.decode.replicas,
+            pp.max(d.decode.pp),
+        ),
+        None => (cfg.cluster.num_replicas, pp),
+    };
     let sinks = match write_dir {
-        Some(dir) => Some(Sinks::create(
-            dir,
-            cfg.output.batches,
-            cfg.output.trace,
-            cfg.cluster.num_replicas,
-            pp,
-        )?),
+        Some(dir) => Some(
+            Sinks::create(
+                dir,
+                cfg.output.batches,
+                cfg.output.trace,
+                all_replicas,
+                max_pp,
+            )?
+            .with_disaggregation(disagg.is_some())?,
+        ),
         None => None,
     };
     let setup = EngineSetup {
-        exec: exec.clone(),
-        num_replicas: cfg.cluster.num_replicas,
-        pp,
-        scheduler: resolved.scheduler,
-        scheduler_params: SchedulerParams {
-            config: cfg.scheduler.clone(),
-            pp,
-            num_blocks: resolved.memory.num_blocks,
-            max_blocks_per_request: resolved
-                .max_request_tokens
-                .div_ceil(resolved.memory.block_size),
-        },
-        block_size: resolved.memory.block_size,
-        router: cfg.cluster.router,
+        pool: pool_setup(cfg, &resolved, exec.clone()),
         router_weights: cfg.cluster.kv_aware,
         async_scheduling: cfg.scheduler.name == "vllm_v1"
             && cfg
@@ -171,6 +194,7 @@ fn simulate_into(
         sinks,
         keep_stage_log: false,
         keep_requests: false,
+        disagg: decode_pool,
     };
     let mut bar =
         crate::progress::RunProgress::new(opts.quiet, crate::progress::expected_requests(cfg));
@@ -196,6 +220,9 @@ fn simulate_into(
         frontend_ns: exec.frontend_ns(),
     };
     let mut summary = Summary::build(&outcome, &facts);
+    if let Some(d) = &disagg {
+        crate::metrics::pools::add_to_summary(&mut summary, d, &outcome.metrics.transfers);
+    }
     let arrived = tally
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -206,11 +233,11 @@ fn simulate_into(
     summary.notes.extend(run_notes(cfg, &outcome, &backend));
     let bench = crate::bench::build(cfg, &resolved.model.name, &summary, &outcome.metrics);
     if let Some(dir) = write_dir {
-        output::write_file(
-            dir,
-            "config.toml",
-            &cfg.resolved_for_output(&resolved).to_toml(),
-        )?;
+        let written = match &disagg {
+            Some(_) => given.clone(),
+            None => cfg.resolved_for_output(&resolved),
+        };
+        output::write_file(dir, "config.toml", &written.to_toml())?;
         let json = serde_json::to_string_pretty(&summary).expect("the summary serializes");
         output::write_file(dir, "summary.json", &(json + "\n"))?;
         output::write_file(dir, "bench.json", &bench.to_json())?;
@@ -231,6 +258,31 @@ fn simulate_into(
         wall_time_s: start.elapsed().as_secs_f64(),
         out_dir: opts.out_dir.clone(),
     })
+}
+
+/// One pool's replicas as the engine builds them.
+fn pool_setup(
+    cfg: &SimConfig,
+    resolved: &crate::config::Resolved,
+    exec: Arc<dyn ExecutionModel>,
+) -> PoolSetup {
+    let pp = resolved.parallelism.pp;
+    PoolSetup {
+        exec,
+        replicas: cfg.cluster.num_replicas,
+        pp,
+        scheduler: resolved.scheduler,
+        scheduler_params: SchedulerParams {
+            config: cfg.scheduler.clone(),
+            pp,
+            num_blocks: resolved.memory.num_blocks,
+            max_blocks_per_request: resolved
+                .max_request_tokens
+                .div_ceil(resolved.memory.block_size),
+        },
+        block_size: resolved.memory.block_size,
+        router: cfg.cluster.router,
+    }
 }
 
 /// The notes of a finished run: a stop at the time limit, a workload that ended before

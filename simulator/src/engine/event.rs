@@ -21,6 +21,11 @@ pub enum EventKind {
         /// Slot of the batch in the engine's batch table.
         slot: u32,
     },
+    /// A request's KV cache reached its decode replica (disaggregated serving).
+    TransferEnd {
+        /// The request.
+        request: crate::request::ReqId,
+    },
 }
 
 /// One scheduled event.

@@ -9,22 +9,22 @@
 //! replica again at the same time.
 
 mod bookkeeping;
+pub mod disagg;
 pub mod event;
 pub mod replica;
+pub mod transfer;
 
-use std::sync::Arc;
-
-use predictor::{BatchShape, ExecutionModel, StageTime};
+use predictor::{BatchShape, StageTime};
 
 use crate::config::SloConfig;
 use crate::error::SimError;
-use crate::kv::KvCache;
 use crate::metrics::{FlopModel, Metrics};
 use crate::output::{Sinks, StageRecord};
 use crate::request::{ReqId, Request, RequestTable};
-use crate::router::{KvAwareWeights, Router, RouterKind};
-use crate::scheduler::{BatchEntry, SchedCtx, SchedulerEntry, SchedulerParams};
+use crate::router::{KvAwareWeights, Router};
+use crate::scheduler::{BatchEntry, SchedCtx};
 use crate::workload::RequestSpec;
+pub use disagg::PoolSetup;
 use event::{EventKind, EventQueue};
 pub use replica::ReplicaState;
 
@@ -35,21 +35,9 @@ pub const MAX_SIMULATED_NS: u64 = 1_000_000_000 * 1_000_000_000;
 
 /// Everything the engine is built from.
 pub struct EngineSetup {
-    /// Batch times.
-    pub exec: Arc<dyn ExecutionModel>,
-    /// Replicas.
-    pub num_replicas: u32,
-    /// Pipeline stages per replica.
-    pub pp: u32,
-    /// The replica policy.
-    pub scheduler: &'static SchedulerEntry,
-    /// Its parameters (KV blocks included).
-    pub scheduler_params: SchedulerParams,
-    /// Tokens per KV block.
-    pub block_size: u32,
-    /// Routing policy.
-    pub router: RouterKind,
-    /// Weights of the `kv_aware` router (validated).
+    /// The replicas (under disaggregation, the prefill pool); the router chooses among them.
+    pub pool: PoolSetup,
+    /// Weights of the `kv_aware` router (validated), for every pool's router.
     pub router_weights: KvAwareWeights,
     /// Asynchronous scheduling (vLLM's `--async-scheduling`): a request that arrives while a
     /// replica runs a step reaches its scheduler only when the next step starts, so it waits for
@@ -77,6 +65,8 @@ pub struct EngineSetup {
     pub keep_stage_log: bool,
     /// Keep every finished request in memory (tests).
     pub keep_requests: bool,
+    /// Disaggregated serving: the replicas above are the prefill pool, this adds the decode pool.
+    pub disagg: Option<disagg::DisaggSetup>,
 }
 
 /// A batch in flight.
@@ -131,12 +121,13 @@ pub struct Engine {
     kept_requests: Option<Vec<Request>>,
     replicas: Vec<ReplicaState>,
     router: Router,
-    exec: Arc<dyn ExecutionModel>,
+    /// Replicas the router chooses among at arrival (the prefill pool under disaggregation).
+    entry_replicas: usize,
+    disagg: Option<disagg::Disagg>,
     batches: Vec<Option<Batch>>,
     free_slots: Vec<u32>,
     entry_pool: Vec<Vec<BatchEntry>>,
     next_batch_id: u64,
-    pp: u32,
     time_limit_ns: Option<u64>,
     max_request_tokens: u32,
     flops: FlopModel,
@@ -156,32 +147,25 @@ pub struct Engine {
 impl Engine {
     /// An engine serving `arrivals` (in arrival order).
     pub fn new(setup: EngineSetup, arrivals: Box<dyn Iterator<Item = RequestSpec> + Send>) -> Self {
-        let replicas = (0..setup.num_replicas)
-            .map(|_| {
-                ReplicaState::new(
-                    (setup.scheduler.build)(&setup.scheduler_params),
-                    KvCache::new(setup.scheduler_params.num_blocks, setup.block_size)
-                        .with_prefix_caching(setup.scheduler_params.prefix_caching()),
-                    setup.pp,
-                )
-            })
-            .collect();
+        let mut replicas = setup.pool.build();
+        let disagg = (setup.disagg.as_ref())
+            .map(|d| disagg::Disagg::new(d, &mut replicas, setup.seed, setup.router_weights));
         Engine {
+            replicas,
             now_ns: 0,
             events: EventQueue::default(),
             arrivals,
             next_arrival: None,
             requests: RequestTable::new(),
             kept_requests: setup.keep_requests.then(Vec::new),
-            replicas,
-            router: Router::new(setup.router, setup.num_replicas, setup.seed)
+            router: Router::new(setup.pool.router, setup.pool.replicas, setup.seed)
                 .with_weights(setup.router_weights),
-            exec: setup.exec,
+            entry_replicas: setup.pool.replicas as usize,
+            disagg,
             batches: Vec::new(),
             free_slots: Vec::new(),
             entry_pool: Vec::new(),
             next_batch_id: 0,
-            pp: setup.pp,
             time_limit_ns: setup.time_limit_ns,
             max_request_tokens: setup.max_request_tokens,
             flops: setup.flops,
@@ -257,6 +241,7 @@ impl Engine {
                         stage,
                         slot,
                     } => self.on_stage_end(replica, stage, slot)?,
+                    EventKind::TransferEnd { request } => self.on_transfer_end(request)?,
                 }
             }
             steps += 1;
@@ -316,9 +301,12 @@ impl Engine {
             });
         }
         let mut req = Request::new(id, 0, spec);
-        let r = self.router.route_request(&req, &self.replicas[..]);
+        let r = self
+            .router
+            .route_request(&req, &self.replicas[..self.entry_replicas]);
         req.replica = r;
         req.frontend_ns = self.frontend_ns;
+        req.handoff_pending = self.disagg.is_some();
         self.requests.push(req);
         let rep = &mut self.replicas[r as usize];
         rep.outstanding += 1;
@@ -377,7 +365,7 @@ impl Engine {
     fn form_batches(&mut self, r: u32) -> Result<bool, SimError> {
         let now = self.now_ns;
         let mut formed = false;
-        while self.replicas[r as usize].in_flight < self.pp {
+        while self.replicas[r as usize].in_flight < self.replicas[r as usize].pp() {
             let mut entries = self.entry_pool.pop().unwrap_or_default();
             entries.clear();
             let rep = &mut self.replicas[r as usize];
@@ -429,6 +417,7 @@ impl Engine {
                 stage_time: StageTime::default(),
             };
             self.next_batch_id += 1;
+            self.after_batch_formed(r, &batch.entries)?;
             let slot = match self.free_slots.pop() {
                 Some(s) => {
                     self.batches[s as usize] = Some(batch);
@@ -457,7 +446,7 @@ impl Engine {
     fn start_stage(&mut self, r: u32, s: u32, slot: u32) {
         let now = self.now_ns;
         let b = self.batches[slot as usize].as_mut().expect("live batch");
-        let st = self.exec.stage_time(&b.shape, s);
+        let st = self.replicas[r as usize].exec.stage_time(&b.shape, s);
         let dur = st.total_ns();
         b.stage_time = st;
         b.stage_start_ns = now;
@@ -509,7 +498,7 @@ impl Engine {
                 log.push(rec);
             }
         }
-        if s + 1 < self.pp {
+        if s + 1 < self.replicas[r as usize].pp() {
             self.enqueue_stage(r, s + 1, slot);
         } else {
             self.batch_end(r, slot)?;
@@ -554,14 +543,19 @@ impl Engine {
         rep.in_flight -= 1;
         rep.batches += 1;
         rep.ts_batches += 1;
-        self.entry_pool.push(b.entries);
         self.schedule_soon(r);
+        self.after_batch_end(r, &b.entries)?;
+        self.entry_pool.push(b.entries);
         self.retire(false)
     }
 }
 
 #[cfg(test)]
 mod cache_tests;
+#[cfg(test)]
+mod disagg_proptests;
+#[cfg(test)]
+mod disagg_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

@@ -2,6 +2,9 @@
 //! the per-replica metrics.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+
+use predictor::ExecutionModel;
 
 use crate::kv::KvCache;
 use crate::router::ReplicaView;
@@ -20,6 +23,8 @@ pub struct Stage {
 
 /// One replica.
 pub struct ReplicaState {
+    /// Batch times of this replica's layout (one per pool under disaggregation).
+    pub exec: Arc<dyn ExecutionModel>,
     /// The policy.
     pub scheduler: Box<dyn ReplicaScheduler>,
     /// The KV cache.
@@ -60,9 +65,15 @@ pub struct ReplicaState {
 }
 
 impl ReplicaState {
-    /// A replica with `pp` stages.
-    pub fn new(scheduler: Box<dyn ReplicaScheduler>, kv: KvCache, pp: u32) -> Self {
+    /// A replica with `pp` stages whose batches take the times of `exec`.
+    pub fn new(
+        scheduler: Box<dyn ReplicaScheduler>,
+        kv: KvCache,
+        pp: u32,
+        exec: Arc<dyn ExecutionModel>,
+    ) -> Self {
         ReplicaState {
+            exec,
             scheduler,
             kv,
             stages: (0..pp).map(|_| Stage::default()).collect(),
@@ -82,6 +93,11 @@ impl ReplicaState {
             ts_busy_ns: 0,
             stage0_since_ns: None,
         }
+    }
+
+    /// Pipeline stages.
+    pub fn pp(&self) -> u32 {
+        self.stages.len() as u32
     }
 
     /// Accounts KV occupancy up to `now_ns`.

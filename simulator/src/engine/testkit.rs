@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use predictor::{BackendInfo, BackendKind, BatchShape, ExecutionModel, Op, StageTime};
 
-use super::{Engine, EngineOutcome, EngineSetup};
+use super::{Engine, EngineOutcome, EngineSetup, PoolSetup};
 use crate::config::SloConfig;
 use crate::metrics::FlopModel;
 use crate::router::{KvAwareWeights, RouterKind};
@@ -61,6 +61,49 @@ pub struct TestCluster {
     pub async_scheduling: bool,
     /// Front-end time per request, ns.
     pub frontend_ns: u64,
+    /// Disaggregated serving: the replicas above are the prefill pool, this is the decode pool.
+    pub disagg: Option<TestDisagg>,
+}
+
+/// The decode pool of a disaggregated test cluster.
+#[derive(Debug, Clone)]
+pub struct TestDisagg {
+    /// Policy knobs.
+    pub scheduler: SchedulerConfig,
+    /// Replicas.
+    pub replicas: u32,
+    /// Stages.
+    pub pp: u32,
+    /// Router.
+    pub router: RouterKind,
+    /// KV blocks per replica.
+    pub num_blocks: u64,
+    /// Stage time, ms.
+    pub stage_ms: f64,
+    /// The KV transfer.
+    pub transfer: super::transfer::TransferModel,
+}
+
+impl TestDisagg {
+    /// One `vllm_v1` decode replica, 10 ms per batch, 1000 blocks; transfers of 1 ms latency and
+    /// 1 ms per prompt token (1 MB/token at 1 GB/s), streamed over 4 layers in `mode`.
+    pub fn new(mode: super::transfer::TransferMode) -> Self {
+        TestDisagg {
+            scheduler: SchedulerConfig::default(),
+            replicas: 1,
+            pp: 1,
+            router: RouterKind::RoundRobin,
+            num_blocks: 1000,
+            stage_ms: 10.0,
+            transfer: super::transfer::TransferModel {
+                mode,
+                bandwidth_bytes_per_s: 1e9,
+                latency_ns: 1_000_000,
+                kv_bytes_per_token: 1_000_000,
+                layers: 4,
+            },
+        }
+    }
 }
 
 impl TestCluster {
@@ -84,6 +127,7 @@ impl TestCluster {
             max_timeseries_rows: None,
             async_scheduling: false,
             frontend_ns: 0,
+            disagg: None,
         }
     }
 
@@ -96,25 +140,16 @@ impl TestCluster {
         &self,
         specs: Vec<RequestSpec>,
     ) -> Result<EngineOutcome, crate::error::SimError> {
-        let entry = find(&self.scheduler.name).unwrap();
-        let block_size = if entry.token_blocks {
-            1
-        } else {
-            self.scheduler.block_size
-        };
         let setup = EngineSetup {
-            exec: Arc::new(ConstExec(self.stage_ms)),
-            num_replicas: self.replicas,
-            pp: self.pp,
-            scheduler: entry,
-            scheduler_params: SchedulerParams {
-                config: self.scheduler.clone(),
-                pp: self.pp,
-                num_blocks: self.num_blocks,
-                max_blocks_per_request: self.max_request_tokens.div_ceil(block_size),
-            },
-            block_size,
-            router: self.router,
+            pool: pool(
+                &self.scheduler,
+                self.replicas,
+                self.pp,
+                self.router,
+                self.num_blocks,
+                self.stage_ms,
+                self.max_request_tokens,
+            ),
             router_weights: self.router_weights,
             async_scheduling: self.async_scheduling,
             frontend_ns: self.frontend_ns,
@@ -130,12 +165,56 @@ impl TestCluster {
             }),
             keep_stage_log: true,
             keep_requests: true,
+            disagg: self.disagg.as_ref().map(|d| super::disagg::DisaggSetup {
+                decode: pool(
+                    &d.scheduler,
+                    d.replicas,
+                    d.pp,
+                    d.router,
+                    d.num_blocks,
+                    d.stage_ms,
+                    self.max_request_tokens,
+                ),
+                transfer: d.transfer,
+            }),
         };
         let mut engine = Engine::new(setup, Box::new(specs.into_iter()));
         if let Some(rows) = self.max_timeseries_rows {
             engine = engine.with_max_timeseries_rows(rows);
         }
         engine.run(&mut |_| {})
+    }
+}
+
+/// A pool of `replicas` constant-time replicas.
+fn pool(
+    scheduler: &SchedulerConfig,
+    replicas: u32,
+    pp: u32,
+    router: RouterKind,
+    num_blocks: u64,
+    stage_ms: f64,
+    max_request_tokens: u32,
+) -> PoolSetup {
+    let entry = find(&scheduler.name).unwrap();
+    let block_size = if entry.token_blocks {
+        1
+    } else {
+        scheduler.block_size
+    };
+    PoolSetup {
+        exec: Arc::new(ConstExec(stage_ms)),
+        replicas,
+        pp,
+        scheduler: entry,
+        scheduler_params: SchedulerParams {
+            config: scheduler.clone(),
+            pp,
+            num_blocks,
+            max_blocks_per_request: max_request_tokens.div_ceil(block_size),
+        },
+        block_size,
+        router,
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod histogram;
 pub mod load;
+pub mod pools;
 pub mod summary;
 
 use predictor::{BatchShape, ModelSpec};
@@ -74,6 +75,42 @@ pub struct Metrics {
     pub stages: Vec<StageMetrics>,
     /// End of each load stage, ns.
     pub stage_ends_ns: Vec<u64>,
+    /// KV transfers of disaggregated serving.
+    pub transfers: TransferMetrics,
+}
+
+/// KV transfers of disaggregated serving, over completed requests that had one.
+#[derive(Debug, Clone, Default)]
+pub struct TransferMetrics {
+    /// Transfers.
+    pub count: u64,
+    /// Bytes moved.
+    pub bytes: u64,
+    /// Time from the prefill's end to the transfer's end, ns.
+    pub after_prefill: LogHistogram,
+    /// Time from the transfer's start to its end, ns.
+    pub duration: LogHistogram,
+    /// Time from the prefill's end to the transfer's start (waiting for decode memory), ns; 0 for
+    /// transfers started before the prefill ended.
+    pub wait: LogHistogram,
+}
+
+impl TransferMetrics {
+    /// Records the transfer of `r`, if it had one.
+    pub fn record(&mut self, r: &Request) {
+        let (Some(start), Some(end), Some(first)) = (
+            r.kv_transfer_start_ns,
+            r.kv_transfer_end_ns,
+            r.first_token_at_ns,
+        ) else {
+            return;
+        };
+        self.count += 1;
+        self.bytes += r.kv_transfer_bytes;
+        self.after_prefill.record(end - first);
+        self.duration.record(end - start);
+        self.wait.record(start.saturating_sub(first));
+    }
 }
 
 /// Latencies of the requests that arrived during one load stage.
@@ -111,6 +148,7 @@ impl Metrics {
         self.e2e_normalized
             .record((e2e as f64 / r.decode_tokens as f64).round() as u64);
         self.scheduling_delay.record(sched - r.arrived_at_ns);
+        self.transfers.record(r);
         let stage = if self.stage_ends_ns.is_empty() {
             None
         } else {

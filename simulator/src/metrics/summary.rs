@@ -183,6 +183,12 @@ pub struct Summary {
     /// a workload shorter than `num_requests`, a stop at the time limit, a backend fallback).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Per pool (disaggregated serving only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<super::pools::PoolSummary>,
+    /// The KV transfers (disaggregated serving only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_transfer: Option<super::pools::TransferSummary>,
 }
 
 /// Facts about the cluster that the engine does not know.
@@ -317,6 +323,8 @@ impl Summary {
             workload: None,
             load: None,
             notes: Vec::new(),
+            pools: Vec::new(),
+            kv_transfer: None,
         }
     }
 }

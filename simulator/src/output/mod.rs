@@ -107,6 +107,9 @@ impl Out {
     }
 }
 
+/// Thread id of the incoming-KV-transfer track of a replica in `trace.json`.
+const TRANSFER_TID: u32 = 1000;
+
 /// The files streamed during a run.
 pub struct Sinks {
     requests: Out,
@@ -114,6 +117,11 @@ pub struct Sinks {
     timeseries: Out,
     trace: Option<Out>,
     line: String,
+    /// The header row of `requests.csv` still lacks its line end (more columns may follow).
+    header_open: bool,
+    /// Disaggregated serving: `requests.csv` has the transfer columns, `trace.json` transfer spans.
+    disaggregated: bool,
+    num_replicas: u32,
 }
 
 impl Sinks {
@@ -128,7 +136,6 @@ impl Sinks {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let mut requests = Out::create(dir, "requests.csv")?;
         requests.put(requests::HEADER)?;
-        requests.put("\n")?;
         let mut b = if batches {
             Some(Out::create(dir, "batches.csv")?)
         } else {
@@ -171,7 +178,34 @@ impl Sinks {
             timeseries: ts,
             trace: t,
             line: String::with_capacity(512),
+            header_open: true,
+            disaggregated: false,
+            num_replicas,
         })
+    }
+
+    /// Disaggregated serving: `requests.csv` gets the transfer columns
+    /// ([`requests::DISAGG_HEADER`]) and `trace.json` a track of incoming KV transfers per
+    /// replica. Call before anything is written.
+    pub fn with_disaggregation(mut self, on: bool) -> Result<Self, SimError> {
+        self.disaggregated = on;
+        if on {
+            self.requests.put(requests::DISAGG_HEADER)?;
+            if let Some(t) = &mut self.trace {
+                for r in 0..self.num_replicas {
+                    t.put(&format!(",\n{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":{r},\"tid\":{TRANSFER_TID},\"args\":{{\"name\":\"KV transfers in\"}}}}"))?;
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    fn close_header(&mut self) -> Result<(), SimError> {
+        if self.header_open {
+            self.header_open = false;
+            self.requests.put("\n")?;
+        }
+        Ok(())
     }
 
     /// Writes one batch-stage row and trace span.
@@ -234,9 +268,39 @@ impl Sinks {
 
     /// Writes one `requests.csv` row (requests come in id order).
     pub fn request(&mut self, r: &crate::request::Request) -> Result<(), SimError> {
+        self.close_header()?;
         self.line.clear();
         requests::row(&mut self.line, r);
-        self.requests.put(&self.line)
+        if self.disaggregated {
+            self.line.pop();
+            requests::disagg_cells(&mut self.line, r);
+            self.line.push('\n');
+        }
+        self.requests.put(&self.line)?;
+        let (Some(t), Some(start), Some(end), Some(d)) = (
+            &mut self.trace,
+            r.kv_transfer_start_ns,
+            r.kv_transfer_end_ns,
+            r.decode_replica,
+        ) else {
+            return Ok(());
+        };
+        let l = &mut self.line;
+        l.clear();
+        let dur = end - start;
+        let _ = write!(
+            l,
+            ",\n{{\"name\":\"KV request {}\",\"cat\":\"kv_transfer\",\"ph\":\"X\",\"ts\":{}.{:03},\"dur\":{}.{:03},\"pid\":{d},\"tid\":{TRANSFER_TID},\"args\":{{\"request_id\":{},\"from_replica\":{},\"bytes\":{}}}}}",
+            r.id,
+            start / 1000,
+            start % 1000,
+            dur / 1000,
+            dur % 1000,
+            r.id,
+            r.replica,
+            r.kv_transfer_bytes
+        );
+        t.put(l)
     }
 
     /// Writes one time-series row.
@@ -260,7 +324,8 @@ impl Sinks {
     }
 
     /// Closes every file.
-    pub fn finish(self) -> Result<(), SimError> {
+    pub fn finish(mut self) -> Result<(), SimError> {
+        self.close_header()?;
         self.requests.finish()?;
         if let Some(b) = self.batches {
             b.finish()?;

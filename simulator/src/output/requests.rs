@@ -8,6 +8,47 @@ use crate::request::Request;
 /// The header row.
 pub const HEADER: &str = "request_id,replica_id,arrived_at_s,scheduled_at_s,first_token_at_s,completed_at_s,prefill_tokens,decode_tokens,cached_prefill_tokens,ttft_s,tbt_mean_s,tbt_max_s,tpot_s,e2e_s,e2e_normalized_s,scheduling_delay_s,execution_time_s,preemption_time_s,num_preemptions,num_restarts,computed_prefill_tokens,frontend_s";
 
+/// The columns disaggregated runs add (after [`HEADER`]).
+pub const DISAGG_HEADER: &str = ",decode_replica_id,ttft_queue_s,ttft_prefill_s,kv_wait_s,kv_transfer_s,first_decode_s,kv_transfer_bytes";
+
+/// Appends the cells of [`DISAGG_HEADER`] for `r` (each starting with a comma; empty for a
+/// request without a transfer, or a time it did not reach).
+pub fn disagg_cells(l: &mut String, r: &Request) {
+    l.push(',');
+    if let Some(d) = r.decode_replica {
+        let _ = write!(l, "{d}");
+    }
+    l.push(',');
+    opt_s(l, r.scheduled_at_ns.map(|s| s - r.arrived_at_ns));
+    l.push(',');
+    opt_s(
+        l,
+        r.scheduled_at_ns
+            .zip(r.first_token_at_ns)
+            .map(|(s, f)| f - s),
+    );
+    // after the prefill: waiting for decode memory, the rest of the transfer, the first decode
+    let ready = r
+        .kv_transfer_start_ns
+        .zip(r.first_token_at_ns)
+        .map(|(s, f)| s.max(f));
+    l.push(',');
+    opt_s(l, ready.zip(r.first_token_at_ns).map(|(x, f)| x - f));
+    l.push(',');
+    opt_s(l, r.kv_transfer_end_ns.zip(ready).map(|(e, x)| e - x));
+    l.push(',');
+    opt_s(
+        l,
+        r.second_token_at_ns
+            .zip(r.kv_transfer_end_ns)
+            .map(|(t, e)| t - e),
+    );
+    l.push(',');
+    if r.kv_transfer_end_ns.is_some() {
+        let _ = write!(l, "{}", r.kv_transfer_bytes);
+    }
+}
+
 fn opt_s(l: &mut String, ns: Option<u64>) {
     if let Some(ns) = ns {
         fmt_s(l, ns);

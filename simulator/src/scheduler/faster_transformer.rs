@@ -68,7 +68,7 @@ impl ReplicaScheduler for FasterTransformer {
         let left: Vec<ReqId> = batch
             .iter()
             .map(|e| e.request)
-            .filter(|&id| !ctx.req(id).completed)
+            .filter(|&id| !ctx.req(id).done_here())
             .collect();
         if !left.is_empty() {
             self.batches.push_back(left);

@@ -153,7 +153,7 @@ impl ReplicaScheduler for LightLlm {
 
     fn on_batch_end(&mut self, batch: &[BatchEntry], ctx: &mut SchedCtx<'_>) {
         for e in batch {
-            if !ctx.req(e.request).completed {
+            if !ctx.req(e.request).done_here() {
                 self.running.push(e.request);
             }
         }

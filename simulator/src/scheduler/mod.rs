@@ -138,6 +138,15 @@ pub trait ReplicaScheduler: Send {
     fn num_queued(&self) -> usize;
     /// Requests the policy holds in any queue (admitted or not), excluding in-flight batches.
     fn num_waiting(&self) -> usize;
+    /// Disaggregated serving: request `id` arrives with its prefill done on another replica, holding
+    /// its KV blocks here, and decodes next. A policy that cannot take such a request says so (the
+    /// configuration check keeps it out of decode pools: [`SchedulerEntry::takes_prefilled`]).
+    fn add_prefilled(&mut self, id: ReqId, ctx: &mut SchedCtx<'_>) -> Result<(), String> {
+        let _ = ctx;
+        Err(format!(
+            "request {id} was prefilled elsewhere, and this policy cannot decode such a request"
+        ))
+    }
 }
 
 /// Knobs of the replica schedulers (section `[scheduler]`); each policy reads the ones it uses.
@@ -271,7 +280,7 @@ pub fn secure_decode_block(
 /// Sarathi).
 pub fn requeue_unfinished(batch: &[BatchEntry], ctx: &SchedCtx<'_>, running: &mut VecDeque<ReqId>) {
     for e in batch {
-        if !ctx.req(e.request).completed {
+        if !ctx.req(e.request).done_here() {
             running.push_back(e.request);
         }
     }

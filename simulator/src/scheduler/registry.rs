@@ -13,6 +13,9 @@ pub struct SchedulerEntry {
     pub token_blocks: bool,
     /// Largest pipeline depth the policy supports, if limited.
     pub max_pipeline_stages: Option<u32>,
+    /// Can serve a decode pool: takes requests prefilled on another replica
+    /// ([`super::ReplicaScheduler::add_prefilled`]).
+    pub takes_prefilled: bool,
     /// Builds the policy.
     pub build: fn(&SchedulerParams) -> Box<dyn ReplicaScheduler>,
 }
@@ -32,6 +35,7 @@ pub static SCHEDULERS: &[SchedulerEntry] = &[
         summary: "vLLM v0: prefill-prioritizing, whole prompts, recompute preemption",
         token_blocks: false,
         max_pipeline_stages: None,
+        takes_prefilled: true,
         build: |p| Box::new(super::vllm::Vllm::new(p)),
     },
     SchedulerEntry {
@@ -39,6 +43,7 @@ pub static SCHEDULERS: &[SchedulerEntry] = &[
         summary: "Orca: iteration-level batching, whole prompts, max-length reservation",
         token_blocks: false,
         max_pipeline_stages: None,
+        takes_prefilled: false,
         build: |p| Box::new(super::orca::Orca::new(p)),
     },
     SchedulerEntry {
@@ -46,6 +51,7 @@ pub static SCHEDULERS: &[SchedulerEntry] = &[
         summary: "FasterTransformer: request-level static batches, max-length reservation",
         token_blocks: false,
         max_pipeline_stages: None,
+        takes_prefilled: false,
         build: |p| Box::new(super::faster_transformer::FasterTransformer::new(p)),
     },
     SchedulerEntry {
@@ -53,6 +59,7 @@ pub static SCHEDULERS: &[SchedulerEntry] = &[
         summary: "Sarathi-Serve: chunked prefills mixed with decodes under a token budget",
         token_blocks: false,
         max_pipeline_stages: None,
+        takes_prefilled: true,
         build: |p| Box::new(super::sarathi::Sarathi::new(p)),
     },
     SchedulerEntry {
@@ -60,6 +67,7 @@ pub static SCHEDULERS: &[SchedulerEntry] = &[
         summary: "vLLM V1: token budget over running then waiting requests, chunked prefill, recompute preemption, prefix caching",
         token_blocks: false,
         max_pipeline_stages: None,
+        takes_prefilled: true,
         build: |p| Box::new(super::vllm_v1::VllmV1::new(p)),
     },
     SchedulerEntry {
@@ -67,6 +75,7 @@ pub static SCHEDULERS: &[SchedulerEntry] = &[
         summary: "LightLLM: token-granular KV, admission by projected peak memory",
         token_blocks: true,
         max_pipeline_stages: Some(1),
+        takes_prefilled: false,
         build: |p| Box::new(super::lightllm::LightLlm::new(p)),
     },
 ];

@@ -47,6 +47,12 @@ impl ReplicaScheduler for Sarathi {
         self.queue.push_back(id);
     }
 
+    /// A request prefilled elsewhere is running and decodes next.
+    fn add_prefilled(&mut self, id: ReqId, _ctx: &mut SchedCtx<'_>) -> Result<(), String> {
+        self.running.push_back(id);
+        Ok(())
+    }
+
     fn next_batch(
         &mut self,
         ctx: &mut SchedCtx<'_>,

@@ -154,6 +154,13 @@ impl VllmV1 {
         }
     }
 
+    /// Makes room for request `id` in the per-request flags.
+    fn track(&mut self, id: ReqId) {
+        if self.busy.len() <= id as usize {
+            self.busy.resize(id as usize + 1, false);
+        }
+    }
+
     fn cap_threshold(&self, n: u32) -> u32 {
         if self.long_prefill_token_threshold > 0 {
             n.min(self.long_prefill_token_threshold)
@@ -263,10 +270,15 @@ impl VllmV1 {
 
 impl ReplicaScheduler for VllmV1 {
     fn add_request(&mut self, id: ReqId, _ctx: &mut SchedCtx<'_>) {
-        if self.busy.len() <= id as usize {
-            self.busy.resize(id as usize + 1, false);
-        }
+        self.track(id);
         self.waiting.push_back(id);
+    }
+
+    /// A request prefilled elsewhere is admitted at once: it is running and decodes next.
+    fn add_prefilled(&mut self, id: ReqId, _ctx: &mut SchedCtx<'_>) -> Result<(), String> {
+        self.track(id);
+        self.running.push(id);
+        Ok(())
     }
 
     fn next_batch(
@@ -289,11 +301,11 @@ impl ReplicaScheduler for VllmV1 {
         let mut any_completed = false;
         for e in batch {
             self.busy[e.request as usize] = false;
-            any_completed |= ctx.req(e.request).completed;
+            any_completed |= ctx.req(e.request).done_here();
         }
         self.num_busy -= batch.len();
         if any_completed {
-            self.running.retain(|&id| !ctx.req(id).completed);
+            self.running.retain(|&id| !ctx.req(id).done_here());
         }
     }
 

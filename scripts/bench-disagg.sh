@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Disaggregated vs colocated serving at an equal GPU count (docs/disaggregation.md): Llama-3-8B
+# on H100 (TP 1, vllm_v1, the calibrated engine model), 8 GPUs as 8 colocated replicas or as
+# P prefill + D decode replicas (2+6, 4+4, 6+2; KV over NVLink, one DGX node). For each
+# workload and configuration, Poisson arrivals at each rate of the list; the table gives the
+# best goodput (completed requests meeting every SLO per second) over the rates, and the
+# latencies at that rate.
+#
+#   long:  total length uniform on [4200, 8200], prompt:output 30 (≈ 4–8k in, 135–265 out)
+#   short: total length uniform on [300, 700], prompt:output 1.5 (≈ 180–420 in, 120–280 out)
+#
+# Then times one run of 1M requests over 16 prefill + 16 decode replicas (short prompts at
+# 600 req/s, layerwise; no batches.csv/trace.json/report; requests.csv, timeseries.csv and
+# summary.json are written). The prompts share nothing, so prefix caching is off for the timing
+# (PREFIX_CACHING=1 keeps vllm_v1's default, on: its block hashing then dominates, about 6x
+# slower).
+#
+# Environment: MODE (after_prefill or layerwise, default layerwise), SLO_TTFT (s, default 2),
+# SLO_TPOT (s, default 0.012), N (requests per run, default 1500), LONG_RATES (default
+# "8 12 16 20 24 28"), SHORT_RATES (default "60 120 180 240 300 360 420"), MILLION=0 to skip the 1M run.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+mode="${MODE:-layerwise}"
+slo_ttft="${SLO_TTFT:-2}"
+slo_tpot="${SLO_TPOT:-0.012}"
+n="${N:-1500}"
+long_rates="${LONG_RATES:-8 12 16 20 24 28}"
+short_rates="${SHORT_RATES:-60 120 180 240 300 360 420}"
+command -v jq >/dev/null || { echo "bench-disagg: jq is needed" >&2; exit 1; }
+cargo build --release -p simulator --bin simulator --quiet >&2
+bin="${CARGO_TARGET_DIR:-$root/target}/release/simulator"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+pools() { # prefill decode -> config file
+  printf '[[cluster.pool]]\nrole = "prefill"\nreplicas = %s\n\n[[cluster.pool]]\nrole = "decode"\nreplicas = %s\n\n[cluster.kv_transfer]\nmode = "%s"\n' "$1" "$2" "$mode" >"$tmp/p$1d$2.toml"
+  echo "$tmp/p$1d$2.toml"
+}
+
+workload_args() {
+  case $1 in
+    long) echo "--lengths uniform --min-tokens 4200 --max-tokens 8200 --pd-ratio 30" ;;
+    short) echo "--lengths uniform --min-tokens 300 --max-tokens 700 --pd-ratio 1.5" ;;
+  esac
+}
+
+printf '%-6s %-12s %6s %10s %9s %9s %9s %9s\n' workload config qps goodput ttft_p50 ttft_p99 tpot_p50 tpot_p99
+for w in long short; do
+  if [ "$w" = long ]; then rates=$long_rates; else rates=$short_rates; fi
+  for c in colocated-8 2P+6D 4P+4D 6P+2D; do
+    case $c in
+      colocated-8) cfg=(--num-replicas 8) ;;
+      *) p=${c%%P*}; d=${c#*+}; d=${d%D}; cfg=(--config "$(pools "$p" "$d")") ;;
+    esac
+    best=""
+    for q in $rates; do
+      # shellcheck disable=SC2046
+      "$bin" run -q --no-report --no-batches --no-trace --num-requests "$n" --qps "$q" \
+        --slo-ttft "$slo_ttft" --slo-tpot "$slo_tpot" $(workload_args "$w") "${cfg[@]}" \
+        --out "$tmp/run" >/dev/null
+      line=$(jq -r --arg q "$q" '[$q, .slo.goodput_requests_per_s, .latency.ttft_s.p50, .latency.ttft_s.p99, .latency.tpot_s.p50, .latency.tpot_s.p99] | @tsv' "$tmp/run/summary.json")
+      g=$(cut -f2 <<<"$line")
+      if [ -z "$best" ] || awk -v a="$g" -v b="$(cut -f2 <<<"$best")" 'BEGIN{exit !(a>b)}'; then best=$line; fi
+    done
+    IFS=$'\t' read -r q g t50 t99 p50 p99 <<<"$best"
+    printf '%-6s %-12s %6s %10.2f %9.3f %9.3f %9.4f %9.4f\n' "$w" "$c" "$q" "$g" "$t50" "$t99" "$p50" "$p99"
+  done
+done
+echo "(goodput: req/s meeting TTFT <= $slo_ttft s and TPOT <= $slo_tpot s; mode $mode; $n requests per run; best over the rates)"
+
+if [ "${MILLION:-1}" = 1 ]; then
+  start=$(date +%s.%N)
+  caching=(--no-enable-prefix-caching)
+  [ "${PREFIX_CACHING:-0}" = 1 ] && caching=()
+  # shellcheck disable=SC2046
+  "$bin" run -q --no-report --no-batches --no-trace --num-requests 1000000 --qps 600 \
+    $(workload_args short) --config "$(pools 16 16)" "${caching[@]}" --out "$tmp/million" >/dev/null
+  end=$(date +%s.%N)
+  jq -r --arg w "$(awk -v a="$start" -v b="$end" 'BEGIN{printf "%.2f", b-a}')" \
+    --arg pc "prefix caching $([ "${PREFIX_CACHING:-0}" = 1 ] && echo on || echo off)" \
+    '"1M requests over 16 prefill + 16 decode replicas (\($pc)): \($w) s wall, \(.requests.completed) completed, \(.simulated_time_s | floor) s simulated"' "$tmp/million/summary.json"
+fi
