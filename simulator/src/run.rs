@@ -147,12 +147,7 @@ fn simulate_into(
         },
         block_size: resolved.memory.block_size,
         router: cfg.cluster.router,
-        async_scheduling: cfg.scheduler.name == "vllm_v1"
-            && cfg
-                .scheduler
-                .vllm_v1
-                .async_scheduling
-                .unwrap_or(resolved.engine_behaviour.async_scheduling),
+        async_scheduling: resolved.exec.engine.async_scheduling,
         frontend_ns: exec.frontend_ns(),
         stage_ends_ns: cfg
             .workload
