@@ -16,12 +16,17 @@ dir=data/calibration/vllm-0.15.1
 cv=()
 if [ "${1:-}" = "--cv" ]; then cv=(--cross-validate); fi
 
-# From the priors; 200 Nelder-Mead iterations over 60-s stages (each at least 8 mean E2E latencies).
-"$bin" calibrate --measurements "$meas" --device h100 --max-iters 200 --out "$dir/h100.toml" "${cv[@]}"
+# From the priors: 200 Nelder-Mead iterations over 60-s stages (each at least 8 mean E2E
+# latencies), then 60 over the whole stages, where queues near capacity have time to build up.
+coarse="${CARGO_TARGET_DIR:-$root/target}/calibration/h100-coarse.toml"
+mkdir -p "$(dirname "$coarse")"
+"$bin" calibrate --measurements "$meas" --device h100 --max-iters 200 --out "$coarse" "${cv[@]}"
+"$bin" calibrate --measurements "$meas" --device h100 --start "$coarse" --fit-stage-s 100000 \
+  --max-iters 60 --out "$dir/h100.toml"
 # Two or three experiments per GPU: fit the coefficients that move most from H100 (A100's
 # experiments include Mixtral, so its MoE kernel efficiency too).
 "$bin" calibrate --measurements "$meas" --device a100 --start "$dir/h100.toml" \
-  --fit gemm_bandwidth,moe_bandwidth,cpu_step_us,frontend_ms --out "$dir/a100.toml"
+  --fit gemm_bandwidth,moe_bandwidth,step_gpu_us,frontend_ms --out "$dir/a100.toml"
 "$bin" calibrate --measurements "$meas" --device l40s --start "$dir/h100.toml" \
-  --fit gemm_bandwidth,cpu_step_us,frontend_ms --out "$dir/l40s.toml"
+  --fit gemm_bandwidth,step_gpu_us,frontend_ms --out "$dir/l40s.toml"
 "$(dirname "$0")/check-calibration.sh" --write

@@ -567,6 +567,12 @@ impl SimConfig {
                     "coefficients from the configuration ([predictor.coefficients])".into();
             }
         }
+        // Asynchronous scheduling (vllm_v1 only): arrivals wait for the step after next
+        // (engine/mod.rs), and the engine model hides the CPU behind the GPU.
+        exec.engine.async_scheduling = self.scheduler.name == "vllm_v1"
+            && v1
+                .async_scheduling
+                .unwrap_or(engine_behaviour.async_scheduling);
         let memory = if engine_backend && self.scheduler.num_blocks.is_none() {
             plan_vllm(
                 &model,

@@ -171,12 +171,7 @@ fn simulate_into(
     let setup = EngineSetup {
         pool: pool_setup(cfg, &resolved, exec.clone()),
         router_weights: cfg.cluster.kv_aware,
-        async_scheduling: cfg.scheduler.name == "vllm_v1"
-            && cfg
-                .scheduler
-                .vllm_v1
-                .async_scheduling
-                .unwrap_or(resolved.engine_behaviour.async_scheduling),
+        async_scheduling: resolved.exec.engine.async_scheduling,
         frontend_ns: exec.frontend_ns(),
         stage_ends_ns: cfg
             .workload

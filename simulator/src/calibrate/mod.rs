@@ -59,7 +59,7 @@ pub struct CalibrateArgs {
     /// Start from this calibration's coefficients [default: the model's priors]
     #[arg(long, value_name = "FILE.toml")]
     pub start: Option<PathBuf>,
-    /// Coefficients to fit, comma-separated [default: the fitted ones of design.md §4.5: gemm_bandwidth, gemm_overhead_us, attn_proj_bandwidth, moe_bandwidth, moe_expert_us, attention_bandwidth, allreduce_latency_us, allreduce_latency_per_gpu_us, cpu_step_us, cpu_per_request_us, frontend_ms]
+    /// Coefficients to fit, comma-separated [default: the fitted ones of design.md §4.5: gemm_bandwidth, gemm_overhead_us, attn_proj_bandwidth, moe_bandwidth, moe_expert_us, attention_bandwidth, allreduce_latency_us, allreduce_latency_per_gpu_us, step_gpu_us, frontend_ms]
     #[arg(long, value_name = "NAMES")]
     pub fit: Option<String>,
     /// Only the experiments whose id contains one of these comma-separated strings

@@ -52,12 +52,17 @@ pub struct EngineCoefficients {
     pub graph_launch_us: f64,
     /// CPU launch of one kernel outside a graph, µs: the GPU waits when kernels are shorter.
     pub eager_launch_us: f64,
-    /// CPU time per step (scheduling, input preparation, sampling, output processing), µs.
+    /// GPU time of every step outside the layers (input and output copies, sampling kernels,
+    /// the synchronisation that returns the sampled tokens), µs: paid on the last pipeline stage
+    /// whatever the launch mode, and never hidden by asynchronous scheduling.
+    pub step_gpu_us: f64,
+    /// CPU time per step (scheduling, input preparation, output processing), µs.
     pub cpu_step_us: f64,
     /// CPU time per request in the step, µs.
     pub cpu_per_request_us: f64,
-    /// Fraction of the step's CPU time hidden behind the GPU (1 with asynchronous scheduling that
-    /// fully overlaps; 0 when the CPU and GPU alternate).
+    /// Fraction of the step's CPU time hidden behind the GPU when the engine schedules
+    /// asynchronously (vLLM's `--async-scheduling` prepares step n+1 while step n runs: prior 1);
+    /// without asynchronous scheduling the CPU and GPU alternate and none is hidden.
     pub cpu_overlap: f64,
     /// Front-end time per request outside the engine (HTTP, tokenisation, detokenisation and
     /// streaming), added to TTFT and E2E, ms.
@@ -95,9 +100,10 @@ impl Default for EngineCoefficients {
             nccl_bandwidth: 0.80,
             graph_launch_us: 20.0,
             eager_launch_us: 5.0,
+            step_gpu_us: 300.0,
             cpu_step_us: 600.0,
             cpu_per_request_us: 10.0,
-            cpu_overlap: 0.0,
+            cpu_overlap: 1.0,
             frontend_ms: 10.0,
             non_torch_memory_gib: 1.5,
             activation_bytes_per_token_hidden: 4.0,
@@ -159,8 +165,9 @@ pub const COEFFICIENTS: &[CoefInfo] = &[
     coef!(nccl_bandwidth, "fraction", 0.05, 1.0, false),
     coef!(graph_launch_us, "µs", 0.0, 5000.0, false),
     coef!(eager_launch_us, "µs", 0.0, 200.0, false),
-    coef!(cpu_step_us, "µs", 0.0, 100_000.0, true),
-    coef!(cpu_per_request_us, "µs", 0.0, 1000.0, true),
+    coef!(step_gpu_us, "µs", 0.0, 100_000.0, true),
+    coef!(cpu_step_us, "µs", 0.0, 100_000.0, false),
+    coef!(cpu_per_request_us, "µs", 0.0, 1000.0, false),
     coef!(cpu_overlap, "fraction", 0.0, 1.0, false),
     coef!(frontend_ms, "ms", 0.0, 10_000.0, true),
     coef!(non_torch_memory_gib, "GiB", 0.0, 64.0, false),

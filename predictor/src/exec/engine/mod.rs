@@ -52,6 +52,10 @@ pub struct EngineSettings {
     pub cuda_graphs: bool,
     /// Largest captured batch size; `None`: vLLM's default `min(2 · max_num_seqs, 512)`.
     pub max_capture_size: Option<u32>,
+    /// The engine schedules asynchronously (vLLM's `--async-scheduling`): the CPU prepares the
+    /// next step while the GPU runs this one, hiding [`EngineCoefficients::cpu_overlap`] of its
+    /// CPU time; otherwise none is hidden.
+    pub async_scheduling: bool,
 }
 
 impl Default for EngineSettings {
@@ -60,6 +64,7 @@ impl Default for EngineSettings {
             max_num_seqs: 256,
             cuda_graphs: true,
             max_capture_size: None,
+            async_scheduling: false,
         }
     }
 }
@@ -151,6 +156,8 @@ pub struct EngineModel {
     tp_link: Link,
     ep_link: Link,
     pp_link: Link,
+    /// Fraction of the CPU time hidden behind the GPU (0 without asynchronous scheduling).
+    cpu_overlap: f64,
     info: BackendInfo,
 }
 
@@ -211,6 +218,11 @@ impl EngineModel {
             tp_link: node.collective_link(par.tp),
             ep_link: node.collective_link(par.ep),
             pp_link: node.pipeline_link(par.world_size()),
+            cpu_overlap: if settings.async_scheduling {
+                c.cpu_overlap
+            } else {
+                0.0
+            },
             info: BackendInfo {
                 kind: BackendKind::Engine,
                 source: format!(
@@ -482,7 +494,8 @@ impl ExecutionModel for EngineModel {
                     2.0 * sampled * e * g.vocab_per_gpu,
                     e * g.vocab_per_gpu * 2.0 + sampled * g.vocab_per_gpu * 4.0,
                 )
-                + self.elem.time_s(0.0, 3.0 * sampled * g.vocab * 4.0);
+                + self.elem.time_s(0.0, 3.0 * sampled * g.vocab * 4.0)
+                + self.c.step_gpu_us * 1e-6;
             add(&mut out, Op::LmHead, head);
         } else {
             add(
@@ -527,7 +540,7 @@ impl ExecutionModel for EngineModel {
             add(
                 &mut out,
                 Op::CpuOverhead,
-                (cpu_s - self.c.cpu_overlap * gpu_s).max(0.0),
+                (cpu_s - self.cpu_overlap * gpu_s).max(0.0),
             );
         }
         StageTime { ops_ms: out }

@@ -24,6 +24,7 @@ fn ideal() -> EngineCoefficients {
         nccl_bandwidth: 1.0,
         graph_launch_us: 0.0,
         eager_launch_us: 0.0,
+        step_gpu_us: 0.0,
         cpu_step_us: 0.0,
         cpu_per_request_us: 0.0,
         cpu_overlap: 0.0,
@@ -33,6 +34,16 @@ fn ideal() -> EngineCoefficients {
 }
 
 fn model_on(name: &str, tp: u32, c: EngineCoefficients) -> (ModelSpec, EngineModel) {
+    model_with(name, tp, c, false)
+}
+
+/// [`model_on`], with or without asynchronous scheduling.
+fn model_with(
+    name: &str,
+    tp: u32,
+    c: EngineCoefficients,
+    async_scheduling: bool,
+) -> (ModelSpec, EngineModel) {
     let cat = Catalog::builtin();
     let m = cat.model(name).unwrap();
     let em = EngineModel::new(
@@ -43,6 +54,7 @@ fn model_on(name: &str, tp: u32, c: EngineCoefficients) -> (ModelSpec, EngineMod
         Precision::BF16,
         EngineSettings {
             max_num_seqs: 128,
+            async_scheduling,
             ..Default::default()
         },
         c,
@@ -194,21 +206,81 @@ fn launch_modes_and_cpu_time() {
         p.get(Op::LaunchOverhead)
     );
     assert_eq!(em.frontend_ns(), 12_500_000);
-    // Full overlap hides the CPU behind a long enough step.
-    let (_, over) = model_on(
-        "meta-llama/Llama-2-7b-hf",
-        1,
-        EngineCoefficients {
-            cpu_overlap: 1.0,
-            ..c
-        },
-    );
+    // Full overlap hides the CPU behind a long enough step, with asynchronous scheduling only.
+    let full = EngineCoefficients {
+        cpu_overlap: 1.0,
+        ..c
+    };
+    let (_, over) = model_with("meta-llama/Llama-2-7b-hf", 1, full, true);
     assert_eq!(
         over.stage_time(&decodes(8, 100), 0)
             .ops_ms
             .get(Op::CpuOverhead),
         0.0
     );
+    let (_, sync) = model_on("meta-llama/Llama-2-7b-hf", 1, full);
+    let s = sync.stage_time(&decodes(8, 100), 0).ops_ms;
+    assert!((s.get(Op::CpuOverhead) - 0.58).abs() < 1e-12);
+    // Half overlap hides half the GPU time: a 0.58 ms CPU step behind a step of g ms shows
+    // max(0, 0.58 − g/2).
+    let (_, half) = model_with(
+        "meta-llama/Llama-2-7b-hf",
+        1,
+        EngineCoefficients {
+            cpu_overlap: 0.5,
+            ..c
+        },
+        true,
+    );
+    let h = half.stage_time(&decodes(8, 100), 0).ops_ms;
+    let gpu = h.total_ms() - h.get(Op::CpuOverhead);
+    assert!((h.get(Op::CpuOverhead) - (0.58 - 0.5 * gpu).max(0.0)).abs() < 1e-12);
+}
+
+#[test]
+fn step_gpu_time_is_paid_once_per_step_on_the_last_stage_in_every_launch_mode() {
+    let c = EngineCoefficients {
+        step_gpu_us: 250.0,
+        cpu_overlap: 1.0,
+        ..ideal()
+    };
+    let (_, base) = model_with("meta-llama/Llama-2-7b-hf", 1, ideal(), true);
+    let (_, em) = model_with("meta-llama/Llama-2-7b-hf", 1, c, true);
+    // A full-graph decode step, a piecewise mixed step and an eager prefill of 4096 tokens.
+    let mut mixed = decodes(7, 100);
+    mixed.add_prefill(8, 0);
+    let mut eager = BatchShape::new();
+    eager.add_prefill(4096, 0);
+    for b in [decodes(8, 100), mixed, eager] {
+        let with = em.stage_time(&b, 0).ops_ms;
+        let without = base.stage_time(&b, 0).ops_ms;
+        assert!((with.get(Op::LmHead) - without.get(Op::LmHead) - 0.25).abs() < 1e-12);
+        assert!((with.total_ms() - without.total_ms() - 0.25).abs() < 1e-9);
+    }
+    // With two pipeline stages, only the last pays it.
+    let cat = Catalog::builtin();
+    let m = cat.model("meta-llama/Llama-2-7b-hf").unwrap();
+    let pp = |c| {
+        EngineModel::new(
+            &m,
+            &cat.device("h100").unwrap(),
+            &cat.node("h100_dgx").unwrap(),
+            Parallelism::new(1, 2),
+            Precision::BF16,
+            EngineSettings::default(),
+            c,
+            "test",
+        )
+    };
+    let (with, without) = (pp(c), pp(ideal()));
+    let b = decodes(8, 100);
+    assert_eq!(
+        with.stage_time(&b, 0).ops_ms.total_ms(),
+        without.stage_time(&b, 0).ops_ms.total_ms()
+    );
+    let last =
+        with.stage_time(&b, 1).ops_ms.total_ms() - without.stage_time(&b, 1).ops_ms.total_ms();
+    assert!((last - 0.25).abs() < 1e-9);
 }
 
 #[test]
