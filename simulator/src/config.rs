@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use predictor::exec::engine::calibration::{Calibration, EngineBehaviour, DEFAULT_ENGINE_VERSION};
+use predictor::exec::engine::calibration::{Calibration, DEFAULT_ENGINE_VERSION};
 use predictor::exec::engine::{EngineCoefficients, EngineSettings};
 use predictor::exec::roofline::RooflineEfficiency;
 use predictor::precision::{DType, KvCacheDType, Quantization};
@@ -326,9 +326,6 @@ pub struct Resolved {
     pub precision: Precision,
     /// Everything the execution model is built from, with the backend resolved.
     pub exec: ExecSetup,
-    /// Engine behaviour of the calibrated version (engine backend), else the defaults with
-    /// asynchronous scheduling off.
-    pub engine_behaviour: EngineBehaviour,
 }
 
 fn invalid(field: &str, why: impl Into<String>) -> SimError {
@@ -553,14 +550,13 @@ impl SimConfig {
             ..EngineSettings::default()
         };
         let engine_backend = exec.resolved_backend() == BackendChoice::Engine;
-        let mut engine_behaviour = EngineBehaviour {
-            async_scheduling: false,
-        };
+        // Without the engine backend, asynchronous scheduling defaults to off.
+        let mut async_default = false;
         if engine_backend {
             let (cal, name) = self.calibration(&device)?;
             exec.engine_coefficients = cal.coefficients;
             exec.calibration = name;
-            engine_behaviour = cal.engine;
+            async_default = cal.engine.async_scheduling;
             if let Some(c) = &self.predictor.coefficients {
                 exec.engine_coefficients = *c;
                 exec.calibration =
@@ -569,10 +565,8 @@ impl SimConfig {
         }
         // Asynchronous scheduling (vllm_v1 only): arrivals wait for the step after next
         // (engine/mod.rs), and the engine model hides the CPU behind the GPU.
-        exec.engine.async_scheduling = self.scheduler.name == "vllm_v1"
-            && v1
-                .async_scheduling
-                .unwrap_or(engine_behaviour.async_scheduling);
+        exec.engine.async_scheduling =
+            self.scheduler.name == "vllm_v1" && v1.async_scheduling.unwrap_or(async_default);
         let memory = if engine_backend && self.scheduler.num_blocks.is_none() {
             plan_vllm(
                 &model,
@@ -610,7 +604,6 @@ impl SimConfig {
             max_request_tokens,
             precision,
             exec,
-            engine_behaviour,
         })
     }
 
