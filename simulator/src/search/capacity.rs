@@ -161,6 +161,8 @@ struct Ctx<'a> {
     knobs: &'a SearchKnobs,
     slos: &'a [SloLimit],
     exec: Arc<dyn ExecutionModel>,
+    /// The decode pool's, when disaggregated.
+    decode_exec: Option<Arc<dyn ExecutionModel>>,
     evaluations: Vec<Evaluation>,
 }
 
@@ -183,6 +185,7 @@ impl Ctx<'_> {
             out_dir: None,
             quiet: true,
             exec_model: Some(self.exec.clone()),
+            decode_exec_model: self.decode_exec.clone(),
         };
         let out = simulate(&cfg, &opts).map_err(|e| e.to_string())?;
         let v = violations(&out.summary, Some(limit_s), self.slos);
@@ -235,12 +238,7 @@ pub fn search(
     if let Some(why) = &cand.invalid {
         return result(Status::Invalid, Some(why.clone()), Vec::new());
     }
-    let exec = match cand
-        .config
-        .resolve(&Catalog::builtin())
-        .map_err(|e| e.to_string())
-        .and_then(|r| cache.get(&cand.config, &r))
-    {
+    let (exec, decode_exec) = match exec_models(&cand.config, cache) {
         Ok(e) => e,
         Err(e) => return result(Status::Invalid, Some(e), Vec::new()),
     };
@@ -250,6 +248,7 @@ pub fn search(
         knobs,
         slos,
         exec,
+        decode_exec,
         evaluations: Vec::new(),
     };
     match bracket_and_bisect(&mut ctx) {
@@ -261,6 +260,25 @@ pub fn search(
             c
         }
         Err(e) => result(Status::Failed, Some(e), ctx.evaluations),
+    }
+}
+
+type ExecPair = (Arc<dyn ExecutionModel>, Option<Arc<dyn ExecutionModel>>);
+
+/// The execution models of `cfg` from the cache: its replicas', or its prefill and decode
+/// pools' when disaggregated.
+fn exec_models(cfg: &SimConfig, cache: &ExecCache) -> Result<ExecPair, String> {
+    match cfg.disaggregated().map_err(|e| e.to_string())? {
+        Some(d) => Ok((
+            cache.get(&d.prefill.config, &d.prefill.resolved)?,
+            Some(cache.get(&d.decode.config, &d.decode.resolved)?),
+        )),
+        None => {
+            let r = cfg
+                .resolve(&Catalog::builtin())
+                .map_err(|e| e.to_string())?;
+            Ok((cache.get(cfg, &r)?, None))
+        }
     }
 }
 
