@@ -284,17 +284,22 @@ fn exec_models(cfg: &SimConfig, cache: &ExecCache) -> Result<ExecPair, String> {
 
 fn bracket_and_bisect(ctx: &mut Ctx) -> Result<Capacity, String> {
     let probe_limit = ctx.knobs.min_time_limit_s * PROBE_TIME_LIMIT_FACTOR;
-    let (probe_ok, probe_cfg, probe) = ctx.run(
-        PROBE_QPS,
-        probe_limit,
-        PROBE_MAX_REQUESTS.min(ctx.knobs.max_requests),
-    )?;
+    let probe_requests = PROBE_MAX_REQUESTS.min(ctx.knobs.max_requests);
+    let (probe_ok, probe_cfg, probe) = ctx.run(PROBE_QPS, probe_limit, probe_requests)?;
+    // The probe held the whole workload, not a cut of a larger one (a `duration_s` workload, or
+    // more requests than the probe takes, has more to offer at higher rates).
+    let probe_held_all = ctx
+        .cand
+        .config
+        .workload
+        .num_requests
+        .is_some_and(|n| n <= probe_requests);
     let throughput = if probe.simulated_time_s > 0.0 {
         probe.requests.completed as f64 / probe.simulated_time_s
     } else {
         0.0
     };
-    if probe_ok {
+    if probe_ok && probe_held_all {
         let mut c = finish(
             Status::Unbounded,
             Some((PROBE_QPS, probe_cfg, probe)),
