@@ -123,7 +123,11 @@ fn confirm(out: &Path, dir: &Path, r: &Value, slos: &[Value]) {
     if let Some(pools) = r["at_capacity"]["pools"].as_array() {
         assert_eq!(&at["pools"], &Value::Array(pools.clone()), "{}", r["key"]);
     }
-    let above = run(&config, &dir.join(format!("above-{index}")), Some(cap * 1.1));
+    let above = run(
+        &config,
+        &dir.join(format!("above-{index}")),
+        Some(cap * 1.1),
+    );
     let m = misses(&above, slos, limit);
     assert!(
         !m.is_empty(),
@@ -199,7 +203,11 @@ fn independent_runs_confirm_disaggregated_capacities() {
     }
     // The pool columns of results.csv, and best.toml runs whatever deployment won.
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
-    assert!(csv.lines().next().unwrap().contains(",prefill_replicas,decode_replicas,"));
+    assert!(csv
+        .lines()
+        .next()
+        .unwrap()
+        .contains(",prefill_replicas,decode_replicas,"));
     assert!(csv.lines().nth(3).unwrap().contains(",2,2,h100,"), "{csv}");
     let best: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("best.json")).unwrap()).unwrap();

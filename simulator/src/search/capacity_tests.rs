@@ -137,6 +137,10 @@ fn a_probe_that_passes_on_a_cut_of_the_workload_does_not_end_the_search() {
     assert!(fail > cap);
     // The capacity exceeds what 2,000 requests could show: the passing run holds more.
     let (cfg, summary) = r.at_capacity.as_ref().unwrap();
-    assert!(summary.requests.completed > 2000, "{}", summary.requests.completed);
+    assert!(
+        summary.requests.completed > 2000,
+        "{}",
+        summary.requests.completed
+    );
     assert_eq!(cfg.workload.duration_s, Some(20.0));
 }

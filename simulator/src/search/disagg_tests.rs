@@ -59,7 +59,9 @@ fn a_budget_is_split_every_way_after_the_colocated_baseline() {
         if let [p, d] = cfg.cluster.pools.as_slice() {
             assert_eq!((p.role, d.role), (PoolRole::Prefill, PoolRole::Decode));
             assert_eq!(p.replicas + d.replicas, cfg.cluster.num_replicas);
-            assert!(cand.key.contains(&format!("_p{}d{}_", p.replicas, d.replicas)));
+            assert!(cand
+                .key
+                .contains(&format!("_p{}d{}_", p.replicas, d.replicas)));
             let mode = cfg.cluster.kv_transfer.mode;
             assert_eq!(cand.key.contains("_lw_"), mode == TransferMode::Layerwise);
         } else {
@@ -140,7 +142,10 @@ device = "h100"
     assert_eq!((r.replicas, r.gpus, r.usd_per_hour), (5, 5, 16.0));
     let p = r.pools.as_ref().unwrap();
     assert_eq!((p.prefill_replicas, p.decode_replicas), (2, 3));
-    assert_eq!((p.decode_device.as_str(), p.decode_price_per_gpu_hour_usd), ("a100", 2.0));
+    assert_eq!(
+        (p.decode_device.as_str(), p.decode_price_per_gpu_hour_usd),
+        ("a100", 2.0)
+    );
     assert_eq!(row(&c[0], none.clone(), &[]).row.pools, None);
     // results.csv gains the pool columns when a row is disaggregated, and only then.
     let dir = tempfile::tempdir().unwrap();
@@ -156,7 +161,11 @@ device = "h100"
     );
     assert!(lines[0].contains(",arrival_span_s,prefill_busy_fraction,decode_busy_fraction,decode_kv_usage_mean,kv_wait_p99_s,kv_after_prefill_p99_s,evaluations,"));
     assert!(lines[1].contains(",2,2,,,,,,,vllm_v1,"), "{}", lines[1]);
-    assert!(lines[4].contains(",5,5,2,3,a100,a100_dgx,2,after_prefill,vllm_v1,"), "{}", lines[4]);
+    assert!(
+        lines[4].contains(",5,5,2,3,a100,a100_dgx,2,after_prefill,vllm_v1,"),
+        "{}",
+        lines[4]
+    );
     let width = lines[0].split(',').count();
     assert!(lines.iter().all(|l| l.split(',').count() == width));
     write_csv(&path, &rows[..1], &[]).unwrap();
@@ -171,7 +180,10 @@ fn a_decode_pool_needs_a_scheduler_that_takes_prefilled_requests() {
     assert_eq!(c.len(), 2);
     assert!(c[0].invalid.is_none());
     let why = c[1].invalid.as_deref().unwrap();
-    assert!(why.contains("decode pool") && why.contains("vllm_v1"), "{why}");
+    assert!(
+        why.contains("decode pool") && why.contains("vllm_v1"),
+        "{why}"
+    );
 }
 
 #[test]
@@ -193,15 +205,26 @@ fn bad_axes_are_errors_naming_the_key() {
     // Without a budget both lists are needed; space.replicas is only for colocated deployments.
     let no_budget = space("[1]", "prefill_replicas = [1]").replace("gpu_budget = 8", "");
     let e = parse(&no_budget).unwrap_err();
-    assert!(e.contains("give both prefill_replicas and decode_replicas"), "{e}");
+    assert!(
+        e.contains("give both prefill_replicas and decode_replicas"),
+        "{e}"
+    );
     let e = parse(
-        &space("[1]", "colocated = false\nprefill_replicas = [1]\ndecode_replicas = [1]")
-            .replace("gpu_budget = 8", "replicas = [2]"),
+        &space(
+            "[1]",
+            "colocated = false\nprefill_replicas = [1]\ndecode_replicas = [1]",
+        )
+        .replace("gpu_budget = 8", "replicas = [2]"),
     )
     .unwrap_err();
-    assert!(e.contains("space.replicas") && e.contains("colocated = false"), "{e}");
+    assert!(
+        e.contains("space.replicas") && e.contains("colocated = false"),
+        "{e}"
+    );
     // An explicit prefill share the budget cannot hold is an invalid row with the reason.
-    let c = parse(&space("[2]", "prefill_replicas = [1, 4]")).unwrap().expand();
+    let c = parse(&space("[2]", "prefill_replicas = [1, 4]"))
+        .unwrap()
+        .expand();
     assert_eq!(c.len(), 3);
     assert!(c[1].invalid.is_none());
     let why = c[2].invalid.as_deref().unwrap();

@@ -210,8 +210,7 @@ pub fn row(cand: &Candidate, cap: Capacity, slos: &[SloLimit]) -> FullRow {
     let usd_per_hour = match &pools {
         Some(p) => {
             f64::from(p.prefill_replicas * gpus_per_replica) * cand.price_per_gpu_hour_usd
-                + f64::from(p.decode_replicas * gpus_per_replica)
-                    * p.decode_price_per_gpu_hour_usd
+                + f64::from(p.decode_replicas * gpus_per_replica) * p.decode_price_per_gpu_hour_usd
         }
         None => gpus as f64 * cand.price_per_gpu_hour_usd,
     };
