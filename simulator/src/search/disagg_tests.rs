@@ -3,7 +3,7 @@
 
 use super::capacity::{Capacity, Status};
 use super::results::{row, write_csv};
-use super::space::SpaceFile;
+use super::space_tests::parse;
 use crate::engine::transfer::TransferMode;
 use crate::pools::PoolRole;
 
@@ -23,13 +23,6 @@ name = "vllm_v1"
 {axes}
 "#
     )
-}
-
-fn parse(text: &str) -> Result<SpaceFile, String> {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("space.toml");
-    std::fs::write(&p, text).unwrap();
-    SpaceFile::load(&p).map_err(|e| e.to_string())
 }
 
 #[test]
