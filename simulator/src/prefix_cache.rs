@@ -2,20 +2,27 @@
 //! [`KvCache`](crate::kv::KvCache) when caching is on), after vLLM V1's `KVCacheManager`.
 //!
 //! - Blocks are named (ids `0..capacity`) and reference-counted; a request holds a block table.
-//! - A full block is identified by a 64-bit hash chained over its tokens' identities and its
-//!   parent block's hash. Token identities come from the request's content
-//!   ([`Request::segments`], the unique prompt tail, [`Request::output_segment`]), never from token
-//!   arrays: a run of tokens is hashed as (kind, id, first offset, length).
-//! - A block is registered in the hash map once the tokens filling it are scheduled (as vLLM V1
-//!   does), so a request scheduled later can reuse it; the first block registered for a hash keeps
-//!   it.
+//! - A full block's content is the whole token sequence up to its end (chaining, as vLLM's parent
+//!   hashes do). Token identities come from the request's content ([`Request::segments`], the
+//!   unique prompt tail, [`Request::output_segment`]), never from token arrays.
+//! - A block whose tokens all belong to shared runs from the sequence's start (workload segments,
+//!   a session turn's output segment) can be reused by any request: it is identified by a 64-bit
+//!   hash chained over its tokens' runs, hashed as (kind, id, first offset, length), and its
+//!   parent block's hash, and looked up in a hash map. Any later block follows a token unique to
+//!   its request (its prompt tail or output), so only that request can ever reuse it, after a
+//!   preemption: it is identified exactly by (request, block index), with no hash and no map
+//!   entry. Those blocks are most of a run's blocks; skipping their hashing and map traffic is
+//!   what keeps caching cheap (docs/vllm-v1.md, *Simulation speed*).
+//! - A block is registered once the tokens filling it are scheduled (as vLLM V1 does), so a request
+//!   scheduled later can reuse it; the first block registered for a content keeps it.
 //! - Blocks with no reference sit in one free queue, least recently freed first. A freed request
 //!   returns its blocks in reverse order (its last block is evicted first). Taking a block from the
-//!   queue evicts its hash, if it has one (an *eviction*). A hit on a block with no reference takes
-//!   it out of the queue (a *revival*).
+//!   queue evicts its content, if it has one (an *eviction*). A hit on a block with no reference
+//!   takes it out of the queue (a *revival*).
 //!
-//! Counts: `used` (reference > 0) + `cached` (no reference, hashed) + `free` (no reference, no hash)
-//! = capacity, always. Hash maps are only looked up, never iterated, so runs stay deterministic.
+//! Counts: `used` (reference > 0) + `cached` (no reference, with content) + `free` (no reference,
+//! no content) = capacity, always. Hash maps are only looked up, never iterated, so runs stay
+//! deterministic.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -25,7 +32,6 @@ use serde::{Deserialize, Serialize};
 use crate::request::{ReqId, Request};
 
 const NIL: u32 = u32::MAX;
-const NO_HASH: u64 = 0;
 /// Token-run kinds in the hash: shared content (a workload segment) or content unique to a request.
 const KIND_SEGMENT: u64 = 1;
 const KIND_UNIQUE: u64 = 2;
@@ -84,33 +90,167 @@ pub struct PrefixCacheStats {
     pub evictions: u64,
 }
 
-/// One request's blocks and content hashes.
+/// What a block holds for later reuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Content {
+    /// Nothing (never filled and registered, or evicted).
+    Empty,
+    /// Shared content: its chained hash, the block's key in the hash map.
+    Shared(u64),
+    /// Block `index` of request `req`'s sequence, content only that request has.
+    Own { req: ReqId, index: u32 },
+}
+
+/// One block: its links in the free queue (while it has no reference), references and content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Block {
+    prev: u32,
+    next: u32,
+    refs: u32,
+    content: Content,
+}
+
+/// The blocks and the queue of those with no reference, least recently freed first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FreeQueue {
+    blocks: Vec<Block>,
+    head: u32,
+    tail: u32,
+    /// Blocks in the queue.
+    len: u64,
+    /// Of those, blocks with content.
+    cached: u64,
+}
+
+impl FreeQueue {
+    /// `n` empty blocks, all queued in id order.
+    fn new(n: u32) -> Self {
+        let blocks = (0..n)
+            .map(|i| Block {
+                prev: if i == 0 { NIL } else { i - 1 },
+                next: if i + 1 == n { NIL } else { i + 1 },
+                refs: 0,
+                content: Content::Empty,
+            })
+            .collect();
+        FreeQueue {
+            blocks,
+            head: if n == 0 { NIL } else { 0 },
+            tail: if n == 0 { NIL } else { n - 1 },
+            len: u64::from(n),
+            cached: 0,
+        }
+    }
+
+    fn unlink(&mut self, b: u32) {
+        let Block { prev, next, .. } = self.blocks[b as usize];
+        if prev == NIL {
+            self.head = next;
+        } else {
+            self.blocks[prev as usize].next = next;
+        }
+        if next == NIL {
+            self.tail = prev;
+        } else {
+            self.blocks[next as usize].prev = prev;
+        }
+        let blk = &mut self.blocks[b as usize];
+        blk.prev = NIL;
+        blk.next = NIL;
+        self.len -= 1;
+        if blk.content != Content::Empty {
+            self.cached -= 1;
+        }
+    }
+
+    fn push_back(&mut self, b: u32) {
+        let tail = self.tail;
+        let blk = &mut self.blocks[b as usize];
+        blk.prev = tail;
+        blk.next = NIL;
+        if blk.content != Content::Empty {
+            self.cached += 1;
+        }
+        if tail == NIL {
+            self.head = b;
+        } else {
+            self.blocks[tail as usize].next = b;
+        }
+        self.tail = b;
+        self.len += 1;
+    }
+
+    /// The block holding block `index` of request `req`'s own content, when `candidate` (the one
+    /// last registered for it, or [`NIL`]) still does.
+    fn own(&self, candidate: Option<&u32>, req: ReqId, index: usize) -> Option<u32> {
+        let &b = candidate?;
+        let expected = Content::Own {
+            req,
+            index: index as u32,
+        };
+        (b != NIL && self.blocks[b as usize].content == expected).then_some(b)
+    }
+}
+
+/// One request's blocks and what is known of its content.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Table {
     blocks: Vec<u32>,
-    /// Hashes of the request's full blocks, computed on demand (kept across preemptions).
+    /// Hashes of the request's leading shared blocks, computed on demand (kept across preemptions).
     hashes: Vec<u64>,
+    /// How many leading blocks of its sequence can hold shared content ([`shared_block_count`]),
+    /// once known.
+    shared: Option<usize>,
     /// Leading blocks of `blocks` already registered (or reused) in the cache.
     registered: usize,
+    /// After a preemption: per own block index, the block last registered for it ([`NIL`] if
+    /// none); stale once that block's content changed, which a lookup checks.
+    own: Vec<u32>,
+}
+
+impl Table {
+    /// [`Table::shared`], computed once.
+    fn shared(&mut self, req: &Request, block_size: u32) -> usize {
+        *self
+            .shared
+            .get_or_insert_with(|| shared_block_count(req, block_size))
+    }
 }
 
 /// The block pool of one replica with prefix caching.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrefixCache {
     block_size: u32,
-    ref_count: Vec<u32>,
-    hash: Vec<u64>,
-    prev: Vec<u32>,
-    next: Vec<u32>,
-    head: u32,
-    tail: u32,
-    queue_len: u64,
-    cached_in_queue: u64,
+    queue: FreeQueue,
+    /// Registered shared blocks by content hash (a bijection with the blocks of `Shared` content).
     by_hash: IntMap<u64, u32>,
     tables: IntMap<ReqId, Table>,
+    /// Emptied tables of forgotten requests, reused so a request costs no allocation.
+    spare: Vec<Table>,
     stats: PrefixCacheStats,
-    /// Reused buffer of [`PrefixCache::allocate`].
-    scratch: Vec<u32>,
+}
+
+/// How many leading blocks of `req`'s token sequence hold only shared content: those before its
+/// first unique token (its prompt tail, or its output when that has no segment id); every block of
+/// the sequence when there is none.
+fn shared_block_count(req: &Request, block_size: u32) -> usize {
+    let seg_total: u64 = req.segments.iter().map(|s| u64::from(s.tokens)).sum();
+    if req.output_segment.is_some() && u64::from(req.prefill_tokens) <= seg_total {
+        usize::MAX
+    } else {
+        usize::try_from(seg_total / u64::from(block_size)).unwrap_or(usize::MAX)
+    }
+}
+
+/// The table of request `req`, made (from a spare one if any) when it has none.
+fn table<'a>(
+    tables: &'a mut IntMap<ReqId, Table>,
+    spare: &mut Vec<Table>,
+    req: ReqId,
+) -> &'a mut Table {
+    tables
+        .entry(req)
+        .or_insert_with(|| spare.pop().unwrap_or_default())
 }
 
 /// Mixes one word into a running hash (multiply–rotate; not cryptographic, 64-bit collisions are
@@ -121,16 +261,12 @@ fn mix(h: u64, x: u64) -> u64 {
         .wrapping_mul(0xBF58_476D_1CE4_E5B9)
 }
 
-/// Final avalanche of a block hash; never [`NO_HASH`].
+/// Final avalanche of a block hash; never 0.
 fn finish(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
-    if z == NO_HASH {
-        1
-    } else {
-        z
-    }
+    z.max(1)
 }
 
 /// A run of tokens with consecutive identities: (kind, id, offset of the first token, length).
@@ -230,27 +366,17 @@ pub fn shared_prompt_block_hashes(req: &Request, block_size: u32, out: &mut Vec<
 impl PrefixCache {
     /// A pool of `num_blocks` empty blocks of `block_size` tokens.
     pub fn new(num_blocks: u64, block_size: u32) -> Self {
-        let n = u32::try_from(num_blocks).expect("fewer than 2^32 KV blocks per replica") as usize;
-        let prev = (0..n as u32)
-            .map(|i| if i == 0 { NIL } else { i - 1 })
-            .collect();
-        let next = (0..n as u32)
-            .map(|i| if i + 1 == n as u32 { NIL } else { i + 1 })
-            .collect();
+        let n = u32::try_from(num_blocks)
+            .ok()
+            .filter(|&n| n != NIL)
+            .expect("fewer than 2^32 - 1 KV blocks per replica");
         PrefixCache {
             block_size: block_size.max(1),
-            ref_count: vec![0; n],
-            hash: vec![NO_HASH; n],
-            prev,
-            next,
-            head: if n == 0 { NIL } else { 0 },
-            tail: if n == 0 { NIL } else { n as u32 - 1 },
-            queue_len: n as u64,
-            cached_in_queue: 0,
+            queue: FreeQueue::new(n),
             by_hash: IntMap::default(),
             tables: IntMap::default(),
+            spare: Vec::new(),
             stats: PrefixCacheStats::default(),
-            scratch: Vec::new(),
         }
     }
 
@@ -261,27 +387,27 @@ impl PrefixCache {
 
     /// Blocks with no reference (free or cached): what an allocation can take.
     pub fn reclaimable_blocks(&self) -> u64 {
-        self.queue_len
+        self.queue.len
     }
 
     /// Blocks with no reference that still hold a cached prefix.
     pub fn cached_blocks(&self) -> u64 {
-        self.cached_in_queue
+        self.queue.cached
     }
 
     /// Blocks with no reference and no content.
     pub fn empty_blocks(&self) -> u64 {
-        self.queue_len - self.cached_in_queue
+        self.queue.len - self.queue.cached
     }
 
     /// Blocks referenced by at least one request.
     pub fn used_blocks(&self) -> u64 {
-        self.ref_count.len() as u64 - self.queue_len
+        self.queue.blocks.len() as u64 - self.queue.len
     }
 
     /// Reference count of block `b` (tests and invariant checks).
     pub fn ref_count(&self, b: u32) -> u32 {
-        self.ref_count[b as usize]
+        self.queue.blocks[b as usize].refs
     }
 
     /// Block ids held by request `id`, in order.
@@ -291,98 +417,78 @@ impl PrefixCache {
 
     /// Block ids in the free queue, next to be taken first (tests and invariant checks).
     pub fn free_queue(&self) -> Vec<u32> {
-        let mut out = Vec::with_capacity(self.queue_len as usize);
-        let mut b = self.head;
+        let mut out = Vec::with_capacity(self.queue.len as usize);
+        let mut b = self.queue.head;
         while b != NIL {
             out.push(b);
-            b = self.next[b as usize];
+            b = self.queue.blocks[b as usize].next;
         }
         out
-    }
-
-    fn unlink(&mut self, b: u32) {
-        let (p, n) = (self.prev[b as usize], self.next[b as usize]);
-        if p == NIL {
-            self.head = n;
-        } else {
-            self.next[p as usize] = n;
-        }
-        if n == NIL {
-            self.tail = p;
-        } else {
-            self.prev[n as usize] = p;
-        }
-        self.prev[b as usize] = NIL;
-        self.next[b as usize] = NIL;
-        self.queue_len -= 1;
-        if self.hash[b as usize] != NO_HASH {
-            self.cached_in_queue -= 1;
-        }
-    }
-
-    fn push_back(&mut self, b: u32) {
-        self.prev[b as usize] = self.tail;
-        self.next[b as usize] = NIL;
-        if self.tail == NIL {
-            self.head = b;
-        } else {
-            self.next[self.tail as usize] = b;
-        }
-        self.tail = b;
-        self.queue_len += 1;
-        if self.hash[b as usize] != NO_HASH {
-            self.cached_in_queue += 1;
-        }
     }
 
     /// Gives request `req` `n` more blocks from the head of the free queue, evicting cached
     /// content. The caller has checked that `n` blocks are reclaimable.
     pub fn allocate(&mut self, req: ReqId, n: u32) {
-        debug_assert!(u64::from(n) <= self.queue_len);
-        let mut taken = std::mem::take(&mut self.scratch);
-        taken.clear();
+        debug_assert!(u64::from(n) <= self.queue.len);
+        let t = table(&mut self.tables, &mut self.spare, req);
+        t.blocks.reserve(n as usize);
         for _ in 0..n {
-            let b = self.head;
-            self.unlink(b);
-            let h = std::mem::replace(&mut self.hash[b as usize], NO_HASH);
-            if h != NO_HASH {
-                if let std::collections::hash_map::Entry::Occupied(e) = self.by_hash.entry(h) {
-                    if *e.get() == b {
-                        e.remove();
+            let b = self.queue.head;
+            self.queue.unlink(b);
+            let blk = &mut self.queue.blocks[b as usize];
+            blk.refs = 1;
+            match std::mem::replace(&mut blk.content, Content::Empty) {
+                Content::Empty => {}
+                Content::Shared(h) => {
+                    if let std::collections::hash_map::Entry::Occupied(e) = self.by_hash.entry(h) {
+                        if *e.get() == b {
+                            e.remove();
+                        }
                     }
+                    self.stats.evictions += 1;
                 }
-                self.stats.evictions += 1;
+                Content::Own { .. } => self.stats.evictions += 1,
             }
-            self.ref_count[b as usize] = 1;
-            taken.push(b);
+            t.blocks.push(b);
         }
-        self.tables
-            .entry(req)
-            .or_default()
-            .blocks
-            .extend_from_slice(&taken);
-        self.scratch = taken;
     }
 
     /// Drops every reference of request `req`; blocks left with none join the free queue's tail,
     /// the request's last block first. Returns how many blocks were left with no reference.
-    /// `forget` also drops the request's cached hashes (it completed).
+    /// `forget` also drops what is known of the request's content (it completed, or left the
+    /// replica for good).
     pub fn release(&mut self, req: ReqId, forget: bool) -> u64 {
         let Some(mut t) = self.tables.remove(&req) else {
             return 0;
         };
         let mut freed = 0;
         for &b in t.blocks.iter().rev() {
-            let rc = &mut self.ref_count[b as usize];
+            let rc = &mut self.queue.blocks[b as usize].refs;
             *rc = rc
                 .checked_sub(1)
                 .expect("a held block has a positive reference count");
             if *rc == 0 {
-                self.push_back(b);
+                self.queue.push_back(b);
                 freed += 1;
             }
         }
-        if !forget {
+        if forget {
+            t.blocks.clear();
+            t.hashes.clear();
+            t.own.clear();
+            t.shared = None;
+            t.registered = 0;
+            self.spare.push(t);
+        } else {
+            // Remember where its own blocks are, for the lookup of its next attempt.
+            for (i, &b) in t.blocks.iter().enumerate() {
+                if self.queue.own(Some(&b), req, i).is_some() {
+                    if t.own.len() <= i {
+                        t.own.resize(i + 1, NIL);
+                    }
+                    t.own[i] = b;
+                }
+            }
             t.blocks.clear();
             t.registered = 0;
             self.tables.insert(req, t);
@@ -390,23 +496,36 @@ impl PrefixCache {
         freed
     }
 
+    /// The block caching block `i` of request `req`'s sequence, whose table is `t` (with its
+    /// first `shared` hashes computed when `i < shared`).
+    fn cached_block(&self, t: &Table, shared: usize, req: ReqId, i: usize) -> Option<u32> {
+        if i < shared {
+            self.by_hash.get(&t.hashes[i]).copied()
+        } else {
+            self.queue.own(t.own.get(i), req, i)
+        }
+    }
+
     /// The longest chain of cached blocks matching the prompt of `req`'s current attempt, at most
     /// `prompt − 1` tokens (the last prompt token is always computed, to produce the next token).
     pub fn lookup(&mut self, req: &Request) -> PrefixHit {
-        let max_blocks = (req.current_prefill_tokens.saturating_sub(1) / self.block_size) as usize;
-        let t = self.tables.entry(req.id).or_default();
-        extend_hashes(req, self.block_size, max_blocks, &mut t.hashes);
+        let bs = self.block_size;
+        let max_blocks = (req.current_prefill_tokens.saturating_sub(1) / bs) as usize;
+        let t = table(&mut self.tables, &mut self.spare, req.id);
+        let shared = t.shared(req, bs);
+        extend_hashes(req, bs, max_blocks.min(shared), &mut t.hashes);
+        let t = &self.tables[&req.id];
         let mut hit = PrefixHit::default();
-        for h in &t.hashes[..max_blocks] {
-            let Some(&b) = self.by_hash.get(h) else {
+        for i in 0..max_blocks {
+            let Some(b) = self.cached_block(t, shared, req.id, i) else {
                 break;
             };
             hit.blocks += 1;
-            if self.ref_count[b as usize] == 0 {
+            if self.queue.blocks[b as usize].refs == 0 {
                 hit.revived_blocks += 1;
             }
         }
-        hit.tokens = hit.blocks * self.block_size;
+        hit.tokens = hit.blocks * bs;
         hit
     }
 
@@ -423,17 +542,25 @@ impl PrefixCache {
     /// Takes the blocks of `hit` (from [`PrefixCache::lookup`] on the same state) for `req`, which
     /// holds none, and counts the admission. Returns how many blocks left the free queue.
     pub fn take_hit(&mut self, req: &Request, hit: PrefixHit) -> u64 {
-        let mut t = self.tables.remove(&req.id).unwrap_or_default();
+        let mut t = match self.tables.remove(&req.id) {
+            Some(t) => t,
+            None => self.spare.pop().unwrap_or_default(),
+        };
         debug_assert!(t.blocks.is_empty());
         let mut revived = 0;
-        for i in 0..hit.blocks as usize {
-            let b = self.by_hash[&t.hashes[i]];
-            if self.ref_count[b as usize] == 0 {
-                self.unlink(b);
-                revived += 1;
+        if hit.blocks > 0 {
+            let shared = t.shared(req, self.block_size);
+            for i in 0..hit.blocks as usize {
+                let b = self
+                    .cached_block(&t, shared, req.id, i)
+                    .expect("a hit's blocks are cached");
+                if self.queue.blocks[b as usize].refs == 0 {
+                    self.queue.unlink(b);
+                    revived += 1;
+                }
+                self.queue.blocks[b as usize].refs += 1;
+                t.blocks.push(b);
             }
-            self.ref_count[b as usize] += 1;
-            t.blocks.push(b);
         }
         t.registered = hit.blocks as usize;
         self.tables.insert(req.id, t);
@@ -447,7 +574,7 @@ impl PrefixCache {
     }
 
     /// Registers the full blocks among `req`'s first `kv_tokens` tokens (those scheduled so far),
-    /// so later requests can reuse them.
+    /// so later requests (or this one's next attempt) can reuse them.
     pub fn register(&mut self, req: &Request, kv_tokens: u32) {
         let bs = self.block_size;
         let Some(t) = self.tables.get_mut(&req.id) else {
@@ -457,65 +584,93 @@ impl PrefixCache {
         if full <= t.registered {
             return;
         }
-        extend_hashes(req, bs, full, &mut t.hashes);
+        let shared = t.shared(req, bs);
+        extend_hashes(req, bs, full.min(shared), &mut t.hashes);
         for i in t.registered..full {
-            let (b, h) = (t.blocks[i], t.hashes[i]);
-            if self.hash[b as usize] == NO_HASH {
+            let b = t.blocks[i];
+            if self.queue.blocks[b as usize].content != Content::Empty {
+                continue;
+            }
+            if i < shared {
+                let h = t.hashes[i];
                 if let std::collections::hash_map::Entry::Vacant(e) = self.by_hash.entry(h) {
                     e.insert(b);
-                    self.hash[b as usize] = h;
+                    self.queue.blocks[b as usize].content = Content::Shared(h);
                 }
+            } else if self.queue.own(t.own.get(i), req.id, i).is_none() {
+                self.queue.blocks[b as usize].content = Content::Own {
+                    req: req.id,
+                    index: i as u32,
+                };
             }
         }
         t.registered = full;
     }
 
     /// Checks the pool's invariants: counts add up to capacity, every queued block has no
-    /// reference and every referenced block is held by as many tables. Returns a description of
-    /// the first violation.
+    /// reference, every referenced block is held by as many tables, the hash map and the shared
+    /// blocks agree and no two blocks hold the same content. Returns a description of the first
+    /// violation.
     pub fn check(&self) -> Result<(), String> {
+        let blocks = &self.queue.blocks;
         let queue = self.free_queue();
-        if queue.len() as u64 != self.queue_len {
+        if queue.len() as u64 != self.queue.len {
             return Err(format!(
                 "free queue holds {} blocks, counted {}",
                 queue.len(),
-                self.queue_len
+                self.queue.len
             ));
         }
         let cached = queue
             .iter()
-            .filter(|&&b| self.hash[b as usize] != NO_HASH)
+            .filter(|&&b| blocks[b as usize].content != Content::Empty)
             .count() as u64;
-        if cached != self.cached_in_queue {
+        if cached != self.queue.cached {
             return Err(format!(
                 "{cached} cached blocks in the queue, counted {}",
-                self.cached_in_queue
+                self.queue.cached
             ));
         }
-        let mut holders = vec![0u32; self.ref_count.len()];
+        let mut holders = vec![0u32; blocks.len()];
         for t in self.tables.values() {
             for &b in &t.blocks {
                 holders[b as usize] += 1;
             }
         }
-        if holders != self.ref_count {
+        if blocks.iter().zip(&holders).any(|(b, &h)| b.refs != h) {
             return Err("reference counts differ from the block tables".into());
         }
-        if queue.iter().any(|&b| self.ref_count[b as usize] != 0) {
+        if queue.iter().any(|&b| blocks[b as usize].refs != 0) {
             return Err("a block in the free queue has a reference".into());
         }
-        let used = self.ref_count.iter().filter(|&&r| r > 0).count() as u64;
-        if used + self.cached_blocks() + self.empty_blocks() != self.ref_count.len() as u64 {
+        let used = blocks.iter().filter(|b| b.refs > 0).count() as u64;
+        if used + self.cached_blocks() + self.empty_blocks() != blocks.len() as u64 {
             return Err(format!(
                 "used {used} + cached {} + free {} != capacity {}",
                 self.cached_blocks(),
                 self.empty_blocks(),
-                self.ref_count.len()
+                blocks.len()
             ));
         }
         for (&h, &b) in &self.by_hash {
-            if self.hash[b as usize] != h {
+            if blocks[b as usize].content != Content::Shared(h) {
                 return Err(format!("hash map entry of block {b} is stale"));
+            }
+        }
+        let mut contents = std::collections::BTreeSet::new();
+        for (b, blk) in blocks.iter().enumerate() {
+            let key = match blk.content {
+                Content::Empty => continue,
+                Content::Shared(h) => {
+                    if self.by_hash.get(&h) != Some(&(b as u32)) {
+                        return Err(format!("shared block {b} is missing from the hash map"));
+                    }
+                    (0, h)
+                }
+                Content::Own { req, index } => (1 + u64::from(req), u64::from(index)),
+            };
+            if !contents.insert(key) {
+                return Err(format!("block {b} holds content another block holds"));
             }
         }
         Ok(())
