@@ -3,22 +3,21 @@
 //!
 //! - Blocks are named (ids `0..capacity`) and reference-counted; a request holds a block table.
 //! - A full block's content is the whole token sequence up to its end (chaining, as vLLM's parent
-//!   hashes do). Token identities come from the request's content ([`Request::segments`], the
-//!   unique prompt tail, [`Request::output_segment`]), never from token arrays.
+//!   hashes do), told by the request's content description, not token arrays.
 //! - A block whose tokens all belong to shared runs from the sequence's start (workload segments,
-//!   a session turn's output segment) can be reused by any request: it is identified by a 64-bit
-//!   hash chained over its tokens' runs, hashed as (kind, id, first offset, length), and its
-//!   parent block's hash, and looked up in a hash map. Any later block follows a token unique to
-//!   its request (its prompt tail or output), so only that request can ever reuse it, after a
-//!   preemption: it is identified exactly by (request, block index), with no hash and no map
-//!   entry. Those blocks are most of a run's blocks; skipping their hashing and map traffic is
-//!   what keeps caching cheap (docs/vllm-v1.md, *Simulation speed*).
+//!   a session turn's output segment) can be reused by any request: it is identified by its
+//!   64-bit chained hash (`prefix_cache_hash.rs`), looked up in a hash map, and counts its
+//!   references. Any later block follows a token unique to its request (its prompt tail or
+//!   output), so only that request can ever reuse it, after a preemption: it is identified exactly
+//!   by (request, block index), with no hash, no map entry and no per-block record, and the
+//!   request is its only holder. Those blocks are most of a run's blocks; keeping them off hashes,
+//!   maps and scattered records is what keeps caching cheap (docs/vllm-v1.md, *Simulation speed*).
 //! - A block is registered once the tokens filling it are scheduled (as vLLM V1 does), so a request
 //!   scheduled later can reuse it; the first block registered for a content keeps it.
-//! - Blocks with no reference sit in one free queue, least recently freed first. A freed request
-//!   returns its blocks in reverse order (its last block is evicted first). Taking a block from the
-//!   queue evicts its content, if it has one (an *eviction*). A hit on a block with no reference
-//!   takes it out of the queue (a *revival*).
+//! - Blocks with no reference sit in one free queue (`prefix_cache_queue.rs`), least recently freed
+//!   first. A freed request returns its blocks in reverse order (its last block is evicted first).
+//!   Taking a block from the queue evicts its content, if it has one (an *eviction*). A hit on a
+//!   block with no reference takes it out of the queue (a *revival*).
 //!
 //! Counts: `used` (reference > 0) + `cached` (no reference, with content) + `free` (no reference,
 //! no content) = capacity, always. Hash maps are only looked up, never iterated, so runs stay
@@ -31,12 +30,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::request::{ReqId, Request};
 
-const NIL: u32 = u32::MAX;
-/// Token-run kinds in the hash: shared content (a workload segment) or content unique to a request.
-const KIND_SEGMENT: u64 = 1;
-const KIND_UNIQUE: u64 = 2;
-/// Parent hash of a request's first block.
-const ROOT_HASH: u64 = 0x5345_5256_4553_494d;
+#[path = "prefix_cache_hash.rs"]
+mod hash;
+#[path = "prefix_cache_queue.rs"]
+mod queue;
+
+pub use hash::shared_prompt_block_hashes;
+use hash::{extend_hashes, shared_block_count};
+use queue::{Content, FreeQueue};
+
+/// No queue entry recorded (in [`Table::own`]).
+const NO_SEQ: u64 = u64::MAX;
 
 /// A fast hasher for integer keys (request ids, block hashes): one multiply. Maps keyed by it are
 /// only looked up, never iterated.
@@ -90,122 +94,24 @@ pub struct PrefixCacheStats {
     pub evictions: u64,
 }
 
-/// What a block holds for later reuse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Content {
-    /// Nothing (never filled and registered, or evicted).
-    Empty,
-    /// Shared content: its chained hash, the block's key in the hash map.
-    Shared(u64),
-    /// Block `index` of request `req`'s sequence, content only that request has.
-    Own { req: ReqId, index: u32 },
-}
-
-/// One block: its links in the free queue (while it has no reference), references and content.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Block {
-    prev: u32,
-    next: u32,
-    refs: u32,
-    content: Content,
-}
-
-/// The blocks and the queue of those with no reference, least recently freed first.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct FreeQueue {
-    blocks: Vec<Block>,
-    head: u32,
-    tail: u32,
-    /// Blocks in the queue.
-    len: u64,
-    /// Of those, blocks with content.
-    cached: u64,
-}
-
-impl FreeQueue {
-    /// `n` empty blocks, all queued in id order.
-    fn new(n: u32) -> Self {
-        let blocks = (0..n)
-            .map(|i| Block {
-                prev: if i == 0 { NIL } else { i - 1 },
-                next: if i + 1 == n { NIL } else { i + 1 },
-                refs: 0,
-                content: Content::Empty,
-            })
-            .collect();
-        FreeQueue {
-            blocks,
-            head: if n == 0 { NIL } else { 0 },
-            tail: if n == 0 { NIL } else { n - 1 },
-            len: u64::from(n),
-            cached: 0,
-        }
-    }
-
-    fn unlink(&mut self, b: u32) {
-        let Block { prev, next, .. } = self.blocks[b as usize];
-        if prev == NIL {
-            self.head = next;
-        } else {
-            self.blocks[prev as usize].next = next;
-        }
-        if next == NIL {
-            self.tail = prev;
-        } else {
-            self.blocks[next as usize].prev = prev;
-        }
-        let blk = &mut self.blocks[b as usize];
-        blk.prev = NIL;
-        blk.next = NIL;
-        self.len -= 1;
-        if blk.content != Content::Empty {
-            self.cached -= 1;
-        }
-    }
-
-    fn push_back(&mut self, b: u32) {
-        let tail = self.tail;
-        let blk = &mut self.blocks[b as usize];
-        blk.prev = tail;
-        blk.next = NIL;
-        if blk.content != Content::Empty {
-            self.cached += 1;
-        }
-        if tail == NIL {
-            self.head = b;
-        } else {
-            self.blocks[tail as usize].next = b;
-        }
-        self.tail = b;
-        self.len += 1;
-    }
-
-    /// The block holding block `index` of request `req`'s own content, when `candidate` (the one
-    /// last registered for it, or [`NIL`]) still does.
-    fn own(&self, candidate: Option<&u32>, req: ReqId, index: usize) -> Option<u32> {
-        let &b = candidate?;
-        let expected = Content::Own {
-            req,
-            index: index as u32,
-        };
-        (b != NIL && self.blocks[b as usize].content == expected).then_some(b)
-    }
-}
-
 /// One request's blocks and what is known of its content.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Table {
     blocks: Vec<u32>,
     /// Hashes of the request's leading shared blocks, computed on demand (kept across preemptions).
     hashes: Vec<u64>,
-    /// How many leading blocks of its sequence can hold shared content ([`shared_block_count`]),
-    /// once known.
+    /// How many leading blocks of its sequence can hold shared content
+    /// (`hash::shared_block_count`), once known.
     shared: Option<usize>,
-    /// Leading blocks of `blocks` already registered (or reused) in the cache.
+    /// Leading blocks of `blocks` reused from the cache at admission.
+    hits: usize,
+    /// Leading blocks of `blocks` registered (or reused) in the cache.
     registered: usize,
-    /// After a preemption: per own block index, the block last registered for it ([`NIL`] if
-    /// none); stale once that block's content changed, which a lookup checks.
-    own: Vec<u32>,
+    /// After a preemption, per own block index (from `shared` on): the number of the free-queue
+    /// entry of the block last registered for it, while it may still be queued there
+    /// ([`NO_SEQ`]: none; in this attempt, also "registered by this attempt's block"). Empty while
+    /// the request has not been preempted with own blocks.
+    own: Vec<u64>,
 }
 
 impl Table {
@@ -217,29 +123,31 @@ impl Table {
     }
 }
 
+/// What the pool records of a block with shared content (other blocks' records are stale and
+/// never read).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Record {
+    /// The content's hash; `None` for a block without shared content.
+    hash: Option<u64>,
+    /// Requests holding it.
+    refs: u32,
+    /// While it has no reference: the number of its free-queue entry.
+    seq: u64,
+}
+
 /// The block pool of one replica with prefix caching.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrefixCache {
     block_size: u32,
     queue: FreeQueue,
-    /// Registered shared blocks by content hash (a bijection with the blocks of `Shared` content).
+    /// Per block id.
+    records: Vec<Record>,
+    /// Registered shared blocks by content hash (a bijection with the records holding a hash).
     by_hash: IntMap<u64, u32>,
     tables: IntMap<ReqId, Table>,
     /// Emptied tables of forgotten requests, reused so a request costs no allocation.
     spare: Vec<Table>,
     stats: PrefixCacheStats,
-}
-
-/// How many leading blocks of `req`'s token sequence hold only shared content: those before its
-/// first unique token (its prompt tail, or its output when that has no segment id); every block of
-/// the sequence when there is none.
-fn shared_block_count(req: &Request, block_size: u32) -> usize {
-    let seg_total: u64 = req.segments.iter().map(|s| u64::from(s.tokens)).sum();
-    if req.output_segment.is_some() && u64::from(req.prefill_tokens) <= seg_total {
-        usize::MAX
-    } else {
-        usize::try_from(seg_total / u64::from(block_size)).unwrap_or(usize::MAX)
-    }
 }
 
 /// The table of request `req`, made (from a spare one if any) when it has none.
@@ -253,114 +161,15 @@ fn table<'a>(
         .or_insert_with(|| spare.pop().unwrap_or_default())
 }
 
-/// Mixes one word into a running hash (multiply–rotate; not cryptographic, 64-bit collisions are
-/// treated as identity, as vLLM does with its block hashes).
-fn mix(h: u64, x: u64) -> u64 {
-    (h ^ x.wrapping_mul(0x9E37_79B9_7F4A_7C15))
-        .rotate_left(27)
-        .wrapping_mul(0xBF58_476D_1CE4_E5B9)
-}
-
-/// Final avalanche of a block hash; never 0.
-fn finish(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    z.max(1)
-}
-
-/// A run of tokens with consecutive identities: (kind, id, offset of the first token, length).
-#[derive(Clone, Copy)]
-struct Run {
-    kind: u64,
-    id: u64,
-    offset: u64,
-    len: u64,
-}
-
-/// The runs of `req`'s token sequence (prompt, then output, unbounded), in order.
-fn runs(req: &Request) -> impl Iterator<Item = Run> + '_ {
-    let seg_total: u64 = req.segments.iter().map(|s| u64::from(s.tokens)).sum();
-    let prompt = u64::from(req.prefill_tokens).max(seg_total);
-    let segs = req.segments.iter().map(|s| Run {
-        kind: KIND_SEGMENT,
-        id: s.id,
-        offset: 0,
-        len: u64::from(s.tokens),
-    });
-    // The unique tail and unique output share one identity space: (request, absolute position).
-    let tail = Run {
-        kind: KIND_UNIQUE,
-        id: u64::from(req.id),
-        offset: seg_total,
-        len: prompt - seg_total,
+/// The number of the queued entry still holding own block `index` of request `req`, whose table
+/// records `own` ([`Table::own`]).
+fn own_entry(queue: &FreeQueue, own: &[u64], req: ReqId, index: usize) -> Option<u64> {
+    let &seq = own.get(index)?;
+    let expected = Content::Own {
+        req,
+        index: index as u32,
     };
-    let output = match req.output_segment {
-        Some(id) => Run {
-            kind: KIND_SEGMENT,
-            id,
-            offset: 0,
-            len: u64::MAX,
-        },
-        None => Run {
-            kind: KIND_UNIQUE,
-            id: u64::from(req.id),
-            offset: prompt,
-            len: u64::MAX,
-        },
-    };
-    segs.chain([tail, output]).filter(|r| r.len > 0)
-}
-
-/// Appends to `out` the chained hashes of `req`'s full blocks `out.len()..upto`.
-fn extend_hashes(req: &Request, block_size: u32, upto: usize, out: &mut Vec<u64>) {
-    if out.len() >= upto {
-        return;
-    }
-    let bs = u64::from(block_size);
-    let start = out.len() as u64 * bs;
-    let mut parent = out.last().copied().unwrap_or(ROOT_HASH);
-    let mut it = runs(req);
-    let mut run = it.next().expect("the output run is unbounded");
-    // Skip to the run holding position `start`.
-    let mut pos = 0u64;
-    while run.len <= start - pos {
-        pos += run.len;
-        run = it.next().expect("the output run is unbounded");
-    }
-    let mut used = start - pos; // tokens of `run` before the cursor
-    while out.len() < upto {
-        let mut h = mix(parent, 0xB10C);
-        let mut left = bs;
-        while left > 0 {
-            if used == run.len {
-                run = it.next().expect("the output run is unbounded");
-                used = 0;
-            }
-            let take = left.min(run.len - used);
-            h = mix(mix(mix(mix(h, run.kind), run.id), run.offset + used), take);
-            used += take;
-            left -= take;
-        }
-        parent = finish(h);
-        out.push(parent);
-    }
-}
-
-/// Fills `out` (cleared first) with the chained hashes of `req`'s leading prompt blocks that hold
-/// only shared content (workload segments): the only blocks another request can have cached
-/// before `req` is admitted, since a block holding any token of `req`'s own prompt tail is unique
-/// to it. They are the first hashes of the chain [`PrefixCache::lookup`] walks. Returns the number
-/// of prompt blocks a lookup considers, `⌊(prompt − 1) / block_size⌋`, which bounds `out.len()`.
-/// `block_size` is at least 1 (a [`KvCache`](crate::kv::KvCache)'s always is).
-pub fn shared_prompt_block_hashes(req: &Request, block_size: u32, out: &mut Vec<u64>) -> u32 {
-    let bs = block_size;
-    let prompt_blocks = req.current_prefill_tokens.saturating_sub(1) / bs;
-    let seg_tokens: u64 = req.segments.iter().map(|s| u64::from(s.tokens)).sum();
-    let shared_blocks = (seg_tokens / u64::from(bs)).min(u64::from(prompt_blocks)) as usize;
-    out.clear();
-    extend_hashes(req, bs, shared_blocks, out);
-    prompt_blocks
+    (seq != NO_SEQ && queue.get(seq)?.content == expected).then_some(seq)
 }
 
 impl PrefixCache {
@@ -368,11 +177,12 @@ impl PrefixCache {
     pub fn new(num_blocks: u64, block_size: u32) -> Self {
         let n = u32::try_from(num_blocks)
             .ok()
-            .filter(|&n| n != NIL)
+            .filter(|&n| n < u32::MAX)
             .expect("fewer than 2^32 - 1 KV blocks per replica");
         PrefixCache {
             block_size: block_size.max(1),
             queue: FreeQueue::new(n),
+            records: vec![Record::default(); n as usize],
             by_hash: IntMap::default(),
             tables: IntMap::default(),
             spare: Vec::new(),
@@ -402,12 +212,16 @@ impl PrefixCache {
 
     /// Blocks referenced by at least one request.
     pub fn used_blocks(&self) -> u64 {
-        self.queue.blocks.len() as u64 - self.queue.len
+        self.records.len() as u64 - self.queue.len
     }
 
-    /// Reference count of block `b` (tests and invariant checks).
+    /// Reference count of block `b`: the block tables holding it (tests and invariant checks; it
+    /// scans every table).
     pub fn ref_count(&self, b: u32) -> u32 {
-        self.queue.blocks[b as usize].refs
+        self.tables
+            .values()
+            .map(|t| t.blocks.iter().filter(|&&x| x == b).count() as u32)
+            .sum()
     }
 
     /// Block ids held by request `id`, in order.
@@ -417,13 +231,7 @@ impl PrefixCache {
 
     /// Block ids in the free queue, next to be taken first (tests and invariant checks).
     pub fn free_queue(&self) -> Vec<u32> {
-        let mut out = Vec::with_capacity(self.queue.len as usize);
-        let mut b = self.queue.head;
-        while b != NIL {
-            out.push(b);
-            b = self.queue.blocks[b as usize].next;
-        }
-        out
+        self.queue.iter().map(|e| e.block).collect()
     }
 
     /// Gives request `req` `n` more blocks from the head of the free queue, evicting cached
@@ -433,23 +241,21 @@ impl PrefixCache {
         let t = table(&mut self.tables, &mut self.spare, req);
         t.blocks.reserve(n as usize);
         for _ in 0..n {
-            let b = self.queue.head;
-            self.queue.unlink(b);
-            let blk = &mut self.queue.blocks[b as usize];
-            blk.refs = 1;
-            match std::mem::replace(&mut blk.content, Content::Empty) {
+            let e = self.queue.pop_front();
+            match e.content {
                 Content::Empty => {}
                 Content::Shared(h) => {
-                    if let std::collections::hash_map::Entry::Occupied(e) = self.by_hash.entry(h) {
-                        if *e.get() == b {
-                            e.remove();
+                    if let std::collections::hash_map::Entry::Occupied(m) = self.by_hash.entry(h) {
+                        if *m.get() == e.block {
+                            m.remove();
                         }
                     }
+                    self.records[e.block as usize].hash = None;
                     self.stats.evictions += 1;
                 }
                 Content::Own { .. } => self.stats.evictions += 1,
             }
-            t.blocks.push(b);
+            t.blocks.push(e.block);
         }
     }
 
@@ -461,48 +267,73 @@ impl PrefixCache {
         let Some(mut t) = self.tables.remove(&req) else {
             return 0;
         };
+        let shared = t.shared.unwrap_or(usize::MAX);
         let mut freed = 0;
-        for &b in t.blocks.iter().rev() {
-            let rc = &mut self.queue.blocks[b as usize].refs;
-            *rc = rc
-                .checked_sub(1)
-                .expect("a held block has a positive reference count");
-            if *rc == 0 {
-                self.queue.push_back(b);
-                freed += 1;
+        for (i, &b) in t.blocks.iter().enumerate().rev() {
+            let content = if i < shared {
+                let r = &mut self.records[b as usize];
+                if let Some(h) = r.hash {
+                    r.refs = r
+                        .refs
+                        .checked_sub(1)
+                        .expect("a held block has a positive reference count");
+                    if r.refs == 0 {
+                        r.seq = self.queue.push_back(b, Content::Shared(h));
+                        freed += 1;
+                    }
+                    continue;
+                }
+                // Not registered (its content was cached in another block): this request's alone.
+                Content::Empty
+            } else if i < t.hits || (i < t.registered && t.own.get(i).is_none_or(|&s| s == NO_SEQ))
+            {
+                // Revived, or registered by this attempt (see `register`).
+                Content::Own {
+                    req,
+                    index: i as u32,
+                }
+            } else {
+                // Not registered (scheduled tokens did not fill it, or an earlier attempt's block
+                // still held its content).
+                Content::Empty
+            };
+            let seq = self.queue.push_back(b, content);
+            freed += 1;
+            if !forget && matches!(content, Content::Own { .. }) {
+                if t.own.len() <= i {
+                    t.own.resize(i + 1, NO_SEQ);
+                }
+                t.own[i] = seq;
             }
         }
+        t.blocks.clear();
+        t.hits = 0;
+        t.registered = 0;
         if forget {
-            t.blocks.clear();
             t.hashes.clear();
             t.own.clear();
             t.shared = None;
-            t.registered = 0;
             self.spare.push(t);
         } else {
-            // Remember where its own blocks are, for the lookup of its next attempt.
-            for (i, &b) in t.blocks.iter().enumerate() {
-                if self.queue.own(Some(&b), req, i).is_some() {
-                    if t.own.len() <= i {
-                        t.own.resize(i + 1, NIL);
-                    }
-                    t.own[i] = b;
-                }
-            }
-            t.blocks.clear();
-            t.registered = 0;
             self.tables.insert(req, t);
         }
         freed
     }
 
-    /// The block caching block `i` of request `req`'s sequence, whose table is `t` (with its
-    /// first `shared` hashes computed when `i < shared`).
-    fn cached_block(&self, t: &Table, shared: usize, req: ReqId, i: usize) -> Option<u32> {
+    /// The cache's block for block `i` of request `req`'s sequence, whose table is `t` (with its
+    /// first `shared` hashes computed when `i < shared`): `Ok` for a shared block, `Err` with
+    /// the queue entry's number for an own one.
+    fn cached_block(
+        &self,
+        t: &Table,
+        shared: usize,
+        req: ReqId,
+        i: usize,
+    ) -> Option<Result<u32, u64>> {
         if i < shared {
-            self.by_hash.get(&t.hashes[i]).copied()
+            self.by_hash.get(&t.hashes[i]).map(|&b| Ok(b))
         } else {
-            self.queue.own(t.own.get(i), req, i)
+            own_entry(&self.queue, &t.own, req, i).map(Err)
         }
     }
 
@@ -517,13 +348,13 @@ impl PrefixCache {
         let t = &self.tables[&req.id];
         let mut hit = PrefixHit::default();
         for i in 0..max_blocks {
-            let Some(b) = self.cached_block(t, shared, req.id, i) else {
-                break;
-            };
-            hit.blocks += 1;
-            if self.queue.blocks[b as usize].refs == 0 {
-                hit.revived_blocks += 1;
+            match self.cached_block(t, shared, req.id, i) {
+                None => break,
+                Some(Ok(b)) if self.records[b as usize].refs > 0 => {}
+                // An unreferenced shared block, or an own block (always queued here).
+                Some(_) => hit.revived_blocks += 1,
             }
+            hit.blocks += 1;
         }
         hit.tokens = hit.blocks * bs;
         hit
@@ -551,17 +382,26 @@ impl PrefixCache {
         if hit.blocks > 0 {
             let shared = t.shared(req, self.block_size);
             for i in 0..hit.blocks as usize {
-                let b = self
-                    .cached_block(&t, shared, req.id, i)
-                    .expect("a hit's blocks are cached");
-                if self.queue.blocks[b as usize].refs == 0 {
-                    self.queue.unlink(b);
-                    revived += 1;
-                }
-                self.queue.blocks[b as usize].refs += 1;
+                let cached = self.cached_block(&t, shared, req.id, i);
+                let b = match cached.expect("a hit's blocks are cached") {
+                    Ok(b) => {
+                        let r = &mut self.records[b as usize];
+                        if r.refs == 0 {
+                            self.queue.remove(r.seq);
+                            revived += 1;
+                        }
+                        r.refs += 1;
+                        b
+                    }
+                    Err(seq) => {
+                        revived += 1;
+                        self.queue.remove(seq).block
+                    }
+                };
                 t.blocks.push(b);
             }
         }
+        t.hits = hit.blocks as usize;
         t.registered = hit.blocks as usize;
         self.tables.insert(req.id, t);
         let s = &mut self.stats;
@@ -586,92 +426,105 @@ impl PrefixCache {
         }
         let shared = t.shared(req, bs);
         extend_hashes(req, bs, full.min(shared), &mut t.hashes);
-        for i in t.registered..full {
-            let b = t.blocks[i];
-            if self.queue.blocks[b as usize].content != Content::Empty {
-                continue;
-            }
-            if i < shared {
-                let h = t.hashes[i];
-                if let std::collections::hash_map::Entry::Vacant(e) = self.by_hash.entry(h) {
-                    e.insert(b);
-                    self.queue.blocks[b as usize].content = Content::Shared(h);
-                }
-            } else if self.queue.own(t.own.get(i), req.id, i).is_none() {
-                self.queue.blocks[b as usize].content = Content::Own {
-                    req: req.id,
-                    index: i as u32,
+        // Blocks past `registered` were taken empty by this attempt and are held by it alone.
+        for i in t.registered..full.min(shared) {
+            let (b, h) = (t.blocks[i], t.hashes[i]);
+            if let std::collections::hash_map::Entry::Vacant(e) = self.by_hash.entry(h) {
+                e.insert(b);
+                self.records[b as usize] = Record {
+                    hash: Some(h),
+                    refs: 1,
+                    seq: 0,
                 };
+            }
+        }
+        // Own content matters only once the block is queued (only this request can reuse it, and
+        // it holds no block when it looks up), so `release` writes it: a block registers unless an
+        // earlier attempt's block still holds its content. Decided now, recorded as NO_SEQ.
+        for i in t.registered.max(shared)..full.min(t.own.len()) {
+            if own_entry(&self.queue, &t.own, req.id, i).is_none() {
+                t.own[i] = NO_SEQ;
             }
         }
         t.registered = full;
     }
 
-    /// Checks the pool's invariants: counts add up to capacity, every queued block has no
-    /// reference, every referenced block is held by as many tables, the hash map and the shared
-    /// blocks agree and no two blocks hold the same content. Returns a description of the first
-    /// violation.
+    /// Checks the pool's invariants: counts add up to capacity; every block is either queued once
+    /// or held; a block without shared content has one holder; a shared block's record counts its
+    /// holders and agrees with the hash map and its queue entry; no two blocks hold the same
+    /// content. Returns a description of the first violation.
     pub fn check(&self) -> Result<(), String> {
-        let blocks = &self.queue.blocks;
-        let queue = self.free_queue();
-        if queue.len() as u64 != self.queue.len {
-            return Err(format!(
-                "free queue holds {} blocks, counted {}",
-                queue.len(),
-                self.queue.len
-            ));
-        }
-        let cached = queue
-            .iter()
-            .filter(|&&b| blocks[b as usize].content != Content::Empty)
-            .count() as u64;
-        if cached != self.queue.cached {
-            return Err(format!(
-                "{cached} cached blocks in the queue, counted {}",
-                self.queue.cached
-            ));
-        }
-        let mut holders = vec![0u32; blocks.len()];
+        self.queue.check()?;
+        let n = self.records.len();
+        let mut holders = vec![0u32; n];
         for t in self.tables.values() {
             for &b in &t.blocks {
                 holders[b as usize] += 1;
             }
         }
-        if blocks.iter().zip(&holders).any(|(b, &h)| b.refs != h) {
-            return Err("reference counts differ from the block tables".into());
+        let mut queued = vec![None; n];
+        let mut own = std::collections::BTreeSet::new();
+        for e in self.queue.iter() {
+            let b = e.block as usize;
+            if queued[b].replace(e).is_some() {
+                return Err(format!("block {b} is queued twice"));
+            }
+            if holders[b] > 0 {
+                return Err(format!("block {b} is queued and held"));
+            }
+            match e.content {
+                Content::Own { req, index } if !own.insert((req, index)) => {
+                    return Err(format!("block {b} holds content another block holds"));
+                }
+                Content::Shared(h) if self.records[b].hash != Some(h) => {
+                    return Err(format!(
+                        "queued block {b}'s content differs from its record"
+                    ));
+                }
+                _ => {}
+            }
         }
-        if queue.iter().any(|&b| blocks[b as usize].refs != 0) {
-            return Err("a block in the free queue has a reference".into());
-        }
-        let used = blocks.iter().filter(|b| b.refs > 0).count() as u64;
-        if used + self.cached_blocks() + self.empty_blocks() != blocks.len() as u64 {
-            return Err(format!(
-                "used {used} + cached {} + free {} != capacity {}",
-                self.cached_blocks(),
-                self.empty_blocks(),
-                blocks.len()
-            ));
+        for (b, r) in self.records.iter().enumerate() {
+            match (queued[b], r.hash) {
+                (None, _) if holders[b] == 0 => {
+                    return Err(format!("block {b} is neither queued nor held"))
+                }
+                (None, None) if holders[b] != 1 => {
+                    return Err(format!(
+                        "block {b} without shared content has {} holders",
+                        holders[b]
+                    ))
+                }
+                (None, Some(_)) if r.refs != holders[b] => {
+                    return Err("reference counts differ from the block tables".into())
+                }
+                (Some(e), Some(h))
+                    if r.refs != 0 || r.seq != e.seq || e.content != Content::Shared(h) =>
+                {
+                    return Err(format!(
+                        "queued shared block {b}'s record differs from its entry"
+                    ))
+                }
+                _ => {}
+            }
+            if let Some(h) = r.hash {
+                if self.by_hash.get(&h) != Some(&(b as u32)) {
+                    return Err(format!("shared block {b} is missing from the hash map"));
+                }
+            }
         }
         for (&h, &b) in &self.by_hash {
-            if blocks[b as usize].content != Content::Shared(h) {
+            if self.records[b as usize].hash != Some(h) {
                 return Err(format!("hash map entry of block {b} is stale"));
             }
         }
-        let mut contents = std::collections::BTreeSet::new();
-        for (b, blk) in blocks.iter().enumerate() {
-            let key = match blk.content {
-                Content::Empty => continue,
-                Content::Shared(h) => {
-                    if self.by_hash.get(&h) != Some(&(b as u32)) {
-                        return Err(format!("shared block {b} is missing from the hash map"));
-                    }
-                    (0, h)
-                }
-                Content::Own { req, index } => (1 + u64::from(req), u64::from(index)),
-            };
-            if !contents.insert(key) {
-                return Err(format!("block {b} holds content another block holds"));
-            }
+        let used = holders.iter().filter(|&&h| h > 0).count() as u64;
+        if used + self.cached_blocks() + self.empty_blocks() != n as u64 {
+            return Err(format!(
+                "used {used} + cached {} + free {} != capacity {n}",
+                self.cached_blocks(),
+                self.empty_blocks(),
+            ));
         }
         Ok(())
     }
