@@ -37,7 +37,7 @@ mod queue;
 
 pub use hash::shared_prompt_block_hashes;
 use hash::{extend_hashes, shared_block_count};
-use queue::{Content, FreeQueue};
+use queue::{FreeQueue, Kind};
 
 /// No queue entry recorded (in [`Table::own`]).
 const NO_SEQ: u64 = u64::MAX;
@@ -139,8 +139,10 @@ struct Record {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrefixCache {
     block_size: u32,
+    /// Blocks.
+    capacity: u64,
     queue: FreeQueue,
-    /// Per block id.
+    /// Per block id, up to the highest block that held shared content.
     records: Vec<Record>,
     /// Registered shared blocks by content hash (a bijection with the records holding a hash).
     by_hash: IntMap<u64, u32>,
@@ -161,15 +163,12 @@ fn table<'a>(
         .or_insert_with(|| spare.pop().unwrap_or_default())
 }
 
-/// The number of the queued entry still holding own block `index` of request `req`, whose table
-/// records `own` ([`Table::own`]).
-fn own_entry(queue: &FreeQueue, own: &[u64], req: ReqId, index: usize) -> Option<u64> {
+/// The number of the queued entry still holding own block `index` of the request whose table
+/// records `own` ([`Table::own`]). Entry numbers are never reused, so an entry still queued under
+/// that number is the one the request's block made when it was freed, with its content.
+fn own_entry(queue: &FreeQueue, own: &[u64], index: usize) -> Option<u64> {
     let &seq = own.get(index)?;
-    let expected = Content::Own {
-        req,
-        index: index as u32,
-    };
-    (seq != NO_SEQ && queue.get(seq)?.content == expected).then_some(seq)
+    (seq != NO_SEQ && queue.get(seq)?.kind == Kind::Own).then_some(seq)
 }
 
 impl PrefixCache {
@@ -181,8 +180,9 @@ impl PrefixCache {
             .expect("fewer than 2^32 - 1 KV blocks per replica");
         PrefixCache {
             block_size: block_size.max(1),
+            capacity: u64::from(n),
             queue: FreeQueue::new(n),
-            records: vec![Record::default(); n as usize],
+            records: Vec::new(),
             by_hash: IntMap::default(),
             tables: IntMap::default(),
             spare: Vec::new(),
@@ -212,7 +212,7 @@ impl PrefixCache {
 
     /// Blocks referenced by at least one request.
     pub fn used_blocks(&self) -> u64 {
-        self.records.len() as u64 - self.queue.len
+        self.capacity - self.queue.len
     }
 
     /// Reference count of block `b`: the block tables holding it (tests and invariant checks; it
@@ -242,18 +242,19 @@ impl PrefixCache {
         t.blocks.reserve(n as usize);
         for _ in 0..n {
             let e = self.queue.pop_front();
-            match e.content {
-                Content::Empty => {}
-                Content::Shared(h) => {
+            match e.kind {
+                Kind::Empty => {}
+                Kind::Shared => {
+                    let h = self.records[e.block as usize].hash.take();
+                    let h = h.expect("a queued shared block's record holds its hash");
                     if let std::collections::hash_map::Entry::Occupied(m) = self.by_hash.entry(h) {
                         if *m.get() == e.block {
                             m.remove();
                         }
                     }
-                    self.records[e.block as usize].hash = None;
                     self.stats.evictions += 1;
                 }
-                Content::Own { .. } => self.stats.evictions += 1,
+                Kind::Own => self.stats.evictions += 1,
             }
             t.blocks.push(e.block);
         }
@@ -270,36 +271,36 @@ impl PrefixCache {
         let shared = t.shared.unwrap_or(usize::MAX);
         let mut freed = 0;
         for (i, &b) in t.blocks.iter().enumerate().rev() {
-            let content = if i < shared {
-                let r = &mut self.records[b as usize];
-                if let Some(h) = r.hash {
+            let kind = if i < shared {
+                if let Some(r) = self
+                    .records
+                    .get_mut(b as usize)
+                    .filter(|r| r.hash.is_some())
+                {
                     r.refs = r
                         .refs
                         .checked_sub(1)
                         .expect("a held block has a positive reference count");
                     if r.refs == 0 {
-                        r.seq = self.queue.push_back(b, Content::Shared(h));
+                        r.seq = self.queue.push_back(b, Kind::Shared);
                         freed += 1;
                     }
                     continue;
                 }
                 // Not registered (its content was cached in another block): this request's alone.
-                Content::Empty
+                Kind::Empty
             } else if i < t.hits || (i < t.registered && t.own.get(i).is_none_or(|&s| s == NO_SEQ))
             {
                 // Revived, or registered by this attempt (see `register`).
-                Content::Own {
-                    req,
-                    index: i as u32,
-                }
+                Kind::Own
             } else {
                 // Not registered (scheduled tokens did not fill it, or an earlier attempt's block
                 // still held its content).
-                Content::Empty
+                Kind::Empty
             };
-            let seq = self.queue.push_back(b, content);
+            let seq = self.queue.push_back(b, kind);
             freed += 1;
-            if !forget && matches!(content, Content::Own { .. }) {
+            if !forget && kind == Kind::Own {
                 if t.own.len() <= i {
                     t.own.resize(i + 1, NO_SEQ);
                 }
@@ -320,20 +321,14 @@ impl PrefixCache {
         freed
     }
 
-    /// The cache's block for block `i` of request `req`'s sequence, whose table is `t` (with its
-    /// first `shared` hashes computed when `i < shared`): `Ok` for a shared block, `Err` with
+    /// The cache's block for block `i` of the sequence of the request whose table is `t` (with
+    /// its first `shared` hashes computed when `i < shared`): `Ok` for a shared block, `Err` with
     /// the queue entry's number for an own one.
-    fn cached_block(
-        &self,
-        t: &Table,
-        shared: usize,
-        req: ReqId,
-        i: usize,
-    ) -> Option<Result<u32, u64>> {
+    fn cached_block(&self, t: &Table, shared: usize, i: usize) -> Option<Result<u32, u64>> {
         if i < shared {
             self.by_hash.get(&t.hashes[i]).map(|&b| Ok(b))
         } else {
-            own_entry(&self.queue, &t.own, req, i).map(Err)
+            own_entry(&self.queue, &t.own, i).map(Err)
         }
     }
 
@@ -348,7 +343,7 @@ impl PrefixCache {
         let t = &self.tables[&req.id];
         let mut hit = PrefixHit::default();
         for i in 0..max_blocks {
-            match self.cached_block(t, shared, req.id, i) {
+            match self.cached_block(t, shared, i) {
                 None => break,
                 Some(Ok(b)) if self.records[b as usize].refs > 0 => {}
                 // An unreferenced shared block, or an own block (always queued here).
@@ -382,7 +377,7 @@ impl PrefixCache {
         if hit.blocks > 0 {
             let shared = t.shared(req, self.block_size);
             for i in 0..hit.blocks as usize {
-                let cached = self.cached_block(&t, shared, req.id, i);
+                let cached = self.cached_block(&t, shared, i);
                 let b = match cached.expect("a hit's blocks are cached") {
                     Ok(b) => {
                         let r = &mut self.records[b as usize];
@@ -431,6 +426,9 @@ impl PrefixCache {
             let (b, h) = (t.blocks[i], t.hashes[i]);
             if let std::collections::hash_map::Entry::Vacant(e) = self.by_hash.entry(h) {
                 e.insert(b);
+                if self.records.len() <= b as usize {
+                    self.records.resize(b as usize + 1, Record::default());
+                }
                 self.records[b as usize] = Record {
                     hash: Some(h),
                     refs: 1,
@@ -442,7 +440,7 @@ impl PrefixCache {
         // it holds no block when it looks up), so `release` writes it: a block registers unless an
         // earlier attempt's block still holds its content. Decided now, recorded as NO_SEQ.
         for i in t.registered.max(shared)..full.min(t.own.len()) {
-            if own_entry(&self.queue, &t.own, req.id, i).is_none() {
+            if own_entry(&self.queue, &t.own, i).is_none() {
                 t.own[i] = NO_SEQ;
             }
         }
@@ -451,11 +449,11 @@ impl PrefixCache {
 
     /// Checks the pool's invariants: counts add up to capacity; every block is either queued once
     /// or held; a block without shared content has one holder; a shared block's record counts its
-    /// holders and agrees with the hash map and its queue entry; no two blocks hold the same
-    /// content. Returns a description of the first violation.
+    /// holders and agrees with the hash map and its queue entry; no two requests claim one queued
+    /// own block. Returns a description of the first violation.
     pub fn check(&self) -> Result<(), String> {
         self.queue.check()?;
-        let n = self.records.len();
+        let n = self.capacity as usize;
         let mut holders = vec![0u32; n];
         for t in self.tables.values() {
             for &b in &t.blocks {
@@ -463,7 +461,6 @@ impl PrefixCache {
             }
         }
         let mut queued = vec![None; n];
-        let mut own = std::collections::BTreeSet::new();
         for e in self.queue.iter() {
             let b = e.block as usize;
             if queued[b].replace(e).is_some() {
@@ -472,19 +469,10 @@ impl PrefixCache {
             if holders[b] > 0 {
                 return Err(format!("block {b} is queued and held"));
             }
-            match e.content {
-                Content::Own { req, index } if !own.insert((req, index)) => {
-                    return Err(format!("block {b} holds content another block holds"));
-                }
-                Content::Shared(h) if self.records[b].hash != Some(h) => {
-                    return Err(format!(
-                        "queued block {b}'s content differs from its record"
-                    ));
-                }
-                _ => {}
-            }
         }
-        for (b, r) in self.records.iter().enumerate() {
+        let record = |b: usize| self.records.get(b).copied().unwrap_or_default();
+        for b in 0..n {
+            let r = record(b);
             match (queued[b], r.hash) {
                 (None, _) if holders[b] == 0 => {
                     return Err(format!("block {b} is neither queued nor held"))
@@ -498,9 +486,10 @@ impl PrefixCache {
                 (None, Some(_)) if r.refs != holders[b] => {
                     return Err("reference counts differ from the block tables".into())
                 }
-                (Some(e), Some(h))
-                    if r.refs != 0 || r.seq != e.seq || e.content != Content::Shared(h) =>
-                {
+                (Some(e), h) if (e.kind == Kind::Shared) != h.is_some() => {
+                    return Err(format!("queued block {b}'s kind differs from its record"))
+                }
+                (Some(e), Some(_)) if r.refs != 0 || r.seq != e.seq => {
                     return Err(format!(
                         "queued shared block {b}'s record differs from its entry"
                     ))
@@ -514,14 +503,27 @@ impl PrefixCache {
             }
         }
         for (&h, &b) in &self.by_hash {
-            if self.records[b as usize].hash != Some(h) {
+            if record(b as usize).hash != Some(h) {
                 return Err(format!("hash map entry of block {b} is stale"));
             }
         }
+        let mut claimed = std::collections::BTreeSet::new();
+        for t in self.tables.values() {
+            for i in 0..t.own.len() {
+                if let Some(seq) = own_entry(&self.queue, &t.own, i) {
+                    if !claimed.insert(seq) {
+                        return Err(format!("two requests claim the own block of entry {seq}"));
+                    }
+                }
+            }
+        }
         let used = holders.iter().filter(|&&h| h > 0).count() as u64;
-        if used + self.cached_blocks() + self.empty_blocks() != n as u64 {
+        if used != self.used_blocks()
+            || used + self.cached_blocks() + self.empty_blocks() != n as u64
+        {
             return Err(format!(
-                "used {used} + cached {} + free {} != capacity {n}",
+                "used {used} (counted {}) + cached {} + free {} != capacity {n}",
+                self.used_blocks(),
                 self.cached_blocks(),
                 self.empty_blocks(),
             ));
