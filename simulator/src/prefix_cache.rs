@@ -533,5 +533,8 @@ impl PrefixCache {
 }
 
 #[cfg(test)]
+#[path = "prefix_cache_model_tests.rs"]
+mod model_tests;
+#[cfg(test)]
 #[path = "prefix_cache_tests.rs"]
 mod tests;
