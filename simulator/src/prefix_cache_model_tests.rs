@@ -98,16 +98,18 @@ impl Model {
         };
         let full = ((kv_tokens / self.block_size) as usize).min(t.0.len());
         let from = t.1;
+        if full <= from {
+            return;
+        }
         let hashes = self.hashes(req, full);
         let t = self.tables.get_mut(&req.id).unwrap();
-        for i in from..full {
-            let b = t.0[i];
-            if self.hash[b as usize].is_none() && !self.by_hash.contains_key(&hashes[i]) {
-                self.by_hash.insert(hashes[i], b);
-                self.hash[b as usize] = Some(hashes[i]);
+        for (&b, &h) in t.0[from..full].iter().zip(&hashes[from..full]) {
+            if self.hash[b as usize].is_none() && !self.by_hash.contains_key(&h) {
+                self.by_hash.insert(h, b);
+                self.hash[b as usize] = Some(h);
             }
         }
-        t.1 = t.1.max(full);
+        t.1 = full;
     }
 
     fn release(&mut self, id: ReqId, forget: bool) -> u64 {
