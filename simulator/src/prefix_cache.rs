@@ -94,6 +94,17 @@ pub struct PrefixCacheStats {
     pub evictions: u64,
 }
 
+impl PrefixCacheStats {
+    /// Counts the admission of `req` with `hit`, in a cache of `block_size`-token blocks.
+    fn count_admission(&mut self, req: &Request, hit: PrefixHit, block_size: u32) {
+        self.lookups += 1;
+        self.queried_tokens += u64::from(req.current_prefill_tokens);
+        self.hit_tokens += u64::from(hit.tokens);
+        self.queried_blocks += u64::from(req.current_prefill_tokens / block_size);
+        self.hit_blocks += u64::from(hit.blocks);
+    }
+}
+
 /// One request's blocks and what is known of its content.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Table {
@@ -399,12 +410,7 @@ impl PrefixCache {
         t.hits = hit.blocks as usize;
         t.registered = hit.blocks as usize;
         self.tables.insert(req.id, t);
-        let s = &mut self.stats;
-        s.lookups += 1;
-        s.queried_tokens += u64::from(req.current_prefill_tokens);
-        s.hit_tokens += u64::from(hit.tokens);
-        s.queried_blocks += u64::from(req.current_prefill_tokens / self.block_size);
-        s.hit_blocks += u64::from(hit.blocks);
+        self.stats.count_admission(req, hit, self.block_size);
         revived
     }
 

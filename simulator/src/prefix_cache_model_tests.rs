@@ -71,12 +71,7 @@ impl Model {
         }
         let t = self.tables.get_mut(&req.id).unwrap();
         (t.0, t.1) = (blocks, hit.blocks as usize);
-        let s = &mut self.stats;
-        s.lookups += 1;
-        s.queried_tokens += u64::from(req.current_prefill_tokens);
-        s.hit_tokens += u64::from(hit.tokens);
-        s.queried_blocks += u64::from(req.current_prefill_tokens / self.block_size);
-        s.hit_blocks += u64::from(hit.blocks);
+        self.stats.count_admission(req, hit, self.block_size);
         revived
     }
 
