@@ -25,6 +25,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::num::NonZeroU64;
 
 use serde::{Deserialize, Serialize};
 
@@ -139,7 +140,7 @@ impl Table {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Record {
     /// The content's hash; `None` for a block without shared content.
-    hash: Option<u64>,
+    hash: Option<NonZeroU64>,
     /// Requests holding it.
     refs: u32,
     /// While it has no reference: the number of its free-queue entry.
@@ -256,7 +257,10 @@ impl PrefixCache {
             match e.kind {
                 Kind::Empty => {}
                 Kind::Shared => {
-                    let h = self.records[e.block as usize].hash.take();
+                    let h = self.records[e.block as usize]
+                        .hash
+                        .take()
+                        .map(NonZeroU64::get);
                     let h = h.expect("a queued shared block's record holds its hash");
                     if let std::collections::hash_map::Entry::Occupied(m) = self.by_hash.entry(h) {
                         if *m.get() == e.block {
@@ -436,7 +440,8 @@ impl PrefixCache {
                     self.records.resize(b as usize + 1, Record::default());
                 }
                 self.records[b as usize] = Record {
-                    hash: Some(h),
+                    // A block hash is never 0.
+                    hash: NonZeroU64::new(h),
                     refs: 1,
                     seq: 0,
                 };
@@ -502,14 +507,14 @@ impl PrefixCache {
                 }
                 _ => {}
             }
-            if let Some(h) = r.hash {
+            if let Some(h) = r.hash.map(NonZeroU64::get) {
                 if self.by_hash.get(&h) != Some(&(b as u32)) {
                     return Err(format!("shared block {b} is missing from the hash map"));
                 }
             }
         }
         for (&h, &b) in &self.by_hash {
-            if record(b as usize).hash != Some(h) {
+            if record(b as usize).hash.map(NonZeroU64::get) != Some(h) {
                 return Err(format!("hash map entry of block {b} is stale"));
             }
         }
