@@ -7,7 +7,8 @@
 //! cluster's many replicas those records are rarely in the CPU cache, and a linked list waits for
 //! one at every step. Entries are numbered in order (`seq`, never reused); a block leaving out of
 //! order (a prefix hit on an unreferenced block) is found by its number and leaves a hole, which
-//! the front skips; holes are squeezed out (numbers kept) when they outnumber the queued blocks.
+//! the front skips; holes are squeezed out (numbers kept) when they pass an eighth of the queued
+//! blocks (so the array stays within 9/8 of them, each squeeze paid for by as many holes).
 //! Blocks never used are not stored: they are the queue's first blocks, in id order (block `i`
 //! numbered `i`), until taken.
 
@@ -15,7 +16,8 @@ use std::collections::VecDeque;
 
 /// No block: the block of a hole.
 const HOLE: u32 = u32::MAX;
-/// Holes tolerated in the queue before squeezing, at least (more when more blocks are queued).
+/// Holes tolerated in the queue before squeezing, at least (an eighth of the stored blocks when
+/// more).
 const MIN_HOLES: usize = 1024;
 
 /// What a queued block keeps for later reuse.
@@ -134,7 +136,7 @@ impl FreeQueue {
         }
         let live = self.len as usize - (self.capacity - self.fresh) as usize;
         let holes = self.order.len() - live;
-        if holes > MIN_HOLES.max(live) {
+        if holes > MIN_HOLES.max(live / 8) {
             self.order.retain(|e| e.block != HOLE);
         }
         e
