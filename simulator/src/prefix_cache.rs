@@ -135,8 +135,8 @@ impl Table {
     }
 }
 
-/// What the pool records of a block with shared content (other blocks' records are stale and
-/// never read).
+/// What the pool records of a block with shared content (a block without has no hash here; its
+/// other fields are stale and never read).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Record {
     /// The content's hash; `None` for a block without shared content.
