@@ -15,9 +15,16 @@
 # (PREFIX_CACHING=1 keeps vllm_v1's default, on: its block hashing then dominates, about 6x
 # slower).
 #
+# Then the search: `simulator search` over examples/search/disagg-pd.toml (8 H100s: colocated, or
+# every P:D split × both transfer modes) for the long workload and its short-prompt twin, at each
+# TPOT p90 limit of SEARCH_TPOTS: one line per configuration (capacity = the highest Poisson rate
+# meeting TTFT p90 <= 2 s and the TPOT limit), then the best split against colocated.
+#
 # Environment: MODE (after_prefill or layerwise, default layerwise), SLO_TTFT (s, default 2),
 # SLO_TPOT (s, default 0.012), N (requests per run, default 1500), LONG_RATES (default
-# "8 12 16 20 24 28"), SHORT_RATES (default "60 120 180 240 300 360 420"), MILLION=0 to skip the 1M run.
+# "8 12 16 20 24 28"), SHORT_RATES (default "60 120 180 240 300 360 420"), RATES=0 to skip the
+# rate scan, SEARCH=0 to skip the search, SEARCH_TPOTS (default "0.012 0.02 0.05"), MILLION=0 to
+# skip the 1M run.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -45,8 +52,9 @@ workload_args() {
   esac
 }
 
-printf '%-6s %-12s %6s %10s %9s %9s %9s %9s\n' workload config qps goodput ttft_p50 ttft_p99 tpot_p50 tpot_p99
+[ "${RATES:-1}" = 1 ] && printf '%-6s %-12s %6s %10s %9s %9s %9s %9s\n' workload config qps goodput ttft_p50 ttft_p99 tpot_p50 tpot_p99
 for w in long short; do
+  [ "${RATES:-1}" = 1 ] || continue
   if [ "$w" = long ]; then rates=$long_rates; else rates=$short_rates; fi
   for c in colocated-8 2P+6D 4P+4D 6P+2D; do
     case $c in
@@ -67,7 +75,39 @@ for w in long short; do
     printf '%-6s %-12s %6s %10.2f %9.3f %9.3f %9.4f %9.4f\n' "$w" "$c" "$q" "$g" "$t50" "$t99" "$p50" "$p99"
   done
 done
-echo "(goodput: req/s meeting TTFT <= $slo_ttft s and TPOT <= $slo_tpot s; mode $mode; $n requests per run; best over the rates)"
+[ "${RATES:-1}" = 1 ] && echo "(goodput: req/s meeting TTFT <= $slo_ttft s and TPOT <= $slo_tpot s; mode $mode; $n requests per run; best over the rates)"
+
+if [ "${SEARCH:-1}" = 1 ]; then
+  space=examples/search/disagg-pd.toml
+  for w in long short; do
+    for t in ${SEARCH_TPOTS:-0.012 0.02 0.05}; do
+      sed -e "s/^max_s = 0.012/max_s = $t/" "$space" >"$tmp/$w.toml"
+      if [ "$w" = short ]; then
+        sed -i -e 's/^min_tokens = 4200/min_tokens = 300/' -e 's/^max_tokens = 8200/max_tokens = 700/' \
+          -e 's/^pd_ratio = 30.0/pd_ratio = 1.5/' "$tmp/$w.toml"
+      fi
+      start=$(date +%s.%N)
+      "$bin" search -q --space "$tmp/$w.toml" --out "$tmp/search-$w-$t"
+      wall=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
+      echo "search: $w prompts, TTFT p90 <= 2 s, TPOT p90 <= $t s ($wall s wall)"
+      printf '  %-16s %-9s %10s %9s %9s %8s %8s\n' deployment status capacity ttft_p90 tpot_p90 busy_P busy_D
+      jq -r '.configurations[] | [
+          (if .pools then "\(.pools.prefill_replicas)P+\(.pools.decode_replicas)D \(.pools.transfer_mode | sub("after_prefill"; "ap") | sub("layerwise"; "lw"))" else "colocated-\(.replicas)" end),
+          .status, (.capacity_qps // 0), (.slo_values_s[0] // 0), (.slo_values_s[1] // 0),
+          ((.at_capacity.pools // [])[0].busy_fraction_mean // .at_capacity.busy_fraction // 0),
+          ((.at_capacity.pools // [])[1].busy_fraction_mean // .at_capacity.busy_fraction // 0)
+        ] | @tsv' "$tmp/search-$w-$t/results.json" |
+        while IFS=$'\t' read -r dep st cap t90 p90 bp bd; do
+          printf '  %-16s %-9s %10.2f %9.3f %9.4f %8.2f %8.2f\n' "$dep" "$st" "$cap" "$t90" "$p90" "$bp" "$bd"
+        done
+      jq -r '[.configurations[] | select(.status == "ok" or .status == "not_converged")] as $ok
+        | ($ok | map(select(.pools == null)) | max_by(.capacity_qps)) as $c
+        | ($ok | map(select(.pools != null)) | max_by(.capacity_qps)) as $d
+        | "  best disaggregated \($d.pools.prefill_replicas)P+\($d.pools.decode_replicas)D \($d.pools.transfer_mode): \($d.capacity_qps) req/s; colocated: \($c.capacity_qps // "none") req/s; ratio \(if $c then ($d.capacity_qps / $c.capacity_qps * 100 | round / 100) else "n/a" end)"' \
+        "$tmp/search-$w-$t/results.json"
+    done
+  done
+fi
 
 if [ "${MILLION:-1}" = 1 ]; then
   start=$(date +%s.%N)

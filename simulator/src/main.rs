@@ -94,7 +94,7 @@ fn run(args: &cli::RunArgs) -> Result<()> {
     let opts = RunOptions {
         out_dir: Some(out_dir.clone()),
         quiet,
-        exec_model: None,
+        ..Default::default()
     };
     let outcome = simulate(&cfg, &opts)?;
     if args.output.json {

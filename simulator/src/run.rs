@@ -30,6 +30,9 @@ pub struct RunOptions {
     /// Use this execution model instead of building one from the configuration (for callers that
     /// run many simulations of one replica layout).
     pub exec_model: Option<Arc<dyn ExecutionModel>>,
+    /// For a disaggregated configuration: the decode pool's execution model. Only with it is
+    /// [`RunOptions::exec_model`] used there, as the prefill pool's.
+    pub decode_exec_model: Option<Arc<dyn ExecutionModel>>,
 }
 
 /// The result of [`simulate`].
@@ -121,8 +124,13 @@ fn simulate_into(
         Some(d) => d.prefill.resolved.clone(),
         None => cfg.resolve(&Catalog::builtin())?,
     };
-    let exec = match &opts.exec_model {
-        Some(e) if disagg.is_none() => e.clone(),
+    let given_pair = match (&opts.exec_model, &opts.decode_exec_model) {
+        (Some(p), Some(d)) if disagg.is_some() => Some((p.clone(), d.clone())),
+        _ => None,
+    };
+    let exec = match (&opts.exec_model, &given_pair) {
+        (_, Some((p, _))) => p.clone(),
+        (Some(e), None) if disagg.is_none() => e.clone(),
         _ => execution_model(cfg, &resolved)?,
     };
     let decode_pool = match &disagg {
@@ -130,7 +138,10 @@ fn simulate_into(
             decode: pool_setup(
                 &d.decode.config,
                 &d.decode.resolved,
-                execution_model(&d.decode.config, &d.decode.resolved)?,
+                match &given_pair {
+                    Some((_, e)) => e.clone(),
+                    None => execution_model(&d.decode.config, &d.decode.resolved)?,
+                },
             ),
             transfer: d.transfer,
         }),

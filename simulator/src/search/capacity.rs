@@ -161,6 +161,8 @@ struct Ctx<'a> {
     knobs: &'a SearchKnobs,
     slos: &'a [SloLimit],
     exec: Arc<dyn ExecutionModel>,
+    /// The decode pool's, when disaggregated.
+    decode_exec: Option<Arc<dyn ExecutionModel>>,
     evaluations: Vec<Evaluation>,
 }
 
@@ -183,6 +185,7 @@ impl Ctx<'_> {
             out_dir: None,
             quiet: true,
             exec_model: Some(self.exec.clone()),
+            decode_exec_model: self.decode_exec.clone(),
         };
         let out = simulate(&cfg, &opts).map_err(|e| e.to_string())?;
         let v = violations(&out.summary, Some(limit_s), self.slos);
@@ -235,12 +238,7 @@ pub fn search(
     if let Some(why) = &cand.invalid {
         return result(Status::Invalid, Some(why.clone()), Vec::new());
     }
-    let exec = match cand
-        .config
-        .resolve(&Catalog::builtin())
-        .map_err(|e| e.to_string())
-        .and_then(|r| cache.get(&cand.config, &r))
-    {
+    let (exec, decode_exec) = match exec_models(&cand.config, cache) {
         Ok(e) => e,
         Err(e) => return result(Status::Invalid, Some(e), Vec::new()),
     };
@@ -250,6 +248,7 @@ pub fn search(
         knobs,
         slos,
         exec,
+        decode_exec,
         evaluations: Vec::new(),
     };
     match bracket_and_bisect(&mut ctx) {
@@ -264,19 +263,43 @@ pub fn search(
     }
 }
 
+type ExecPair = (Arc<dyn ExecutionModel>, Option<Arc<dyn ExecutionModel>>);
+
+/// The execution models of `cfg` from the cache: its replicas', or its prefill and decode
+/// pools' when disaggregated.
+fn exec_models(cfg: &SimConfig, cache: &ExecCache) -> Result<ExecPair, String> {
+    match cfg.disaggregated().map_err(|e| e.to_string())? {
+        Some(d) => Ok((
+            cache.get(&d.prefill.config, &d.prefill.resolved)?,
+            Some(cache.get(&d.decode.config, &d.decode.resolved)?),
+        )),
+        None => {
+            let r = cfg
+                .resolve(&Catalog::builtin())
+                .map_err(|e| e.to_string())?;
+            Ok((cache.get(cfg, &r)?, None))
+        }
+    }
+}
+
 fn bracket_and_bisect(ctx: &mut Ctx) -> Result<Capacity, String> {
     let probe_limit = ctx.knobs.min_time_limit_s * PROBE_TIME_LIMIT_FACTOR;
-    let (probe_ok, probe_cfg, probe) = ctx.run(
-        PROBE_QPS,
-        probe_limit,
-        PROBE_MAX_REQUESTS.min(ctx.knobs.max_requests),
-    )?;
+    let probe_requests = PROBE_MAX_REQUESTS.min(ctx.knobs.max_requests);
+    let (probe_ok, probe_cfg, probe) = ctx.run(PROBE_QPS, probe_limit, probe_requests)?;
+    // The probe held the whole workload, not a cut of a larger one (a `duration_s` workload, or
+    // more requests than the probe takes, has more to offer at higher rates).
+    let probe_held_all = ctx
+        .cand
+        .config
+        .workload
+        .num_requests
+        .is_some_and(|n| n <= probe_requests);
     let throughput = if probe.simulated_time_s > 0.0 {
         probe.requests.completed as f64 / probe.simulated_time_s
     } else {
         0.0
     };
-    if probe_ok {
+    if probe_ok && probe_held_all {
         let mut c = finish(
             Status::Unbounded,
             Some((PROBE_QPS, probe_cfg, probe)),

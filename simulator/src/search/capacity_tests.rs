@@ -115,3 +115,32 @@ fn a_workload_too_small_to_load_the_deployment_is_unbounded_and_never_best() {
     assert!(row.capacity_qps.is_some());
     assert!(super::results::best(&super::results::OBJECTIVES[0], &[row], &slos).is_none());
 }
+
+#[test]
+fn a_probe_that_passes_on_a_cut_of_the_workload_does_not_end_the_search() {
+    // 2,000 short requests at once meet these loose SLOs on one H100, but the workload
+    // (arrivals for 20 s) grows with the rate: the search doubles on until a rate fails.
+    let f = space(
+        "[workload]\nduration_s = 20\n[workload.lengths]\nkind = \"fixed\"\nprefill_tokens = 32\ndecode_tokens = 4\n[workload.arrival]\nkind = \"poisson\"\nqps = 1.0\n",
+    );
+    let c = &f.expand()[0];
+    let knob = RateKnob::of(&f.workload, f.seed).unwrap();
+    let slos = [SloLimit {
+        metric: super::space::SloMetric::Ttft,
+        percentile: 90.0,
+        max_s: 5.0,
+    }];
+    let r = search(c, knob, &SearchKnobs::default(), &slos);
+    assert!(r.evaluations[0].pass, "the probe meets the SLO");
+    assert!(r.status.has_capacity(), "{:?}: {:?}", r.status, r.reason);
+    let (cap, fail) = (r.capacity_qps.unwrap(), r.fail_qps.unwrap());
+    assert!(fail > cap);
+    // The capacity exceeds what 2,000 requests could show: the passing run holds more.
+    let (cfg, summary) = r.at_capacity.as_ref().unwrap();
+    assert!(
+        summary.requests.completed > 2000,
+        "{}",
+        summary.requests.completed
+    );
+    assert_eq!(cfg.workload.duration_s, Some(20.0));
+}

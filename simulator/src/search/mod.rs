@@ -239,4 +239,6 @@ pub const SHORT_SPAN_S: f64 = 60.0;
 #[cfg(test)]
 mod capacity_tests;
 #[cfg(test)]
+mod disagg_tests;
+#[cfg(test)]
 mod space_tests;

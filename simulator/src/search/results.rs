@@ -12,6 +12,8 @@ use super::capacity::{percentile_of, stats_of, Capacity, Evaluation, Status};
 use super::error::SearchError;
 use super::space::{Candidate, SearchKnobs, SloLimit, SloMetric};
 use crate::config::SimConfig;
+use crate::engine::transfer::TransferMode;
+use crate::metrics::pools::{PoolSummary, TransferSummary};
 use crate::metrics::summary::{Latency, Throughput};
 
 /// Facts shared by every row: what was searched for.
@@ -45,6 +47,9 @@ pub fn fingerprint(candidates: &[Candidate]) -> String {
     for c in candidates {
         eat(c.key.as_bytes());
         eat(&c.price_per_gpu_hour_usd.to_le_bytes());
+        if let Some(p) = c.decode_price_per_gpu_hour_usd {
+            eat(&p.to_le_bytes());
+        }
         eat(serde_json::to_string(&c.config)
             .expect("configurations serialize")
             .as_bytes());
@@ -73,6 +78,29 @@ pub struct AtCapacity {
     pub mfu: f64,
     /// Mean over replicas of the mean KV usage.
     pub kv_usage_mean: f64,
+    /// Per pool, when disaggregated (`summary.json`'s `pools`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<PoolSummary>,
+    /// The KV transfers, when disaggregated (`summary.json`'s `kv_transfer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_transfer: Option<TransferSummary>,
+}
+
+/// The pools of a disaggregated configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RowPools {
+    /// Prefill replicas.
+    pub prefill_replicas: u32,
+    /// Decode replicas.
+    pub decode_replicas: u32,
+    /// GPU of the decode pool.
+    pub decode_device: String,
+    /// Its node type.
+    pub decode_node: Option<String>,
+    /// Price of one GPU-hour of the decode pool's GPU, USD.
+    pub decode_price_per_gpu_hour_usd: f64,
+    /// How the KV cache moves.
+    pub transfer_mode: TransferMode,
 }
 
 fn one() -> u32 {
@@ -112,10 +140,13 @@ pub struct Row {
     /// KV-cache element type.
     #[serde(default)]
     pub kv_cache_dtype: KvCacheDType,
-    /// Replicas.
+    /// Replicas (both pools' when disaggregated).
     pub replicas: u32,
     /// GPUs (replicas × TP × PP).
     pub gpus: u32,
+    /// The prefill and decode pools; absent: colocated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pools: Option<RowPools>,
     /// Replica scheduler.
     pub scheduler: String,
     /// Its batch size cap.
@@ -124,7 +155,7 @@ pub struct Row {
     pub chunk_size: u32,
     /// Its token cap.
     pub max_tokens_in_batch: u32,
-    /// Price of one GPU-hour, USD.
+    /// Price of one GPU-hour, USD (the prefill pool's GPU when disaggregated).
     pub price_per_gpu_hour_usd: f64,
     /// Price of the deployment per hour, USD.
     pub usd_per_hour: f64,
@@ -173,8 +204,16 @@ fn mean(xs: impl Iterator<Item = f64>) -> f64 {
 /// The row of `cand` from its search result.
 pub fn row(cand: &Candidate, cap: Capacity, slos: &[SloLimit]) -> FullRow {
     let c = &cand.config;
-    let gpus = c.cluster.num_replicas * c.replica.tp * c.replica.pp;
-    let usd_per_hour = gpus as f64 * cand.price_per_gpu_hour_usd;
+    let gpus_per_replica = c.replica.tp * c.replica.pp;
+    let gpus = c.cluster.num_replicas * gpus_per_replica;
+    let pools = row_pools(cand);
+    let usd_per_hour = match &pools {
+        Some(p) => {
+            f64::from(p.prefill_replicas * gpus_per_replica) * cand.price_per_gpu_hour_usd
+                + f64::from(p.decode_replicas * gpus_per_replica) * p.decode_price_per_gpu_hour_usd
+        }
+        None => gpus as f64 * cand.price_per_gpu_hour_usd,
+    };
     let (at_capacity, run_config, slo_values_s, per_usd) = match &cap.at_capacity {
         Some((cfg, s)) => {
             let rate = cap.capacity_qps.unwrap_or(0.0);
@@ -196,6 +235,8 @@ pub fn row(cand: &Candidate, cap: Capacity, slos: &[SloLimit]) -> FullRow {
                 busy_fraction: mean(s.replicas.iter().map(|r| r.busy_fraction)),
                 mfu: mean(s.replicas.iter().map(|r| r.mfu)),
                 kv_usage_mean: mean(s.replicas.iter().map(|r| r.kv_usage_mean)),
+                pools: s.pools.clone(),
+                kv_transfer: s.kv_transfer.clone(),
             };
             let vals = slos
                 .iter()
@@ -224,6 +265,7 @@ pub fn row(cand: &Candidate, cap: Capacity, slos: &[SloLimit]) -> FullRow {
             kv_cache_dtype: c.replica.kv_cache_dtype,
             replicas: c.cluster.num_replicas,
             gpus,
+            pools,
             scheduler: c.scheduler.name.clone(),
             batch_size_cap: c.scheduler.batch_size_cap,
             chunk_size: c.scheduler.chunk_size,
@@ -244,6 +286,28 @@ pub fn row(cand: &Candidate, cap: Capacity, slos: &[SloLimit]) -> FullRow {
         },
         run_config,
     }
+}
+
+/// The pools of a disaggregated candidate (its two `[[cluster.pool]]` entries, prefill first).
+fn row_pools(cand: &Candidate) -> Option<RowPools> {
+    let c = &cand.config;
+    let [p, d] = c.cluster.pools.as_slice() else {
+        return None;
+    };
+    let (decode_device, decode_node) = match &d.device {
+        Some(dev) => (dev.clone(), d.node.clone()),
+        None => (c.replica.device.clone(), c.replica.node.clone()),
+    };
+    Some(RowPools {
+        prefill_replicas: p.replicas,
+        decode_replicas: d.replicas,
+        decode_device,
+        decode_node,
+        decode_price_per_gpu_hour_usd: cand
+            .decode_price_per_gpu_hour_usd
+            .unwrap_or(cand.price_per_gpu_hour_usd),
+        transfer_mode: c.cluster.kv_transfer.mode,
+    })
 }
 
 /// An objective for "best configuration".
@@ -422,6 +486,11 @@ pub fn write_csv(path: &Path, rows: &[Row], slos: &[SloLimit]) -> Result<(), Sea
     .iter()
     .map(|s| s.to_string())
     .collect();
+    let disagg = rows.iter().any(|r| r.pools.is_some());
+    if disagg {
+        let at = header.iter().position(|h| h == "gpus").map_or(0, |i| i + 1);
+        header.splice(at..at, POOL_COLUMNS.iter().map(|s| s.to_string()));
+    }
     header.extend(slos.iter().map(|s| format!("slo_{}_s", s.label())));
     header.extend(
         [
@@ -442,12 +511,14 @@ pub fn write_csv(path: &Path, rows: &[Row], slos: &[SloLimit]) -> Result<(), Sea
             "kv_usage_mean",
             "busy_fraction",
             "arrival_span_s",
-            "evaluations",
-            "reason",
         ]
         .iter()
         .map(|s| s.to_string()),
     );
+    if disagg {
+        header.extend(POOL_METRIC_COLUMNS.iter().map(|s| s.to_string()));
+    }
+    header.extend(["evaluations".to_string(), "reason".to_string()]);
     w.write_record(&header).map_err(csv_err(path))?;
     for r in rows {
         let mut rec = vec![
@@ -463,6 +534,11 @@ pub fn write_csv(path: &Path, rows: &[Row], slos: &[SloLimit]) -> Result<(), Sea
             value_name(r.kv_cache_dtype),
             r.replicas.to_string(),
             r.gpus.to_string(),
+        ];
+        if disagg {
+            rec.extend(pool_cells(r.pools.as_ref()));
+        }
+        rec.extend([
             r.scheduler.clone(),
             r.batch_size_cap.to_string(),
             r.chunk_size.to_string(),
@@ -475,7 +551,7 @@ pub fn write_csv(path: &Path, rows: &[Row], slos: &[SloLimit]) -> Result<(), Sea
             opt(r.requests_per_usd),
             opt(r.tokens_per_usd),
             opt(r.output_tokens_per_usd),
-        ];
+        ]);
         for i in 0..slos.len() {
             rec.push(opt(r.slo_values_s.get(i).copied()));
         }
@@ -501,11 +577,61 @@ pub fn write_csv(path: &Path, rows: &[Row], slos: &[SloLimit]) -> Result<(), Sea
             a.map(|a| a.arrival_span_s),
         ];
         rec.extend(vals.iter().map(|v| opt(*v)));
+        if disagg {
+            rec.extend(pool_metric_cells(a).iter().map(|v| opt(*v)));
+        }
         rec.push(r.evaluations.len().to_string());
         rec.push(r.reason.clone().unwrap_or_default());
         w.write_record(&rec).map_err(csv_err(path))?;
     }
     w.flush().map_err(|e| SearchError::io(path, e))
+}
+
+/// Columns of `results.csv` after `gpus` when a row is disaggregated.
+const POOL_COLUMNS: [&str; 6] = [
+    "prefill_replicas",
+    "decode_replicas",
+    "decode_device",
+    "decode_node",
+    "decode_price_per_gpu_hour_usd",
+    "transfer_mode",
+];
+
+/// Columns of `results.csv` after `arrival_span_s` when a row is disaggregated.
+const POOL_METRIC_COLUMNS: [&str; 5] = [
+    "prefill_busy_fraction",
+    "decode_busy_fraction",
+    "decode_kv_usage_mean",
+    "kv_wait_p99_s",
+    "kv_after_prefill_p99_s",
+];
+
+/// The [`POOL_COLUMNS`] cells of a row (empty for a colocated one).
+fn pool_cells(p: Option<&RowPools>) -> Vec<String> {
+    match p {
+        Some(p) => vec![
+            p.prefill_replicas.to_string(),
+            p.decode_replicas.to_string(),
+            p.decode_device.clone(),
+            p.decode_node.clone().unwrap_or_default(),
+            p.decode_price_per_gpu_hour_usd.to_string(),
+            p.transfer_mode.name().to_string(),
+        ],
+        None => vec![String::new(); POOL_COLUMNS.len()],
+    }
+}
+
+/// The [`POOL_METRIC_COLUMNS`] values at the capacity (none for a colocated row).
+fn pool_metric_cells(a: Option<&AtCapacity>) -> [Option<f64>; 5] {
+    let role = |name: &str| a.and_then(|a| a.pools.iter().find(|p| p.role == name));
+    let t = a.and_then(|a| a.kv_transfer.as_ref());
+    [
+        role("prefill").map(|p| p.busy_fraction_mean),
+        role("decode").map(|p| p.busy_fraction_mean),
+        role("decode").map(|p| p.kv_usage_mean),
+        t.map(|t| t.wait_s.p99),
+        t.map(|t| t.after_prefill_s.p99),
+    ]
 }
 
 /// Writes `frontier.csv`: both frontiers, one row per point.

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::error::SearchError;
 pub use super::slo::{default_slos, SloLimit, SloMetric, SLO_PERCENTILES};
 use crate::config::{PredictorConfig, SimConfig};
+use crate::engine::transfer::TransferMode;
+use crate::pools::{PoolConfig, PoolRole, TransferLink};
 use crate::router::RouterKind;
 use crate::scheduler::{find, SchedulerConfig};
 use crate::workload::WorkloadConfig;
@@ -111,6 +113,41 @@ pub struct Space {
     /// Fraction of GPU memory kept free of weights and KV cache.
     #[serde(default = "default_margin")]
     pub memory_margin_fraction: f64,
+    /// Prefill/decode disaggregation as search dimensions; absent: colocated deployments only.
+    pub disaggregation: Option<DisaggregationAxes>,
+}
+
+/// `[space.disaggregation]`: disaggregated deployments (one prefill and one decode pool, the KV
+/// cache moving between them; docs/disaggregation.md) searched beside or instead of the
+/// colocated ones. Both pools share the candidate's model, TP, PP, precision and scheduler.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisaggregationAxes {
+    /// Keep the colocated deployments of the space as well (the baseline); default true.
+    #[serde(default = "yes")]
+    pub colocated: bool,
+    /// Prefill replica counts. With `space.gpu_budget`: the prefill share of the budget, the
+    /// decode pool taking the rest (absent: every split with at least one replica per pool).
+    /// With `space.replicas` or neither: required, crossed with `decode_replicas`.
+    pub prefill_replicas: Option<Vec<u32>>,
+    /// Decode replica counts (not with `space.gpu_budget`, which sets them).
+    pub decode_replicas: Option<Vec<u32>>,
+    /// GPU of the decode pool, each entry as in `[[space.devices]]`; absent: the prefill pool's
+    /// (the candidate's device).
+    pub decode_devices: Option<Vec<DeviceChoice>>,
+    /// How the KV cache moves (`after_prefill`, `layerwise`); default `["after_prefill"]`.
+    #[serde(default = "default_transfer_modes")]
+    pub transfer_modes: Vec<TransferMode>,
+    /// The link (`auto`, `nvlink`, `network`), as `[cluster.kv_transfer]`'s `link`.
+    #[serde(default)]
+    pub link: TransferLink,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_transfer_modes() -> Vec<TransferMode> {
+    vec![TransferMode::AfterPrefill]
 }
 
 fn one_u32() -> Vec<u32> {
@@ -138,6 +175,78 @@ pub struct DeviceChoice {
     pub price_per_gpu_hour_usd: Option<f64>,
 }
 
+impl DeviceChoice {
+    /// Checks the names against the catalog and the price; errors name `field`.
+    fn check(&self, catalog: &Catalog, field: &str) -> Result<(), SearchError> {
+        catalog
+            .device(&self.device)
+            .map_err(|e| bad(&format!("{field}.device"), e.to_string()))?;
+        if let Some(n) = &self.node {
+            catalog
+                .node(n)
+                .map_err(|e| bad(&format!("{field}.node"), e.to_string()))?;
+        }
+        if let Some(p) = self.price_per_gpu_hour_usd {
+            if !(p.is_finite() && p > 0.0) {
+                return Err(bad(
+                    &format!("{field}.price_per_gpu_hour_usd"),
+                    "must be a positive number of USD",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DisaggregationAxes {
+    /// Checks the axes against the rest of the space.
+    fn check(&self, catalog: &Catalog, sp: &Space) -> Result<(), SearchError> {
+        const AT: &str = "space.disaggregation";
+        for (name, v) in [
+            ("prefill_replicas", &self.prefill_replicas),
+            ("decode_replicas", &self.decode_replicas),
+        ] {
+            if let Some(v) = v {
+                nonempty(&format!("{AT}.{name}"), v)?;
+                if v.contains(&0) {
+                    return Err(bad(
+                        &format!("{AT}.{name}"),
+                        "0 replicas is not a pool; every pool needs at least one replica",
+                    ));
+                }
+            }
+        }
+        match (sp.gpu_budget, &self.prefill_replicas, &self.decode_replicas) {
+            (Some(_), _, Some(_)) => {
+                return Err(bad(
+                    &format!("{AT}.decode_replicas"),
+                    "is set by space.gpu_budget (the decode pool takes the GPUs the prefill pool leaves); remove it, or give space.replicas instead of a budget",
+                ))
+            }
+            (None, None, _) | (None, _, None) => {
+                return Err(bad(
+                    AT,
+                    "without space.gpu_budget, give both prefill_replicas and decode_replicas (their lists are crossed), or set space.gpu_budget to search every split of it",
+                ))
+            }
+            _ => {}
+        }
+        if !self.colocated && sp.replicas.is_some() {
+            return Err(bad(
+                "space.replicas",
+                "only sizes colocated deployments, and space.disaggregation.colocated = false leaves none; remove it or set colocated = true",
+            ));
+        }
+        if let Some(ds) = &self.decode_devices {
+            nonempty(&format!("{AT}.decode_devices"), ds)?;
+            for (i, d) in ds.iter().enumerate() {
+                d.check(catalog, &format!("{AT}.decode_devices[{i}]"))?;
+            }
+        }
+        nonempty(&format!("{AT}.transfer_modes"), &self.transfer_modes)
+    }
+}
+
 /// One entry of `[[space.schedulers]]`: a policy and lists of knob values (absent: the default).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -156,14 +265,16 @@ pub struct SchedulerChoice {
 #[derive(Debug, Clone)]
 pub struct Candidate {
     /// Position in the expansion order (stable: models, devices, TP, PP, EP, quantization,
-    /// KV-cache type, replicas, schedulers).
+    /// KV-cache type, deployments (replicas, then prefill/decode splits), schedulers).
     pub index: usize,
     /// Readable key, e.g. `Llama-2-7b-hf_a100_tp1_pp1_r1_vllm_bsz128`.
     pub key: String,
     /// The simulation configuration (its workload rate is set per evaluation).
     pub config: SimConfig,
-    /// Price of one GPU-hour, USD.
+    /// Price of one GPU-hour, USD (of the prefill pool's GPU when disaggregated).
     pub price_per_gpu_hour_usd: f64,
+    /// Price of one GPU-hour of the decode pool's GPU, USD, when disaggregated.
+    pub decode_price_per_gpu_hour_usd: Option<f64>,
     /// Why the configuration cannot run, if it cannot.
     pub invalid: Option<String>,
 }
@@ -292,23 +403,10 @@ impl SpaceFile {
                 .map_err(|e| bad(&format!("space.models[{i}]"), e.to_string()))?;
         }
         for (i, d) in sp.devices.iter().enumerate() {
-            let field = format!("space.devices[{i}]");
-            catalog
-                .device(&d.device)
-                .map_err(|e| bad(&format!("{field}.device"), e.to_string()))?;
-            if let Some(n) = &d.node {
-                catalog
-                    .node(n)
-                    .map_err(|e| bad(&format!("{field}.node"), e.to_string()))?;
-            }
-            if let Some(p) = d.price_per_gpu_hour_usd {
-                if !(p.is_finite() && p > 0.0) {
-                    return Err(bad(
-                        &format!("{field}.price_per_gpu_hour_usd"),
-                        "must be a positive number of USD",
-                    ));
-                }
-            }
+            d.check(&catalog, &format!("space.devices[{i}]"))?;
+        }
+        if let Some(d) = &sp.disaggregation {
+            d.check(&catalog, sp)?;
         }
         for (i, s) in sp.schedulers.iter().enumerate() {
             let field = format!("space.schedulers[{i}]");
@@ -334,18 +432,13 @@ impl SpaceFile {
     pub fn expand(&self) -> Vec<Candidate> {
         let catalog = Catalog::builtin();
         let sp = &self.space;
-        let replicas = sp.replicas.clone().unwrap_or_else(|| vec![1]);
-        let replica_axis: Vec<Option<u32>> = match sp.gpu_budget {
-            Some(_) => vec![None],
-            None => replicas.into_iter().map(Some).collect(),
-        };
         let mut out = Vec::new();
         for model in &sp.models {
             for dev in &sp.devices {
                 for &tp in &sp.tp {
                     for &pp in &sp.pp {
                         for layout in self.precision_layouts() {
-                            for &reps in &replica_axis {
+                            for dep in self.deployments(tp.saturating_mul(pp)) {
                                 for sched in &sp.schedulers {
                                     for knobs in scheduler_variants(&self.scheduler, sched) {
                                         let index = out.len();
@@ -355,7 +448,7 @@ impl SpaceFile {
                                             model,
                                             dev,
                                             (tp, pp, layout),
-                                            reps,
+                                            &dep,
                                             knobs,
                                         ));
                                     }
@@ -367,6 +460,59 @@ impl SpaceFile {
             }
         }
         out
+    }
+
+    /// The deployments of a replica layout of `gpus_per_replica` GPUs, in order: the colocated
+    /// replica counts (or the GPU budget's), then the disaggregated ones (prefill/decode split,
+    /// decode device, transfer mode).
+    fn deployments(&self, gpus_per_replica: u32) -> Vec<Deployment<'_>> {
+        let sp = &self.space;
+        let mut v = Vec::new();
+        let colocated = sp.disaggregation.as_ref().is_none_or(|d| d.colocated);
+        if colocated {
+            match (sp.gpu_budget, &sp.replicas) {
+                (Some(_), _) => v.push(Deployment::Colocated(None)),
+                (None, Some(r)) => v.extend(r.iter().map(|&n| Deployment::Colocated(Some(n)))),
+                (None, None) => v.push(Deployment::Colocated(Some(1))),
+            }
+        }
+        let Some(d) = &sp.disaggregation else {
+            return v;
+        };
+        let splits: Vec<(u32, u32)> = match sp.gpu_budget {
+            Some(b) => {
+                let n = b.checked_div(gpus_per_replica).unwrap_or(0);
+                match &d.prefill_replicas {
+                    Some(ps) => ps.iter().map(|&p| (p, n.saturating_sub(p))).collect(),
+                    None => (1..n).map(|p| (p, n - p)).collect(),
+                }
+            }
+            None => {
+                let ps = d.prefill_replicas.as_deref().unwrap_or(&[]);
+                let ds = d.decode_replicas.as_deref().unwrap_or(&[]);
+                ps.iter()
+                    .flat_map(|&p| ds.iter().map(move |&q| (p, q)))
+                    .collect()
+            }
+        };
+        let decode_devices: Vec<Option<&DeviceChoice>> = match &d.decode_devices {
+            Some(ds) => ds.iter().map(Some).collect(),
+            None => vec![None],
+        };
+        for &(prefill, decode) in &splits {
+            for &decode_device in &decode_devices {
+                for &mode in &d.transfer_modes {
+                    v.push(Deployment::Disaggregated {
+                        prefill,
+                        decode,
+                        decode_device,
+                        mode,
+                        link: d.link,
+                    });
+                }
+            }
+        }
+        v
     }
 
     /// The (EP, quantization, KV-cache type) combinations, in the order of the space file.
@@ -391,23 +537,44 @@ impl SpaceFile {
         model: &str,
         dev: &DeviceChoice,
         (tp, pp, (ep, quantization, kv_cache_dtype)): (u32, u32, (u32, Quantization, KvCacheDType)),
-        reps: Option<u32>,
+        dep: &Deployment,
         knobs: (SchedulerConfig, String),
     ) -> Candidate {
         let (scheduler, sched_label) = knobs;
         let gpus_per_replica = tp.saturating_mul(pp);
-        let (num_replicas, mut invalid) = match (reps, self.space.gpu_budget) {
-            (Some(r), _) => (r, None),
-            (None, Some(b)) if gpus_per_replica > 0 && b / gpus_per_replica > 0 => {
-                (b / gpus_per_replica, None)
+        let budget = self.space.gpu_budget;
+        let (num_replicas, mut invalid) = match *dep {
+            Deployment::Colocated(Some(r)) => (r, None),
+            Deployment::Colocated(None) => match budget {
+                Some(b) if gpus_per_replica > 0 && b / gpus_per_replica > 0 => {
+                    (b / gpus_per_replica, None)
+                }
+                b => (
+                    1,
+                    Some(format!(
+                        "TP {tp} × PP {pp} = {gpus_per_replica} GPUs exceed the GPU budget of {}",
+                        b.unwrap_or(0)
+                    )),
+                ),
+            },
+            Deployment::Disaggregated {
+                prefill, decode, ..
+            } => {
+                let total = prefill.saturating_add(decode);
+                let why = match budget {
+                    Some(b) if decode == 0 => Some(format!(
+                        "{prefill} prefill replicas of TP {tp} × PP {pp} leave none of the GPU budget of {b} for a decode replica"
+                    )),
+                    Some(b) if u64::from(total) * u64::from(gpus_per_replica) > u64::from(b) => {
+                        Some(format!(
+                            "{prefill} prefill + {decode} decode replicas of TP {tp} × PP {pp} need {} GPUs, over the GPU budget of {b}",
+                            u64::from(total) * u64::from(gpus_per_replica)
+                        ))
+                    }
+                    _ => None,
+                };
+                (total.max(1), why)
             }
-            (None, b) => (
-                1,
-                Some(format!(
-                    "TP {tp} × PP {pp} = {gpus_per_replica} GPUs exceed the GPU budget of {}",
-                    b.unwrap_or(0)
-                )),
-            ),
         };
         let mut config = SimConfig {
             seed: self.seed,
@@ -429,16 +596,71 @@ impl SpaceFile {
         config.replica.memory_margin_fraction = self.space.memory_margin_fraction;
         config.output.batches = false;
         config.output.trace = false;
-        let price = dev.price_per_gpu_hour_usd.unwrap_or_else(|| {
-            catalog
-                .device(&dev.device)
-                .map_or(0.0, |d| d.price_per_gpu_hour_usd)
-        });
+        let price_of = |d: &DeviceChoice| {
+            d.price_per_gpu_hour_usd.unwrap_or_else(|| {
+                catalog
+                    .device(&d.device)
+                    .map_or(0.0, |d| d.price_per_gpu_hour_usd)
+            })
+        };
+        let price = price_of(dev);
+        let mut decode_price = None;
+        let mut deployment_label = format!("_r{num_replicas}");
+        if let Deployment::Disaggregated {
+            prefill,
+            decode,
+            decode_device,
+            mode,
+            link,
+        } = *dep
+        {
+            let pool = |role, replicas| PoolConfig {
+                role,
+                replicas,
+                device: None,
+                node: None,
+                tp: None,
+                pp: None,
+                router: None,
+                scheduler: None,
+            };
+            let mut d = pool(PoolRole::Decode, decode);
+            if let Some(dd) = decode_device {
+                d.device = Some(dd.device.clone());
+                d.node = dd.node.clone();
+            }
+            config.cluster.pools = vec![pool(PoolRole::Prefill, prefill), d];
+            config.cluster.kv_transfer.mode = mode;
+            config.cluster.kv_transfer.link = link;
+            decode_price = Some(decode_device.map_or(price, price_of));
+            deployment_label = format!(
+                "_p{prefill}d{decode}{}_{}",
+                decode_device.map(decode_label).unwrap_or_default(),
+                match mode {
+                    TransferMode::AfterPrefill => "ap",
+                    TransferMode::Layerwise => "lw",
+                }
+            );
+        }
         if invalid.is_none() {
             match config.resolve(catalog) {
                 Ok(r) => {
                     config.replica.model = r.model.name.clone();
                     config.replica.node = Some(r.node.name.clone());
+                    if !config.cluster.pools.is_empty() {
+                        match config.validate().and_then(|()| config.disaggregated()) {
+                            Ok(Some(d)) if decode_price.is_some() => {
+                                // name the decode pool's own GPU and node as resolved
+                                let pool = &mut config.cluster.pools[1];
+                                if pool.device.is_some() {
+                                    pool.device = Some(d.decode.resolved.device.name.clone());
+                                    pool.node = Some(d.decode.resolved.node.name.clone());
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(e) => invalid = Some(e.to_string()),
+                        }
+                    }
                 }
                 Err(e) => invalid = Some(e.to_string()),
             }
@@ -450,7 +672,7 @@ impl SpaceFile {
             .map(|n| format!("_{n}"))
             .unwrap_or_default();
         let key = format!(
-            "{short_model}_{}{node}_tp{tp}_pp{pp}{}_r{num_replicas}_{sched_label}",
+            "{short_model}_{}{node}_tp{tp}_pp{pp}{}{deployment_label}_{sched_label}",
             dev.device,
             precision_label(ep, quantization, kv_cache_dtype)
         );
@@ -459,8 +681,37 @@ impl SpaceFile {
             key,
             config,
             price_per_gpu_hour_usd: price,
+            decode_price_per_gpu_hour_usd: decode_price,
             invalid,
         }
+    }
+}
+
+/// How a candidate's replicas are deployed.
+#[derive(Debug, Clone, Copy)]
+enum Deployment<'a> {
+    /// One colocated pool of this many replicas (`None`: as many as the GPU budget holds).
+    Colocated(Option<u32>),
+    /// A prefill and a decode pool.
+    Disaggregated {
+        /// Prefill replicas.
+        prefill: u32,
+        /// Decode replicas.
+        decode: u32,
+        /// GPU of the decode pool (`None`: the candidate's).
+        decode_device: Option<&'a DeviceChoice>,
+        /// How the KV cache moves.
+        mode: TransferMode,
+        /// The link it crosses.
+        link: TransferLink,
+    },
+}
+
+/// The key's part naming a decode pool's own GPU: `-a100`, `-a100_a100_pairwise_nvlink`.
+fn decode_label(d: &DeviceChoice) -> String {
+    match &d.node {
+        Some(n) => format!("-{}_{n}", d.device),
+        None => format!("-{}", d.device),
     }
 }
 

@@ -11,7 +11,8 @@ device = "a100"
 name = "vllm"
 "#;
 
-fn parse(text: &str) -> Result<SpaceFile, String> {
+/// Loads `text` as a space file (from a temporary file, as `simulator search` reads it).
+pub(super) fn parse(text: &str) -> Result<SpaceFile, String> {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("space.toml");
     std::fs::write(&p, text).unwrap();

@@ -260,6 +260,7 @@ pub fn run(
                     out_dir: Some(out.join(dir)),
                     quiet: true,
                     exec_model: shared.clone(),
+                    decode_exec_model: None,
                 };
                 let r = simulate(cfg, &opts).map_err(sim(*qps)).map(|o| Point {
                     qps: *qps,
