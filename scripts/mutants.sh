@@ -114,7 +114,7 @@ run_pass() {
   local skip=$1 dir=$2
   shift 2
   local test_args=() limit=()
-  [ -n "$skip" ] && test_args=(-- --skip "$skip")
+  [ -n "$skip" ] && test_args=(-- -- --skip "$skip")
   if [ "${MUTANTS_BUDGET_S:-0}" -gt 0 ]; then
     local left=$((MUTANTS_BUDGET_S - ($(date +%s) - start)))
     if [ "$left" -le 0 ]; then
@@ -129,7 +129,7 @@ run_pass() {
     "$@" --profile release --cargo-arg=--lib \
     --cargo-arg=--config=profile.release.package.simulator.opt-level=0 \
     --cargo-arg=--config=profile.release.package.simulator.codegen-units=256 \
-    --baseline skip --timeout 300 --output "$dir" --no-shuffle "${test_args[@]}" >"$dir/run.log" 2>&1
+    --baseline run --timeout 300 --output "$dir" --no-shuffle "${test_args[@]}" >"$dir/run.log" 2>&1
   local rc=$?
   set -e
   tail -n 3 "$dir/run.log"
