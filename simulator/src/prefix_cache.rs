@@ -528,10 +528,10 @@ impl PrefixCache {
                 }
             }
         }
+        // (used + cached + empty = capacity holds exactly when this does: cached + empty is the
+        // queue's length)
         let used = holders.iter().filter(|&&h| h > 0).count() as u64;
-        if used != self.used_blocks()
-            || used + self.cached_blocks() + self.empty_blocks() != n as u64
-        {
+        if used != self.used_blocks() {
             return Err(format!(
                 "used {used} (counted {}) + cached {} + free {} != capacity {n}",
                 self.used_blocks(),
