@@ -250,13 +250,16 @@ fn mixed_pool() -> (super::PrefixCache, [u32; 4]) {
     (p, [a[0], a[1], a[2], a[3]])
 }
 
+/// A way to break a pool.
+type Breakage = Box<dyn Fn(&mut super::PrefixCache)>;
+
 #[test]
 fn check_names_each_broken_invariant() {
     use super::queue::Kind;
     let (pool, [shared, _, _, own]) = mixed_pool();
     let queued = |kind: Kind| pool.queue.iter().find(|e| e.kind == kind).unwrap();
     let cached = queued(Kind::Shared);
-    let cases: [(&str, Box<dyn Fn(&mut super::PrefixCache)>); 7] = [
+    let cases: [(&str, Breakage); 7] = [
         (
             "is queued and held",
             Box::new(move |p| p.tables.get_mut(&0).unwrap().blocks.push(cached.block)),
