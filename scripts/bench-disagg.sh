@@ -9,11 +9,11 @@
 #   long:  total length uniform on [4200, 8200], prompt:output 30 (≈ 4–8k in, 135–265 out)
 #   short: total length uniform on [300, 700], prompt:output 1.5 (≈ 180–420 in, 120–280 out)
 #
-# Then times one run of 1M requests over 16 prefill + 16 decode replicas (short prompts at
-# 600 req/s, layerwise; no batches.csv/trace.json/report; requests.csv, timeseries.csv and
-# summary.json are written). The prompts share nothing, so prefix caching is off for the timing
-# (PREFIX_CACHING=1 keeps vllm_v1's default, on: its block hashing then dominates, about 6x
-# slower).
+# Then times runs of 1M requests over 16 prefill + 16 decode replicas (short prompts at 600 req/s,
+# layerwise; no batches.csv/trace.json/report; requests.csv, timeseries.csv and summary.json are
+# written), with vllm_v1's prefix caching off and on (its default): wall seconds and peak RSS
+# (/usr/bin/time). The prompts share nothing, so caching finds nothing: the difference is its
+# bookkeeping (docs/vllm-v1.md, "Simulation speed").
 #
 # Then the search: `simulator search` over examples/search/disagg-pd.toml (8 H100s: colocated, or
 # every P:D split × both transfer modes) for the long workload and its short-prompt twin, at each
@@ -24,7 +24,8 @@
 # SLO_TPOT (s, default 0.012), N (requests per run, default 1500), LONG_RATES (default
 # "8 12 16 20 24 28"), SHORT_RATES (default "60 120 180 240 300 360 420"), RATES=0 to skip the
 # rate scan, SEARCH=0 to skip the search, SEARCH_TPOTS (default "0.012 0.02 0.05"), MILLION=0 to
-# skip the 1M run.
+# skip the 1M runs, MILLION=only to run only them, PREFIX_CACHING (0: only off, 1: only on;
+# default both), SIMULATOR (a simulator binary to time instead of building this checkout's).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -35,8 +36,9 @@ n="${N:-1500}"
 long_rates="${LONG_RATES:-8 12 16 20 24 28}"
 short_rates="${SHORT_RATES:-60 120 180 240 300 360 420}"
 command -v jq >/dev/null || { echo "bench-disagg: jq is needed" >&2; exit 1; }
-cargo build --release -p simulator --bin simulator --quiet >&2
-bin="${CARGO_TARGET_DIR:-$root/target}/release/simulator"
+[ -x /usr/bin/time ] || { echo "bench-disagg: /usr/bin/time is needed (Debian: apt-get install time)" >&2; exit 1; }
+if [ -z "${SIMULATOR:-}" ]; then cargo build --release -p simulator --bin simulator --quiet >&2; fi
+bin="${SIMULATOR:-${CARGO_TARGET_DIR:-$root/target}/release/simulator}"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
@@ -52,9 +54,10 @@ workload_args() {
   esac
 }
 
-[ "${RATES:-1}" = 1 ] && printf '%-6s %-12s %6s %10s %9s %9s %9s %9s\n' workload config qps goodput ttft_p50 ttft_p99 tpot_p50 tpot_p99
-for w in long short; do
-  [ "${RATES:-1}" = 1 ] || continue
+workloads="long short"
+{ [ "${MILLION:-1}" = only ] || [ "${RATES:-1}" = 0 ]; } && workloads=""
+[ -n "$workloads" ] && printf '%-6s %-12s %6s %10s %9s %9s %9s %9s\n' workload config qps goodput ttft_p50 ttft_p99 tpot_p50 tpot_p99
+for w in $workloads; do
   if [ "$w" = long ]; then rates=$long_rates; else rates=$short_rates; fi
   for c in colocated-8 2P+6D 4P+4D 6P+2D; do
     case $c in
@@ -75,9 +78,9 @@ for w in long short; do
     printf '%-6s %-12s %6s %10.2f %9.3f %9.3f %9.4f %9.4f\n' "$w" "$c" "$q" "$g" "$t50" "$t99" "$p50" "$p99"
   done
 done
-[ "${RATES:-1}" = 1 ] && echo "(goodput: req/s meeting TTFT <= $slo_ttft s and TPOT <= $slo_tpot s; mode $mode; $n requests per run; best over the rates)"
+[ -n "$workloads" ] && echo "(goodput: req/s meeting TTFT <= $slo_ttft s and TPOT <= $slo_tpot s; mode $mode; $n requests per run; best over the rates)"
 
-if [ "${SEARCH:-1}" = 1 ]; then
+if [ "${SEARCH:-1}" = 1 ] && [ "${MILLION:-1}" != only ]; then
   space=examples/search/disagg-pd.toml
   for w in long short; do
     for t in ${SEARCH_TPOTS:-0.012 0.02 0.05}; do
@@ -109,15 +112,21 @@ if [ "${SEARCH:-1}" = 1 ]; then
   done
 fi
 
-if [ "${MILLION:-1}" = 1 ]; then
-  start=$(date +%s.%N)
-  caching=(--no-enable-prefix-caching)
-  [ "${PREFIX_CACHING:-0}" = 1 ] && caching=()
-  # shellcheck disable=SC2046
-  "$bin" run -q --no-report --no-batches --no-trace --num-requests 1000000 --qps 600 \
-    $(workload_args short) --config "$(pools 16 16)" "${caching[@]}" --out "$tmp/million" >/dev/null
-  end=$(date +%s.%N)
-  jq -r --arg w "$(awk -v a="$start" -v b="$end" 'BEGIN{printf "%.2f", b-a}')" \
-    --arg pc "prefix caching $([ "${PREFIX_CACHING:-0}" = 1 ] && echo on || echo off)" \
-    '"1M requests over 16 prefill + 16 decode replicas (\($pc)): \($w) s wall, \(.requests.completed) completed, \(.simulated_time_s | floor) s simulated"' "$tmp/million/summary.json"
+if [ "${MILLION:-1}" != 0 ]; then
+  case "${PREFIX_CACHING:-both}" in
+    0) settings=off ;;
+    1) settings=on ;;
+    *) settings="off on" ;;
+  esac
+  for pc in $settings; do
+    caching=()
+    [ "$pc" = off ] && caching=(--no-enable-prefix-caching)
+    # shellcheck disable=SC2046
+    /usr/bin/time -f "%e %M" -o "$tmp/time" "$bin" run -q --no-report --no-batches --no-trace \
+      --num-requests 1000000 --qps 600 $(workload_args short) --config "$(pools 16 16)" \
+      "${caching[@]}" --out "$tmp/million" >/dev/null
+    read -r wall rss <"$tmp/time"
+    jq -r --arg w "$wall" --arg rss "$((rss / 1024))" --arg pc "prefix caching $pc" \
+      '"1M requests over 16 prefill + 16 decode replicas (\($pc)): \($w) s wall, peak RSS \($rss) MB, \(.requests.completed) completed, \(.simulated_time_s | floor) s simulated"' "$tmp/million/summary.json"
+  done
 fi

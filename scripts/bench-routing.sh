@@ -16,16 +16,19 @@
 #   req_cv        coefficient of variation of requests per replica (std / mean, population std)
 #   pre_max/mean  most prompt tokens computed (not cached) by one replica / mean per replica
 #   wall_s        wall time of the run
+#   rss_mb        peak resident memory of the run, MB (/usr/bin/time)
 #
 # Environment: QPS (180), REQUESTS (6000), PREFIXES (64), PREFIX_TOKENS (3072), THETA (1),
 # UNIQUE_TOKENS (256), OUTPUT_TOKENS (128), REPLICAS (8), SEED (42), ROUTERS (a space-separated
 # list of router[:overlap_weight:load_weight]; default: every router, kv_aware with its default
 # weights (16:1) and five other weightings, down to overlap alone, 1:0), EXTRA_ARGS (more
-# `simulator run` flags, e.g. "--num-blocks 8000" for caches that cannot hold every prompt).
+# `simulator run` flags, e.g. "--num-blocks 8000" for caches that cannot hold every prompt),
+# SIMULATOR (a simulator binary to time instead of building this checkout's).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 command -v python3 >/dev/null || { echo "bench-routing: python3 is needed" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "bench-routing: /usr/bin/time is needed (Debian: apt-get install time)" >&2; exit 1; }
 qps="${QPS:-180}"
 requests="${REQUESTS:-6000}"
 prefixes="${PREFIXES:-64}"
@@ -37,29 +40,28 @@ replicas="${REPLICAS:-8}"
 seed="${SEED:-42}"
 read -r -a extra <<<"${EXTRA_ARGS:-}"
 routers="${ROUTERS:-round_robin random lor power_of_two least_kv kv_aware kv_aware:1:1 kv_aware:4:1 kv_aware:64:1 kv_aware:1000:1 kv_aware:1:0}"
-cargo build --release -q -p simulator --bin simulator >&2
-bin="${CARGO_TARGET_DIR:-$root/target}/release/simulator"
+if [ -z "${SIMULATOR:-}" ]; then cargo build --release -q -p simulator --bin simulator >&2; fi
+bin="${SIMULATOR:-${CARGO_TARGET_DIR:-$root/target}/release/simulator}"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
 echo "workload: $replicas replicas, $requests requests, Poisson $qps req/s, $prefixes prefixes × $prefix_tokens tokens (zipf θ=$theta) + $unique unique prompt tokens, $output output tokens, seed $seed${EXTRA_ARGS:+, $EXTRA_ARGS}"
-printf '%-22s %9s %8s %9s %9s %9s %12s %7s %12s %7s\n' \
-  router token_hit req_hit ttft_p50 ttft_p99 e2e_p99 req_max/mean req_cv pre_max/mean wall_s
+printf '%-22s %9s %8s %9s %9s %9s %12s %7s %12s %7s %7s\n' \
+  router token_hit req_hit ttft_p50 ttft_p99 e2e_p99 req_max/mean req_cv pre_max/mean wall_s rss_mb
 for spec in $routers; do
   IFS=: read -r router overlap load <<<"$spec"
   args=(--router "$router")
   [ -n "${overlap:-}" ] && args+=(--kv-overlap-weight "$overlap")
   [ -n "${load:-}" ] && args+=(--kv-load-weight "$load")
   rm -rf "$tmp/run"
-  start=$(date +%s.%N)
-  "$bin" run -q --no-report --no-trace --no-batches --seed "$seed" --num-replicas "$replicas" \
+  /usr/bin/time -f "%e %M" -o "$tmp/time" "$bin" run -q --no-report --no-trace --no-batches --seed "$seed" --num-replicas "$replicas" \
     --prefix-groups "$prefixes" --prefix-tokens "$prefix_tokens" --prefix-law zipf \
     --prefix-zipf-theta "$theta" --prefill-tokens "$unique" --decode-tokens "$output" \
     --num-requests "$requests" --qps "$qps" --out "$tmp/run" "${args[@]}" "${extra[@]}"
-  end=$(date +%s.%N)
-  python3 - "$tmp/run" "$spec" "$replicas" "$start" "$end" <<'EOF'
+  read -r wall rss <"$tmp/time"
+  python3 - "$tmp/run" "$spec" "$replicas" "$wall" "$rss" <<'EOF'
 import csv, json, statistics, sys
-out, label, replicas, start, end = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+out, label, replicas, wall, rss_kb = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
 s = json.load(open(f"{out}/summary.json"))
 n = [0] * replicas
 computed = [0] * replicas
@@ -76,6 +78,6 @@ cv = statistics.pstdev(n) / mean if mean else 0.0
 pc, lat = s["prefix_cache"], s["latency"]
 print(f"{label:<22} {pc['token_hit_rate']:9.3f} {pc['request_hit_rate']:8.3f} "
       f"{lat['ttft_s']['p50'] * 1e3:9.1f} {lat['ttft_s']['p99'] * 1e3:9.1f} {lat['e2e_s']['p99'] * 1e3:9.1f} "
-      f"{max_over_mean(n):12.2f} {cv:7.3f} {max_over_mean(computed):12.2f} {end - start:7.2f}")
+      f"{max_over_mean(n):12.2f} {cv:7.3f} {max_over_mean(computed):12.2f} {wall:7.2f} {rss_kb / 1024:7.1f}")
 EOF
 done

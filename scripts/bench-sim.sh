@@ -7,7 +7,11 @@
 # for the 100k runs (the slower scheduler's rate and the larger RSS).
 #
 # Environment: QPS (default 4.5, ≈95 % of the roofline's saturation rate of this scenario),
-# SIZES (default "1000 10000 100000"), SCHEDULERS (default "vllm sarathi"), PROFILES (default
+# SIZES (default "1000 10000 100000"), SCHEDULERS (default "vllm sarathi"; an entry
+# SCHEDULER:FLAG adds the `simulator run` flag --FLAG, e.g. vllm_v1:no-enable-prefix-caching;
+# SIZES=1000000 SCHEDULERS="vllm_v1 vllm_v1:no-enable-prefix-caching sarathi" compares vllm_v1
+# with prefix caching, its default, and without, against sarathi), SIMULATOR (a simulator binary
+# to time instead of building this checkout's), PROFILES (default
 # data/vidur/profiling, committed; empty for the roofline backend), FULL=1 to also time a 100k run that writes batches.csv and
 # trace.json (the benchmark runs skip those two large files; requests.csv, timeseries.csv and
 # summary.json are written).
@@ -19,8 +23,8 @@ sizes="${SIZES:-1000 10000 100000}"
 schedulers="${SCHEDULERS:-vllm sarathi}"
 profiles="${PROFILES-data/vidur/profiling}"
 [ -x /usr/bin/time ] || { echo "bench-sim: /usr/bin/time is needed (Debian: apt-get install time)" >&2; exit 1; }
-cargo build --release -p simulator --bin simulator >&2
-bin="${CARGO_TARGET_DIR:-$root/target}/release/simulator"
+if [ -z "${SIMULATOR:-}" ]; then cargo build --release -p simulator --bin simulator >&2; fi
+bin="${SIMULATOR:-${CARGO_TARGET_DIR:-$root/target}/release/simulator}"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 profile_args=()
@@ -29,8 +33,10 @@ if [ -n "$profiles" ]; then
   profile_args=(--profiles "$profiles")
 fi
 
-run() { # scheduler requests extra-args... -> "wall_s cpu_s rss_kb backend"
-  local s=$1 n=$2; shift 2
+run() { # scheduler[:flag] requests extra-args... -> "wall_s cpu_s rss_kb backend"
+  local spec=$1 n=$2; shift 2
+  local s=${spec%%:*}
+  if [ "$spec" != "$s" ]; then set -- "--${spec#*:}" "$@"; fi
   /usr/bin/time -v -o "$tmp/time.txt" "$bin" run -q --model meta-llama/Llama-2-7b-hf --device a100 \
     --tp 1 --scheduler "$s" --qps "$qps" --prefill-tokens 1024 --decode-tokens 256 \
     --num-requests "$n" "${profile_args[@]}" --out "$tmp/run" "$@"
@@ -44,7 +50,9 @@ run() { # scheduler requests extra-args... -> "wall_s cpu_s rss_kb backend"
   echo "$wall $(echo "$user + $sys" | bc -l) $rss $backend"
 }
 
-printf '%-9s %9s %8s %8s %14s %14s %8s %s\n' scheduler requests wall_s cpu_s req/s_wall req/s_cpu rss_mb backend
+w=9
+for s in $schedulers; do [ ${#s} -gt $w ] && w=${#s}; done
+printf "%-${w}s %9s %8s %8s %14s %14s %8s %s\n" scheduler requests wall_s cpu_s req/s_wall req/s_cpu rss_mb backend
 worst_rate=""; worst_rss=0
 for n in $sizes; do
   for s in $schedulers; do
@@ -52,7 +60,7 @@ for n in $sizes; do
     rate=$(echo "$n / ($wall + 0.0001)" | bc -l)
     crate=$(echo "if ($cpu >= 0.01) $n / $cpu else 0" | bc -l)
     rss_mb=$(echo "$rss / 1024" | bc -l)
-    printf '%-9s %9d %8.2f %8.2f %14.0f %14.0f %8.1f %s\n' "$s" "$n" "$wall" "$cpu" "$rate" "$crate" "$rss_mb" "$backend"
+    printf "%-${w}s %9d %8.2f %8.2f %14.0f %14.0f %8.1f %s\n" "$s" "$n" "$wall" "$cpu" "$rate" "$crate" "$rss_mb" "$backend"
     if [ "$n" = "100000" ]; then
       if [ -z "$worst_rate" ] || [ "$(echo "$rate < $worst_rate" | bc -l)" = 1 ]; then worst_rate=$rate; fi
       if [ "$(echo "$rss_mb > $worst_rss" | bc -l)" = 1 ]; then worst_rss=$rss_mb; fi
@@ -61,7 +69,7 @@ for n in $sizes; do
 done
 if [ "${FULL:-0}" = 1 ]; then
   read -r wall cpu rss backend < <(run sarathi 100000)
-  printf '%-9s %9d %8.2f %8.2f %14.0f %14.0f %8.1f %s (all files)\n' sarathi 100000 "$wall" "$cpu" \
+  printf "%-${w}s %9d %8.2f %8.2f %14.0f %14.0f %8.1f %s (all files)\n" sarathi 100000 "$wall" "$cpu" \
     "$(echo "100000 / $wall" | bc -l)" "$(echo "100000 / $cpu" | bc -l)" "$(echo "$rss / 1024" | bc -l)" "$backend"
 fi
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"

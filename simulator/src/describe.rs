@@ -94,8 +94,10 @@ pub fn arrivals(cfg: &SimConfig) -> String {
         "req/s"
     };
     match &w.arrival {
-        ArrivalConfig::Poisson { qps } => format!("Poisson at {qps} {per}"),
-        ArrivalConfig::Gamma { qps, cv } => format!("gamma at {qps} {per}, CV {cv}"),
+        ArrivalConfig::Poisson { qps } => format!("Poisson at {} {per}", given(*qps)),
+        ArrivalConfig::Gamma { qps, cv } => {
+            format!("gamma at {} {per}, CV {}", given(*qps), given(*cv))
+        }
         ArrivalConfig::Static => "all at time 0".to_string(),
         ArrivalConfig::Trace { trace_file, .. } => {
             format!("arrival times from {}", trace_file.display())
@@ -104,10 +106,21 @@ pub fn arrivals(cfg: &SimConfig) -> String {
             "Poisson in stages of {}",
             stages
                 .iter()
-                .map(|s| format!("{} {per} for {} s", s.qps, s.duration_s))
+                .map(|s| format!("{} {per} for {} s", given(s.qps), given(s.duration_s)))
                 .collect::<Vec<_>>()
                 .join(", then ")
         ),
+    }
+}
+
+/// A value the user gave, as given (`6`, `0.25`), or in exponent form when plain digits would
+/// run long (`1e-300`, `2.5e20`).
+fn given(x: f64) -> String {
+    let a = x.abs();
+    if a == 0.0 || (1e-4..1e16).contains(&a) || !a.is_finite() {
+        format!("{x}")
+    } else {
+        format!("{x:e}")
     }
 }
 
@@ -131,6 +144,17 @@ pub fn workload(cfg: &SimConfig, w: &WorkloadFacts) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn given_values_stay_short() {
+        assert_eq!(super::given(6.0), "6");
+        assert_eq!(super::given(0.25), "0.25");
+        assert_eq!(super::given(0.0001), "0.0001");
+        assert_eq!(super::given(1e-300), "1e-300");
+        assert_eq!(super::given(2.5e20), "2.5e20");
+        assert_eq!(super::given(0.0), "0");
+    }
+
     use super::*;
 
     #[test]

@@ -184,7 +184,9 @@ impl KvCache {
     pub fn free(&mut self, req: &mut Request) -> u32 {
         let n = req.kv_blocks;
         let released = match &mut self.prefix {
-            Some(p) => p.release(req.id, req.completed),
+            // A request done here (completed, or prefilled and leaving for a decode replica)
+            // never comes back: what is known of its content can go.
+            Some(p) => p.release(req.id, req.done_here()),
             None => n as u64,
         };
         if n > 0 {

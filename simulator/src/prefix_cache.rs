@@ -2,35 +2,46 @@
 //! [`KvCache`](crate::kv::KvCache) when caching is on), after vLLM V1's `KVCacheManager`.
 //!
 //! - Blocks are named (ids `0..capacity`) and reference-counted; a request holds a block table.
-//! - A full block is identified by a 64-bit hash chained over its tokens' identities and its
-//!   parent block's hash. Token identities come from the request's content
-//!   ([`Request::segments`], the unique prompt tail, [`Request::output_segment`]), never from token
-//!   arrays: a run of tokens is hashed as (kind, id, first offset, length).
-//! - A block is registered in the hash map once the tokens filling it are scheduled (as vLLM V1
-//!   does), so a request scheduled later can reuse it; the first block registered for a hash keeps
-//!   it.
-//! - Blocks with no reference sit in one free queue, least recently freed first. A freed request
-//!   returns its blocks in reverse order (its last block is evicted first). Taking a block from the
-//!   queue evicts its hash, if it has one (an *eviction*). A hit on a block with no reference takes
-//!   it out of the queue (a *revival*).
+//! - A full block's content is the whole token sequence up to its end (chaining, as vLLM's parent
+//!   hashes do), told by the request's content description, not token arrays.
+//! - A block whose tokens all belong to shared runs from the sequence's start (workload segments,
+//!   a session turn's output segment) can be reused by any request: it is identified by its
+//!   64-bit chained hash (`prefix_cache_hash.rs`), looked up in a hash map, and counts its
+//!   references. Any later block follows a token unique to its request (its prompt tail or
+//!   output), so only that request can ever reuse it, after a preemption: it is identified exactly
+//!   by (request, block index), with no hash, no map entry and no per-block record, and the
+//!   request is its only holder. Those blocks are most of a run's blocks; keeping them off hashes,
+//!   maps and scattered records is what keeps caching cheap (docs/vllm-v1.md, *Simulation speed*).
+//! - A block is registered once the tokens filling it are scheduled (as vLLM V1 does), so a request
+//!   scheduled later can reuse it; the first block registered for a content keeps it.
+//! - Blocks with no reference sit in one free queue (`prefix_cache_queue.rs`), least recently freed
+//!   first. A freed request returns its blocks in reverse order (its last block is evicted first).
+//!   Taking a block from the queue evicts its content, if it has one (an *eviction*). A hit on a
+//!   block with no reference takes it out of the queue (a *revival*).
 //!
-//! Counts: `used` (reference > 0) + `cached` (no reference, hashed) + `free` (no reference, no hash)
-//! = capacity, always. Hash maps are only looked up, never iterated, so runs stay deterministic.
+//! Counts: `used` (reference > 0) + `cached` (no reference, with content) + `free` (no reference,
+//! no content) = capacity, always. Hash maps are only looked up, never iterated, so runs stay
+//! deterministic.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::num::NonZeroU64;
 
 use serde::{Deserialize, Serialize};
 
 use crate::request::{ReqId, Request};
 
-const NIL: u32 = u32::MAX;
-const NO_HASH: u64 = 0;
-/// Token-run kinds in the hash: shared content (a workload segment) or content unique to a request.
-const KIND_SEGMENT: u64 = 1;
-const KIND_UNIQUE: u64 = 2;
-/// Parent hash of a request's first block.
-const ROOT_HASH: u64 = 0x5345_5256_4553_494d;
+#[path = "prefix_cache_hash.rs"]
+mod hash;
+#[path = "prefix_cache_queue.rs"]
+mod queue;
+
+pub use hash::shared_prompt_block_hashes;
+use hash::{extend_hashes, shared_block_count};
+use queue::{FreeQueue, Kind};
+
+/// No queue entry recorded (in [`Table::own`]).
+const NO_SEQ: u64 = u64::MAX;
 
 /// A fast hasher for integer keys (request ids, block hashes): one multiply. Maps keyed by it are
 /// only looked up, never iterated.
@@ -84,173 +95,110 @@ pub struct PrefixCacheStats {
     pub evictions: u64,
 }
 
-/// One request's blocks and content hashes.
+impl PrefixCacheStats {
+    /// Counts the admission of `req` with `hit`, in a cache of `block_size`-token blocks.
+    fn count_admission(&mut self, req: &Request, hit: PrefixHit, block_size: u32) {
+        self.lookups += 1;
+        self.queried_tokens += u64::from(req.current_prefill_tokens);
+        self.hit_tokens += u64::from(hit.tokens);
+        self.queried_blocks += u64::from(req.current_prefill_tokens / block_size);
+        self.hit_blocks += u64::from(hit.blocks);
+    }
+}
+
+/// One request's blocks and what is known of its content.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Table {
     blocks: Vec<u32>,
-    /// Hashes of the request's full blocks, computed on demand (kept across preemptions).
+    /// Hashes of the request's leading shared blocks, computed on demand (kept across preemptions).
     hashes: Vec<u64>,
-    /// Leading blocks of `blocks` already registered (or reused) in the cache.
+    /// How many leading blocks of its sequence can hold shared content
+    /// (`hash::shared_block_count`), once known.
+    shared: Option<usize>,
+    /// Leading blocks of `blocks` reused from the cache at admission.
+    hits: usize,
+    /// Leading blocks of `blocks` registered (or reused) in the cache.
     registered: usize,
+    /// After a preemption, per own block index (from `shared` on): the number of the free-queue
+    /// entry of the block last registered for it, while it may still be queued there
+    /// ([`NO_SEQ`]: none; in this attempt, also "registered by this attempt's block"). Empty while
+    /// the request has not been preempted with own blocks.
+    own: Vec<u64>,
+}
+
+impl Table {
+    /// [`Table::shared`], computed once.
+    fn shared(&mut self, req: &Request, block_size: u32) -> usize {
+        *self
+            .shared
+            .get_or_insert_with(|| shared_block_count(req, block_size))
+    }
+}
+
+/// What the pool records of a block with shared content (a block without has no hash here; its
+/// other fields are stale and never read).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Record {
+    /// The content's hash; `None` for a block without shared content.
+    hash: Option<NonZeroU64>,
+    /// Requests holding it.
+    refs: u32,
+    /// While it has no reference: the number of its free-queue entry.
+    seq: u64,
 }
 
 /// The block pool of one replica with prefix caching.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrefixCache {
     block_size: u32,
-    ref_count: Vec<u32>,
-    hash: Vec<u64>,
-    prev: Vec<u32>,
-    next: Vec<u32>,
-    head: u32,
-    tail: u32,
-    queue_len: u64,
-    cached_in_queue: u64,
+    /// Blocks.
+    capacity: u64,
+    queue: FreeQueue,
+    /// Per block id, up to the highest block that held shared content.
+    records: Vec<Record>,
+    /// Registered shared blocks by content hash (a bijection with the records holding a hash).
     by_hash: IntMap<u64, u32>,
     tables: IntMap<ReqId, Table>,
+    /// Emptied tables of forgotten requests, reused so a request costs no allocation.
+    spare: Vec<Table>,
     stats: PrefixCacheStats,
-    /// Reused buffer of [`PrefixCache::allocate`].
-    scratch: Vec<u32>,
 }
 
-/// Mixes one word into a running hash (multiply–rotate; not cryptographic, 64-bit collisions are
-/// treated as identity, as vLLM does with its block hashes).
-fn mix(h: u64, x: u64) -> u64 {
-    (h ^ x.wrapping_mul(0x9E37_79B9_7F4A_7C15))
-        .rotate_left(27)
-        .wrapping_mul(0xBF58_476D_1CE4_E5B9)
+/// The table of request `req`, made (from a spare one if any) when it has none.
+fn table<'a>(
+    tables: &'a mut IntMap<ReqId, Table>,
+    spare: &mut Vec<Table>,
+    req: ReqId,
+) -> &'a mut Table {
+    tables
+        .entry(req)
+        .or_insert_with(|| spare.pop().unwrap_or_default())
 }
 
-/// Final avalanche of a block hash; never [`NO_HASH`].
-fn finish(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    if z == NO_HASH {
-        1
-    } else {
-        z
-    }
-}
-
-/// A run of tokens with consecutive identities: (kind, id, offset of the first token, length).
-#[derive(Clone, Copy)]
-struct Run {
-    kind: u64,
-    id: u64,
-    offset: u64,
-    len: u64,
-}
-
-/// The runs of `req`'s token sequence (prompt, then output, unbounded), in order.
-fn runs(req: &Request) -> impl Iterator<Item = Run> + '_ {
-    let seg_total: u64 = req.segments.iter().map(|s| u64::from(s.tokens)).sum();
-    let prompt = u64::from(req.prefill_tokens).max(seg_total);
-    let segs = req.segments.iter().map(|s| Run {
-        kind: KIND_SEGMENT,
-        id: s.id,
-        offset: 0,
-        len: u64::from(s.tokens),
-    });
-    // The unique tail and unique output share one identity space: (request, absolute position).
-    let tail = Run {
-        kind: KIND_UNIQUE,
-        id: u64::from(req.id),
-        offset: seg_total,
-        len: prompt - seg_total,
-    };
-    let output = match req.output_segment {
-        Some(id) => Run {
-            kind: KIND_SEGMENT,
-            id,
-            offset: 0,
-            len: u64::MAX,
-        },
-        None => Run {
-            kind: KIND_UNIQUE,
-            id: u64::from(req.id),
-            offset: prompt,
-            len: u64::MAX,
-        },
-    };
-    segs.chain([tail, output]).filter(|r| r.len > 0)
-}
-
-/// Appends to `out` the chained hashes of `req`'s full blocks `out.len()..upto`.
-fn extend_hashes(req: &Request, block_size: u32, upto: usize, out: &mut Vec<u64>) {
-    if out.len() >= upto {
-        return;
-    }
-    let bs = u64::from(block_size);
-    let start = out.len() as u64 * bs;
-    let mut parent = out.last().copied().unwrap_or(ROOT_HASH);
-    let mut it = runs(req);
-    let mut run = it.next().expect("the output run is unbounded");
-    // Skip to the run holding position `start`.
-    let mut pos = 0u64;
-    while run.len <= start - pos {
-        pos += run.len;
-        run = it.next().expect("the output run is unbounded");
-    }
-    let mut used = start - pos; // tokens of `run` before the cursor
-    while out.len() < upto {
-        let mut h = mix(parent, 0xB10C);
-        let mut left = bs;
-        while left > 0 {
-            if used == run.len {
-                run = it.next().expect("the output run is unbounded");
-                used = 0;
-            }
-            let take = left.min(run.len - used);
-            h = mix(mix(mix(mix(h, run.kind), run.id), run.offset + used), take);
-            used += take;
-            left -= take;
-        }
-        parent = finish(h);
-        out.push(parent);
-    }
-}
-
-/// Fills `out` (cleared first) with the chained hashes of `req`'s leading prompt blocks that hold
-/// only shared content (workload segments): the only blocks another request can have cached
-/// before `req` is admitted, since a block holding any token of `req`'s own prompt tail is unique
-/// to it. They are the first hashes of the chain [`PrefixCache::lookup`] walks. Returns the number
-/// of prompt blocks a lookup considers, `⌊(prompt − 1) / block_size⌋`, which bounds `out.len()`.
-/// `block_size` is at least 1 (a [`KvCache`](crate::kv::KvCache)'s always is).
-pub fn shared_prompt_block_hashes(req: &Request, block_size: u32, out: &mut Vec<u64>) -> u32 {
-    let bs = block_size;
-    let prompt_blocks = req.current_prefill_tokens.saturating_sub(1) / bs;
-    let seg_tokens: u64 = req.segments.iter().map(|s| u64::from(s.tokens)).sum();
-    let shared_blocks = (seg_tokens / u64::from(bs)).min(u64::from(prompt_blocks)) as usize;
-    out.clear();
-    extend_hashes(req, bs, shared_blocks, out);
-    prompt_blocks
+/// The number of the queued entry still holding own block `index` of the request whose table
+/// records `own` ([`Table::own`]). Entry numbers are never reused, so an entry still queued under
+/// that number is the one the request's block made when it was freed, with its content.
+fn own_entry(queue: &FreeQueue, own: &[u64], index: usize) -> Option<u64> {
+    let &seq = own.get(index)?;
+    (seq != NO_SEQ && queue.get(seq)?.kind == Kind::Own).then_some(seq)
 }
 
 impl PrefixCache {
     /// A pool of `num_blocks` empty blocks of `block_size` tokens.
     pub fn new(num_blocks: u64, block_size: u32) -> Self {
-        let n = u32::try_from(num_blocks).expect("fewer than 2^32 KV blocks per replica") as usize;
-        let prev = (0..n as u32)
-            .map(|i| if i == 0 { NIL } else { i - 1 })
-            .collect();
-        let next = (0..n as u32)
-            .map(|i| if i + 1 == n as u32 { NIL } else { i + 1 })
-            .collect();
+        let n = u32::try_from(num_blocks)
+            .ok()
+            .filter(|&n| n < u32::MAX)
+            .expect("fewer than 2^32 - 1 KV blocks per replica");
         PrefixCache {
             block_size: block_size.max(1),
-            ref_count: vec![0; n],
-            hash: vec![NO_HASH; n],
-            prev,
-            next,
-            head: if n == 0 { NIL } else { 0 },
-            tail: if n == 0 { NIL } else { n as u32 - 1 },
-            queue_len: n as u64,
-            cached_in_queue: 0,
+            capacity: u64::from(n),
+            queue: FreeQueue::new(n),
+            records: Vec::new(),
             by_hash: IntMap::default(),
             tables: IntMap::default(),
+            spare: Vec::new(),
             stats: PrefixCacheStats::default(),
-            scratch: Vec::new(),
         }
     }
 
@@ -261,27 +209,31 @@ impl PrefixCache {
 
     /// Blocks with no reference (free or cached): what an allocation can take.
     pub fn reclaimable_blocks(&self) -> u64 {
-        self.queue_len
+        self.queue.len
     }
 
     /// Blocks with no reference that still hold a cached prefix.
     pub fn cached_blocks(&self) -> u64 {
-        self.cached_in_queue
+        self.queue.cached
     }
 
     /// Blocks with no reference and no content.
     pub fn empty_blocks(&self) -> u64 {
-        self.queue_len - self.cached_in_queue
+        self.queue.len - self.queue.cached
     }
 
     /// Blocks referenced by at least one request.
     pub fn used_blocks(&self) -> u64 {
-        self.ref_count.len() as u64 - self.queue_len
+        self.capacity - self.queue.len
     }
 
-    /// Reference count of block `b` (tests and invariant checks).
+    /// Reference count of block `b`: the block tables holding it (tests and invariant checks; it
+    /// scans every table).
     pub fn ref_count(&self, b: u32) -> u32 {
-        self.ref_count[b as usize]
+        self.tables
+            .values()
+            .map(|t| t.blocks.iter().filter(|&&x| x == b).count() as u32)
+            .sum()
     }
 
     /// Block ids held by request `id`, in order.
@@ -291,122 +243,130 @@ impl PrefixCache {
 
     /// Block ids in the free queue, next to be taken first (tests and invariant checks).
     pub fn free_queue(&self) -> Vec<u32> {
-        let mut out = Vec::with_capacity(self.queue_len as usize);
-        let mut b = self.head;
-        while b != NIL {
-            out.push(b);
-            b = self.next[b as usize];
-        }
-        out
-    }
-
-    fn unlink(&mut self, b: u32) {
-        let (p, n) = (self.prev[b as usize], self.next[b as usize]);
-        if p == NIL {
-            self.head = n;
-        } else {
-            self.next[p as usize] = n;
-        }
-        if n == NIL {
-            self.tail = p;
-        } else {
-            self.prev[n as usize] = p;
-        }
-        self.prev[b as usize] = NIL;
-        self.next[b as usize] = NIL;
-        self.queue_len -= 1;
-        if self.hash[b as usize] != NO_HASH {
-            self.cached_in_queue -= 1;
-        }
-    }
-
-    fn push_back(&mut self, b: u32) {
-        self.prev[b as usize] = self.tail;
-        self.next[b as usize] = NIL;
-        if self.tail == NIL {
-            self.head = b;
-        } else {
-            self.next[self.tail as usize] = b;
-        }
-        self.tail = b;
-        self.queue_len += 1;
-        if self.hash[b as usize] != NO_HASH {
-            self.cached_in_queue += 1;
-        }
+        self.queue.iter().map(|e| e.block).collect()
     }
 
     /// Gives request `req` `n` more blocks from the head of the free queue, evicting cached
     /// content. The caller has checked that `n` blocks are reclaimable.
     pub fn allocate(&mut self, req: ReqId, n: u32) {
-        debug_assert!(u64::from(n) <= self.queue_len);
-        let mut taken = std::mem::take(&mut self.scratch);
-        taken.clear();
+        debug_assert!(u64::from(n) <= self.queue.len);
+        let t = table(&mut self.tables, &mut self.spare, req);
+        t.blocks.reserve(n as usize);
         for _ in 0..n {
-            let b = self.head;
-            self.unlink(b);
-            let h = std::mem::replace(&mut self.hash[b as usize], NO_HASH);
-            if h != NO_HASH {
-                if let std::collections::hash_map::Entry::Occupied(e) = self.by_hash.entry(h) {
-                    if *e.get() == b {
-                        e.remove();
+            let e = self.queue.pop_front();
+            match e.kind {
+                Kind::Empty => {}
+                Kind::Shared => {
+                    let h = self.records[e.block as usize]
+                        .hash
+                        .take()
+                        .map(NonZeroU64::get);
+                    let h = h.expect("a queued shared block's record holds its hash");
+                    if let std::collections::hash_map::Entry::Occupied(m) = self.by_hash.entry(h) {
+                        if *m.get() == e.block {
+                            m.remove();
+                        }
                     }
+                    self.stats.evictions += 1;
                 }
-                self.stats.evictions += 1;
+                Kind::Own => self.stats.evictions += 1,
             }
-            self.ref_count[b as usize] = 1;
-            taken.push(b);
+            t.blocks.push(e.block);
         }
-        self.tables
-            .entry(req)
-            .or_default()
-            .blocks
-            .extend_from_slice(&taken);
-        self.scratch = taken;
     }
 
     /// Drops every reference of request `req`; blocks left with none join the free queue's tail,
     /// the request's last block first. Returns how many blocks were left with no reference.
-    /// `forget` also drops the request's cached hashes (it completed).
+    /// `forget` also drops what is known of the request's content (it completed, or left the
+    /// replica for good).
     pub fn release(&mut self, req: ReqId, forget: bool) -> u64 {
         let Some(mut t) = self.tables.remove(&req) else {
             return 0;
         };
+        let shared = t.shared.unwrap_or(usize::MAX);
         let mut freed = 0;
-        for &b in t.blocks.iter().rev() {
-            let rc = &mut self.ref_count[b as usize];
-            *rc = rc
-                .checked_sub(1)
-                .expect("a held block has a positive reference count");
-            if *rc == 0 {
-                self.push_back(b);
-                freed += 1;
+        for (i, &b) in t.blocks.iter().enumerate().rev() {
+            let kind = if i < shared {
+                if let Some(r) = self
+                    .records
+                    .get_mut(b as usize)
+                    .filter(|r| r.hash.is_some())
+                {
+                    r.refs = r
+                        .refs
+                        .checked_sub(1)
+                        .expect("a held block has a positive reference count");
+                    if r.refs == 0 {
+                        r.seq = self.queue.push_back(b, Kind::Shared);
+                        freed += 1;
+                    }
+                    continue;
+                }
+                // Not registered (its content was cached in another block): this request's alone.
+                Kind::Empty
+            } else if i < t.hits || (i < t.registered && t.own.get(i).is_none_or(|&s| s == NO_SEQ))
+            {
+                // Revived, or registered by this attempt (see `register`).
+                Kind::Own
+            } else {
+                // Not registered (scheduled tokens did not fill it, or an earlier attempt's block
+                // still held its content).
+                Kind::Empty
+            };
+            let seq = self.queue.push_back(b, kind);
+            freed += 1;
+            if !forget && kind == Kind::Own {
+                if t.own.len() <= i {
+                    t.own.resize(i + 1, NO_SEQ);
+                }
+                t.own[i] = seq;
             }
         }
-        if !forget {
-            t.blocks.clear();
-            t.registered = 0;
+        t.blocks.clear();
+        t.hits = 0;
+        t.registered = 0;
+        if forget {
+            t.hashes.clear();
+            t.own.clear();
+            t.shared = None;
+            self.spare.push(t);
+        } else {
             self.tables.insert(req, t);
         }
         freed
     }
 
+    /// The cache's block for block `i` of the sequence of the request whose table is `t` (with
+    /// its first `shared` hashes computed when `i < shared`): `Ok` for a shared block, `Err` with
+    /// the queue entry's number for an own one.
+    fn cached_block(&self, t: &Table, shared: usize, i: usize) -> Option<Result<u32, u64>> {
+        if i < shared {
+            self.by_hash.get(&t.hashes[i]).map(|&b| Ok(b))
+        } else {
+            own_entry(&self.queue, &t.own, i).map(Err)
+        }
+    }
+
     /// The longest chain of cached blocks matching the prompt of `req`'s current attempt, at most
     /// `prompt − 1` tokens (the last prompt token is always computed, to produce the next token).
     pub fn lookup(&mut self, req: &Request) -> PrefixHit {
-        let max_blocks = (req.current_prefill_tokens.saturating_sub(1) / self.block_size) as usize;
-        let t = self.tables.entry(req.id).or_default();
-        extend_hashes(req, self.block_size, max_blocks, &mut t.hashes);
+        let bs = self.block_size;
+        let max_blocks = (req.current_prefill_tokens.saturating_sub(1) / bs) as usize;
+        let t = table(&mut self.tables, &mut self.spare, req.id);
+        let shared = t.shared(req, bs);
+        extend_hashes(req, bs, max_blocks.min(shared), &mut t.hashes);
+        let t = &self.tables[&req.id];
         let mut hit = PrefixHit::default();
-        for h in &t.hashes[..max_blocks] {
-            let Some(&b) = self.by_hash.get(h) else {
-                break;
-            };
-            hit.blocks += 1;
-            if self.ref_count[b as usize] == 0 {
-                hit.revived_blocks += 1;
+        for i in 0..max_blocks {
+            match self.cached_block(t, shared, i) {
+                None => break,
+                Some(Ok(b)) if self.records[b as usize].refs > 0 => {}
+                // An unreferenced shared block, or an own block (always queued here).
+                Some(_) => hit.revived_blocks += 1,
             }
+            hit.blocks += 1;
         }
-        hit.tokens = hit.blocks * self.block_size;
+        hit.tokens = hit.blocks * bs;
         hit
     }
 
@@ -423,31 +383,43 @@ impl PrefixCache {
     /// Takes the blocks of `hit` (from [`PrefixCache::lookup`] on the same state) for `req`, which
     /// holds none, and counts the admission. Returns how many blocks left the free queue.
     pub fn take_hit(&mut self, req: &Request, hit: PrefixHit) -> u64 {
-        let mut t = self.tables.remove(&req.id).unwrap_or_default();
+        let mut t = match self.tables.remove(&req.id) {
+            Some(t) => t,
+            None => self.spare.pop().unwrap_or_default(),
+        };
         debug_assert!(t.blocks.is_empty());
         let mut revived = 0;
-        for i in 0..hit.blocks as usize {
-            let b = self.by_hash[&t.hashes[i]];
-            if self.ref_count[b as usize] == 0 {
-                self.unlink(b);
-                revived += 1;
+        if hit.blocks > 0 {
+            let shared = t.shared(req, self.block_size);
+            for i in 0..hit.blocks as usize {
+                let cached = self.cached_block(&t, shared, i);
+                let b = match cached.expect("a hit's blocks are cached") {
+                    Ok(b) => {
+                        let r = &mut self.records[b as usize];
+                        if r.refs == 0 {
+                            self.queue.remove(r.seq);
+                            revived += 1;
+                        }
+                        r.refs += 1;
+                        b
+                    }
+                    Err(seq) => {
+                        revived += 1;
+                        self.queue.remove(seq).block
+                    }
+                };
+                t.blocks.push(b);
             }
-            self.ref_count[b as usize] += 1;
-            t.blocks.push(b);
         }
+        t.hits = hit.blocks as usize;
         t.registered = hit.blocks as usize;
         self.tables.insert(req.id, t);
-        let s = &mut self.stats;
-        s.lookups += 1;
-        s.queried_tokens += u64::from(req.current_prefill_tokens);
-        s.hit_tokens += u64::from(hit.tokens);
-        s.queried_blocks += u64::from(req.current_prefill_tokens / self.block_size);
-        s.hit_blocks += u64::from(hit.blocks);
+        self.stats.count_admission(req, hit, self.block_size);
         revived
     }
 
     /// Registers the full blocks among `req`'s first `kv_tokens` tokens (those scheduled so far),
-    /// so later requests can reuse them.
+    /// so later requests (or this one's next attempt) can reuse them.
     pub fn register(&mut self, req: &Request, kv_tokens: u32) {
         let bs = self.block_size;
         let Some(t) = self.tables.get_mut(&req.id) else {
@@ -457,71 +429,123 @@ impl PrefixCache {
         if full <= t.registered {
             return;
         }
-        extend_hashes(req, bs, full, &mut t.hashes);
-        for i in t.registered..full {
+        let shared = t.shared(req, bs);
+        extend_hashes(req, bs, full.min(shared), &mut t.hashes);
+        // Blocks past `registered` were taken empty by this attempt and are held by it alone.
+        for i in t.registered..full.min(shared) {
             let (b, h) = (t.blocks[i], t.hashes[i]);
-            if self.hash[b as usize] == NO_HASH {
-                if let std::collections::hash_map::Entry::Vacant(e) = self.by_hash.entry(h) {
-                    e.insert(b);
-                    self.hash[b as usize] = h;
+            if let std::collections::hash_map::Entry::Vacant(e) = self.by_hash.entry(h) {
+                e.insert(b);
+                if self.records.len() <= b as usize {
+                    self.records.resize(b as usize + 1, Record::default());
                 }
+                self.records[b as usize] = Record {
+                    // A block hash is never 0.
+                    hash: NonZeroU64::new(h),
+                    refs: 1,
+                    seq: 0,
+                };
+            }
+        }
+        // Own content matters only once the block is queued (only this request can reuse it, and
+        // it holds no block when it looks up), so `release` writes it: a block registers unless an
+        // earlier attempt's block still holds its content. Decided now, recorded as NO_SEQ.
+        for i in t.registered.max(shared)..full.min(t.own.len()) {
+            if own_entry(&self.queue, &t.own, i).is_none() {
+                t.own[i] = NO_SEQ;
             }
         }
         t.registered = full;
     }
 
-    /// Checks the pool's invariants: counts add up to capacity, every queued block has no
-    /// reference and every referenced block is held by as many tables. Returns a description of
-    /// the first violation.
+    /// Checks the pool's invariants: counts add up to capacity; every block is either queued once
+    /// or held; a block without shared content has one holder; a shared block's record counts its
+    /// holders and agrees with the hash map and its queue entry; no two requests claim one queued
+    /// own block. Returns a description of the first violation.
     pub fn check(&self) -> Result<(), String> {
-        let queue = self.free_queue();
-        if queue.len() as u64 != self.queue_len {
-            return Err(format!(
-                "free queue holds {} blocks, counted {}",
-                queue.len(),
-                self.queue_len
-            ));
-        }
-        let cached = queue
-            .iter()
-            .filter(|&&b| self.hash[b as usize] != NO_HASH)
-            .count() as u64;
-        if cached != self.cached_in_queue {
-            return Err(format!(
-                "{cached} cached blocks in the queue, counted {}",
-                self.cached_in_queue
-            ));
-        }
-        let mut holders = vec![0u32; self.ref_count.len()];
+        self.queue.check()?;
+        let n = self.capacity as usize;
+        let mut holders = vec![0u32; n];
         for t in self.tables.values() {
             for &b in &t.blocks {
                 holders[b as usize] += 1;
             }
         }
-        if holders != self.ref_count {
-            return Err("reference counts differ from the block tables".into());
+        let mut queued = vec![None; n];
+        for e in self.queue.iter() {
+            let b = e.block as usize;
+            if queued[b].replace(e).is_some() {
+                return Err(format!("block {b} is queued twice"));
+            }
+            if holders[b] > 0 {
+                return Err(format!("block {b} is queued and held"));
+            }
         }
-        if queue.iter().any(|&b| self.ref_count[b as usize] != 0) {
-            return Err("a block in the free queue has a reference".into());
-        }
-        let used = self.ref_count.iter().filter(|&&r| r > 0).count() as u64;
-        if used + self.cached_blocks() + self.empty_blocks() != self.ref_count.len() as u64 {
-            return Err(format!(
-                "used {used} + cached {} + free {} != capacity {}",
-                self.cached_blocks(),
-                self.empty_blocks(),
-                self.ref_count.len()
-            ));
+        let record = |b: usize| self.records.get(b).copied().unwrap_or_default();
+        for b in 0..n {
+            let r = record(b);
+            match (queued[b], r.hash) {
+                (None, _) if holders[b] == 0 => {
+                    return Err(format!("block {b} is neither queued nor held"))
+                }
+                (None, None) if holders[b] != 1 => {
+                    return Err(format!(
+                        "block {b} without shared content has {} holders",
+                        holders[b]
+                    ))
+                }
+                (None, Some(_)) if r.refs != holders[b] => {
+                    return Err("reference counts differ from the block tables".into())
+                }
+                (Some(e), h) if (e.kind == Kind::Shared) != h.is_some() => {
+                    return Err(format!("queued block {b}'s kind differs from its record"))
+                }
+                (Some(e), Some(_)) if r.refs != 0 || r.seq != e.seq => {
+                    return Err(format!(
+                        "queued shared block {b}'s record differs from its entry"
+                    ))
+                }
+                _ => {}
+            }
+            if let Some(h) = r.hash.map(NonZeroU64::get) {
+                if self.by_hash.get(&h) != Some(&(b as u32)) {
+                    return Err(format!("shared block {b} is missing from the hash map"));
+                }
+            }
         }
         for (&h, &b) in &self.by_hash {
-            if self.hash[b as usize] != h {
+            if record(b as usize).hash.map(NonZeroU64::get) != Some(h) {
                 return Err(format!("hash map entry of block {b} is stale"));
             }
+        }
+        let mut claimed = std::collections::BTreeSet::new();
+        for t in self.tables.values() {
+            for i in 0..t.own.len() {
+                if let Some(seq) = own_entry(&self.queue, &t.own, i) {
+                    if !claimed.insert(seq) {
+                        return Err(format!("two requests claim the own block of entry {seq}"));
+                    }
+                }
+            }
+        }
+        // (used + cached + empty = capacity holds exactly when this does: cached + empty is the
+        // queue's length)
+        let used = holders.iter().filter(|&&h| h > 0).count() as u64;
+        if used != self.used_blocks() {
+            return Err(format!(
+                "used {used} (counted {}) + cached {} + free {} != capacity {n}",
+                self.used_blocks(),
+                self.cached_blocks(),
+                self.empty_blocks(),
+            ));
         }
         Ok(())
     }
 }
 
+#[cfg(test)]
+#[path = "prefix_cache_model_tests.rs"]
+mod model_tests;
 #[cfg(test)]
 #[path = "prefix_cache_tests.rs"]
 mod tests;

@@ -228,3 +228,73 @@ fn the_routers_query_agrees_with_a_lookup_and_changes_nothing() {
     let hit = kv.prefix_lookup(&b);
     assert_eq!((hit.blocks, hit.revived_blocks), (2, 2));
 }
+
+/// A pool with shared blocks held twice (A and B share a prompt segment), own blocks held once,
+/// and a finished request's shared and own blocks queued (C).
+fn mixed_pool() -> (super::PrefixCache, [u32; 4]) {
+    let mut p = super::PrefixCache::new(12, 4);
+    let spec = |seg, tail| RequestSpec {
+        segments: vec![Segment { id: seg, tokens: 8 }],
+        ..RequestSpec::simple(0, 8 + tail, 2)
+    };
+    for (id, seg, tail, blocks) in [(0, 1, 5, 4), (1, 1, 3, 3), (2, 2, 5, 4)] {
+        let r = Request::new(id, 0, &spec(seg, tail));
+        let hit = p.lookup(&r);
+        p.take_hit(&r, hit);
+        p.allocate(id, blocks - hit.blocks);
+        p.register(&r, 8 + tail);
+    }
+    p.release(2, true);
+    assert_eq!(p.check(), Ok(()));
+    let a = p.block_table(0).to_vec();
+    (p, [a[0], a[1], a[2], a[3]])
+}
+
+/// A way to break a pool.
+type Breakage = Box<dyn Fn(&mut super::PrefixCache)>;
+
+#[test]
+fn check_names_each_broken_invariant() {
+    use super::queue::Kind;
+    let (pool, [shared, _, _, own]) = mixed_pool();
+    let queued = |kind: Kind| pool.queue.iter().find(|e| e.kind == kind).unwrap();
+    let cached = queued(Kind::Shared);
+    let cases: [(&str, Breakage); 7] = [
+        (
+            "is queued and held",
+            Box::new(move |p| p.tables.get_mut(&0).unwrap().blocks.push(cached.block)),
+        ),
+        (
+            "is neither queued nor held",
+            Box::new(move |p| {
+                p.tables.get_mut(&0).unwrap().blocks.pop();
+            }),
+        ),
+        (
+            "without shared content has 2 holders",
+            Box::new(move |p| p.tables.get_mut(&1).unwrap().blocks.push(own)),
+        ),
+        (
+            "reference counts differ from the block tables",
+            Box::new(move |p| p.records[shared as usize].refs += 1),
+        ),
+        (
+            "kind differs from its record",
+            Box::new(move |p| p.records[cached.block as usize].hash = None),
+        ),
+        (
+            "record differs from its entry",
+            Box::new(move |p| p.records[cached.block as usize].refs = 1),
+        ),
+        (
+            "record differs from its entry",
+            Box::new(move |p| p.records[cached.block as usize].seq += 1000),
+        ),
+    ];
+    for (want, break_it) in cases {
+        let mut p = pool.clone();
+        break_it(&mut p);
+        let e = p.check().unwrap_err();
+        assert!(e.contains(want), "want {want:?}, got {e:?}");
+    }
+}

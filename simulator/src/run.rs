@@ -92,6 +92,16 @@ pub fn simulate(cfg: &SimConfig, opts: &RunOptions) -> Result<SimOutcome, SimErr
     }
     let stage = Staging::create(dir)?;
     match simulate_into(cfg, opts, Some(stage.path())) {
+        Ok(outcome) if outcome.summary.requests.arrived == 0 => {
+            stage.discard();
+            Err(SimError::Config {
+                field: "workload".into(),
+                why: format!(
+                    "no request arrived: {} produced none before the run ended; raise the rate (--qps, --rate-stages) or the duration (--duration), or check the trace",
+                    crate::describe::arrivals(cfg)
+                ),
+            })
+        }
         Ok(outcome) => {
             stage.commit()?;
             Ok(outcome)

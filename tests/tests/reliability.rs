@@ -113,6 +113,13 @@ fn time_and_output_size_are_bounded_by_the_work() {
         e.contains("moon.jsonl, line 2") && e.contains("limit of 1e9 s"),
         "{e}"
     );
+    // a rate so low that nothing arrives: an error, not an empty run with exit 0; the rate is
+    // written as given, not as 300 digits
+    let e = fails_in(d, &["--rate-stages", "1e-300:10", "--out", "o"]);
+    assert!(
+        e.contains("no request arrived") && e.contains("1e-300 req/s for 10 s") && e.len() < 400,
+        "{e}"
+    );
     let e = fails_in(d, &["--timeseries-interval", "1e-9", "--out", "o"]);
     assert!(
         e.contains("--timeseries-interval") && e.contains("0.001"),

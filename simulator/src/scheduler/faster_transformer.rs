@@ -78,10 +78,6 @@ impl ReplicaScheduler for FasterTransformer {
     fn num_queued(&self) -> usize {
         self.queue.len()
     }
-
-    fn num_waiting(&self) -> usize {
-        self.queue.len() + self.batches.iter().map(Vec::len).sum::<usize>()
-    }
 }
 
 #[cfg(test)]

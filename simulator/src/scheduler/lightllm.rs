@@ -162,10 +162,6 @@ impl ReplicaScheduler for LightLlm {
     fn num_queued(&self) -> usize {
         self.queue.len()
     }
-
-    fn num_waiting(&self) -> usize {
-        self.queue.len() + self.running.len()
-    }
 }
 
 #[cfg(test)]

@@ -136,8 +136,6 @@ pub trait ReplicaScheduler: Send {
     fn on_batch_end(&mut self, batch: &[BatchEntry], ctx: &mut SchedCtx<'_>);
     /// Requests waiting for admission (holding no KV blocks).
     fn num_queued(&self) -> usize;
-    /// Requests the policy holds in any queue (admitted or not), excluding in-flight batches.
-    fn num_waiting(&self) -> usize;
     /// Disaggregated serving: request `id` arrives with its prefill done on another replica, holding
     /// its KV blocks here, and decodes next. A policy that cannot take such a request says so (the
     /// configuration check keeps it out of decode pools: [`SchedulerEntry::takes_prefilled`]).

@@ -78,10 +78,6 @@ impl ReplicaScheduler for Orca {
     fn num_queued(&self) -> usize {
         self.queue.len()
     }
-
-    fn num_waiting(&self) -> usize {
-        self.queue.len() + self.running.len()
-    }
 }
 
 #[cfg(test)]

@@ -138,10 +138,6 @@ impl ReplicaScheduler for Sarathi {
     fn num_queued(&self) -> usize {
         self.queue.len()
     }
-
-    fn num_waiting(&self) -> usize {
-        self.queue.len() + self.running.len()
-    }
 }
 
 #[cfg(test)]

@@ -98,10 +98,6 @@ impl ReplicaScheduler for Vllm {
     fn num_queued(&self) -> usize {
         self.queue.len()
     }
-
-    fn num_waiting(&self) -> usize {
-        self.queue.len() + self.running.len()
-    }
 }
 
 #[cfg(test)]

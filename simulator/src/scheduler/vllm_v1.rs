@@ -312,10 +312,6 @@ impl ReplicaScheduler for VllmV1 {
     fn num_queued(&self) -> usize {
         self.waiting.len()
     }
-
-    fn num_waiting(&self) -> usize {
-        self.waiting.len() + self.running.len() - self.num_busy
-    }
 }
 
 #[cfg(test)]

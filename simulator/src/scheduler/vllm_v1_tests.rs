@@ -245,6 +245,35 @@ fn sarathi_reuses_cached_prefixes_when_asked() {
 }
 
 #[test]
+fn sarathi_admits_a_cache_hit_when_the_blocks_it_lacks_are_free_exactly() {
+    // A (12 shared + 1 own tokens) holds 4 of 5 blocks; B shares A's 3 full blocks and needs one
+    // more (16 tokens): with one block free it is admitted, with none it waits (no watermark).
+    for (num_blocks, admitted) in [(5, true), (4, false)] {
+        let mut h = Harness::new("sarathi", num_blocks, |c| {
+            c.block_size = 4;
+            c.chunk_size = 100;
+            c.watermark_blocks_fraction = 0.0;
+            c.enable_prefix_caching = Some(true);
+        });
+        h.add_spec(&with_prefix(5, 12, 13, 4));
+        let b = h.next();
+        assert_eq!(b, vec![(0, 13, true)]);
+        h.end(&b);
+        h.add_spec(&with_prefix(5, 12, 16, 2));
+        assert_eq!(h.sched.num_queued(), 1);
+        let b = h.next();
+        if admitted {
+            assert_eq!(b, vec![(0, 1, false), (1, 4, true)], "{num_blocks} blocks");
+            assert_eq!(h.sched.num_queued(), 0);
+            assert_eq!(h.kv.free_blocks(), 0);
+        } else {
+            assert_eq!(b, vec![(0, 1, false)], "{num_blocks} blocks");
+            assert_eq!(h.sched.num_queued(), 1);
+        }
+    }
+}
+
+#[test]
 fn sarathi_and_the_vidur_policies_do_not_cache_by_default() {
     for name in ["sarathi", "vllm"] {
         let mut h = Harness::new(name, 100, |c| c.block_size = 4);

@@ -89,7 +89,10 @@ impl Calibration {
     pub fn parse(path: &str, text: &str) -> Result<Self, CalibrationError> {
         let c: Calibration = toml::from_str(text).map_err(|e| CalibrationError::Invalid {
             path: path.to_string(),
-            why: e.to_string(),
+            why: format!(
+                "{}\na calibration file has [calibration] (engine, device, fitted_on, command, stages, e2e_mean_abs_error, ttft_mean_abs_error), an optional [engine] and [coefficients]; `simulator calibrate` writes one (docs/calibration.md)",
+                e.to_string().trim_end()
+            ),
         })?;
         c.coefficients
             .validate()
@@ -150,6 +153,21 @@ impl Calibration {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_file_missing_a_key_says_what_a_calibration_holds() {
+        let e = Calibration::parse("start.toml", "[coefficients]\ngemm_bandwidth = 0.7\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("start.toml") && e.contains("missing field `calibration`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("`simulator calibrate` writes one") && e.contains("stages"),
+            "{e}"
+        );
+    }
+
     use super::*;
 
     #[test]
