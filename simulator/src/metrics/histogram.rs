@@ -119,10 +119,11 @@ impl LogHistogram {
             return 0.0;
         }
         let n = self.count as u128;
+        // (a saturated Σv² needs two or more values, so n · Σv² overflows and the float path
+        // answers)
         let exact = n
             .checked_mul(self.sum_sq)
             .zip(self.sum.checked_mul(self.sum))
-            .filter(|_| self.sum_sq < u128::MAX)
             .map(|(a, b)| a.saturating_sub(b));
         let var = match exact {
             Some(num) => num as f64 / (n as f64 * n as f64),
@@ -231,6 +232,23 @@ mod tests {
     }
 
     #[test]
+    fn std_is_exact_for_a_small_spread_and_right_past_128_bits() {
+        // A spread of 1 ns on 1 s: integer arithmetic gives 0.5 exactly (the float formula
+        // would cancel catastrophically).
+        let mut h = LogHistogram::new();
+        h.record(1_000_000_000);
+        h.record(1_000_000_001);
+        assert_eq!(h.std(), 0.5);
+        // Eight values alternating 2^62 and 1.5 · 2^62: n · Σv² passes 2^128, so the float path
+        // answers; the deviation is 2^60 either way, exact in f64.
+        let mut h = LogHistogram::new();
+        for i in 0..8 {
+            h.record(if i % 2 == 0 { 1 << 62 } else { 3 << 61 });
+        }
+        assert_eq!(h.std(), (1u64 << 60) as f64);
+    }
+
+    #[test]
     fn std_and_interpolated_percentiles_match_numpy() {
         let mut h = LogHistogram::new();
         for v in [1u64, 2, 3, 4, 10] {
@@ -243,6 +261,8 @@ mod tests {
         assert!((h.percentile_interpolated(90.0) - 7.6).abs() < 1e-12);
         assert_eq!(h.percentile_interpolated(0.0), 1.0);
         assert_eq!(h.percentile_interpolated(100.0), 10.0);
+        assert_eq!(h.count(), 5);
+        assert_eq!(LogHistogram::new().count(), 0);
         assert_eq!(LogHistogram::new().std(), 0.0);
         assert_eq!(LogHistogram::new().percentile_interpolated(99.0), 0.0);
         let b: Vec<(u64, u64)> = h.buckets().collect();
