@@ -144,18 +144,17 @@ pub fn workload(cfg: &SimConfig, w: &WorkloadFacts) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn given_values_stay_short() {
-        assert_eq!(super::given(6.0), "6");
-        assert_eq!(super::given(0.25), "0.25");
-        assert_eq!(super::given(0.0001), "0.0001");
-        assert_eq!(super::given(1e-300), "1e-300");
-        assert_eq!(super::given(2.5e20), "2.5e20");
-        assert_eq!(super::given(0.0), "0");
+        assert_eq!(given(6.0), "6");
+        assert_eq!(given(0.25), "0.25");
+        assert_eq!(given(0.0001), "0.0001");
+        assert_eq!(given(1e-300), "1e-300");
+        assert_eq!(given(2.5e20), "2.5e20");
+        assert_eq!(given(0.0), "0");
     }
-
-    use super::*;
 
     #[test]
     fn deployment_counts_gpus_per_replica_and_in_all() {

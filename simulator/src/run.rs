@@ -134,13 +134,13 @@ fn simulate_into(
         Some(d) => d.prefill.resolved.clone(),
         None => cfg.resolve(&Catalog::builtin())?,
     };
-    let given_pair = match (&opts.exec_model, &opts.decode_exec_model) {
-        (Some(p), Some(d)) if disagg.is_some() => Some((p.clone(), d.clone())),
-        _ => None,
-    };
-    let exec = match (&opts.exec_model, &given_pair) {
-        (_, Some((p, _))) => p.clone(),
-        (Some(e), None) if disagg.is_none() => e.clone(),
+    // The caller's models: the replicas' (colocated), or both pools' (disaggregated).
+    let given_decode = opts
+        .exec_model
+        .as_ref()
+        .and(opts.decode_exec_model.as_ref());
+    let exec = match &opts.exec_model {
+        Some(e) if disagg.is_none() || given_decode.is_some() => e.clone(),
         _ => execution_model(cfg, &resolved)?,
     };
     let decode_pool = match &disagg {
@@ -148,8 +148,8 @@ fn simulate_into(
             decode: pool_setup(
                 &d.decode.config,
                 &d.decode.resolved,
-                match &given_pair {
-                    Some((_, e)) => e.clone(),
+                match given_decode {
+                    Some(e) => e.clone(),
                     None => execution_model(&d.decode.config, &d.decode.resolved)?,
                 },
             ),

@@ -647,19 +647,18 @@ impl SpaceFile {
                 Ok(r) => {
                     config.replica.model = r.model.name.clone();
                     config.replica.node = Some(r.node.name.clone());
-                    if !config.cluster.pools.is_empty() {
-                        match config.validate().and_then(|()| config.disaggregated()) {
-                            Ok(Some(d)) if decode_price.is_some() => {
-                                // name the decode pool's own GPU and node as resolved
-                                let pool = &mut config.cluster.pools[1];
-                                if pool.device.is_some() {
-                                    pool.device = Some(d.decode.resolved.device.name.clone());
-                                    pool.node = Some(d.decode.resolved.node.name.clone());
-                                }
+                    // the pools, each resolved as the cluster it describes
+                    match config.disaggregated() {
+                        Ok(Some(d)) => {
+                            // name the decode pool's own GPU and node as resolved
+                            let pool = &mut config.cluster.pools[1];
+                            if pool.device.is_some() {
+                                pool.device = Some(d.decode.resolved.device.name.clone());
+                                pool.node = Some(d.decode.resolved.node.name.clone());
                             }
-                            Ok(_) => {}
-                            Err(e) => invalid = Some(e.to_string()),
                         }
+                        Ok(None) => {}
+                        Err(e) => invalid = Some(e.to_string()),
                     }
                 }
                 Err(e) => invalid = Some(e.to_string()),
