@@ -70,7 +70,9 @@ pub struct Request {
     pub num_restarts: u32,
     /// KV blocks it holds on its replica.
     pub kv_blocks: u32,
-    /// It is in a batch that has not finished.
+    /// It is in a batch that has not finished. The engine sets it for every entry of a batch a
+    /// policy forms (after `next_batch` returns) and clears it before the policy's `on_batch_end`,
+    /// so policies read it instead of tracking their own per-request flags.
     pub in_flight: bool,
     /// Tokens it processed in batches, over all attempts.
     pub batch_tokens: u64,

@@ -82,7 +82,9 @@ impl Harness {
         };
         self.sched.next_batch(&mut ctx, &mut batch).unwrap();
         for e in &batch {
-            self.reqs[e.request].on_schedule(self.now_ns);
+            let r = &mut self.reqs[e.request];
+            r.in_flight = true;
+            r.on_schedule(self.now_ns);
         }
         self.inflight.push_back(batch.clone());
         batch
@@ -97,6 +99,7 @@ impl Harness {
         let batch = self.inflight.pop_front().expect("a batch in flight");
         for e in &batch {
             let r = &mut self.reqs[e.request];
+            r.in_flight = false;
             let out = r.on_batch_end(self.now_ns, e.tokens, 1);
             if out.completed {
                 self.kv.free(r);

@@ -124,9 +124,6 @@ pub struct VllmV1 {
     waiting: VecDeque<ReqId>,
     /// Admitted requests, in admission order (in-flight ones included).
     running: Vec<ReqId>,
-    /// Per request id: in a batch that has not ended.
-    busy: Vec<bool>,
-    num_busy: usize,
     skipped: Vec<ReqId>,
     token_budget: u32,
     max_num_seqs: usize,
@@ -144,8 +141,6 @@ impl VllmV1 {
         VllmV1 {
             waiting: VecDeque::new(),
             running: Vec::new(),
-            busy: Vec::new(),
-            num_busy: 0,
             skipped: Vec::new(),
             token_budget: c.token_budget(max_len),
             max_num_seqs: c.max_num_seqs as usize,
@@ -155,12 +150,6 @@ impl VllmV1 {
     }
 
     /// Makes room for request `id` in the per-request flags.
-    fn track(&mut self, id: ReqId) {
-        if self.busy.len() <= id as usize {
-            self.busy.resize(id as usize + 1, false);
-        }
-    }
-
     fn cap_threshold(&self, n: u32) -> u32 {
         if self.long_prefill_token_threshold > 0 {
             n.min(self.long_prefill_token_threshold)
@@ -180,7 +169,7 @@ impl VllmV1 {
         let mut i = 0;
         while i < self.running.len() && budget > 0 {
             let id = self.running[i];
-            if self.busy[id as usize] {
+            if ctx.req(id).in_flight {
                 i += 1;
                 continue;
             }
@@ -208,7 +197,7 @@ impl VllmV1 {
                 // step (all of those sit after `i`); `id` itself qualifies.
                 let pos = i + self.running[i..]
                     .iter()
-                    .rposition(|&v| !self.busy[v as usize])
+                    .rposition(|&v| !ctx.req(v).in_flight)
                     .expect("the request being scheduled is not in flight");
                 let victim = self.running.remove(pos);
                 ctx.restart(victim);
@@ -270,13 +259,11 @@ impl VllmV1 {
 
 impl ReplicaScheduler for VllmV1 {
     fn add_request(&mut self, id: ReqId, _ctx: &mut SchedCtx<'_>) {
-        self.track(id);
         self.waiting.push_back(id);
     }
 
     /// A request prefilled elsewhere is admitted at once: it is running and decodes next.
     fn add_prefilled(&mut self, id: ReqId, _ctx: &mut SchedCtx<'_>) -> Result<(), String> {
-        self.track(id);
         self.running.push(id);
         Ok(())
     }
@@ -290,20 +277,14 @@ impl ReplicaScheduler for VllmV1 {
         if !preempted {
             self.schedule_waiting(ctx, batch, budget)?;
         }
-        for e in batch.iter() {
-            self.busy[e.request as usize] = true;
-        }
-        self.num_busy += batch.len();
         Ok(())
     }
 
     fn on_batch_end(&mut self, batch: &[BatchEntry], ctx: &mut SchedCtx<'_>) {
         let mut any_completed = false;
         for e in batch {
-            self.busy[e.request as usize] = false;
             any_completed |= ctx.req(e.request).done_here();
         }
-        self.num_busy -= batch.len();
         if any_completed {
             self.running.retain(|&id| !ctx.req(id).done_here());
         }
