@@ -429,3 +429,86 @@ fn async_scheduling_delays_a_request_arriving_mid_step_by_one_step() {
     assert_eq!(fe.requests[1].first_token_at_ns, Some(ms(40)));
     assert_eq!(fe.metrics.ttft.max(), ms(40) - ms(15) + ms(7));
 }
+
+#[test]
+fn out_of_range_errors_give_the_time_and_the_limit_in_seconds() {
+    let c = TestCluster::new("vllm");
+    let e = |t: u64| {
+        c.try_run(vec![
+            RequestSpec::simple(0, 4, 1),
+            RequestSpec::simple(t, 4, 1),
+        ])
+        .err()
+        .expect("an error")
+        .to_string()
+    };
+    // the limit is 10⁹ s; a time past it is given as it is, a saturated one as "after"
+    assert_eq!(
+        e(super::MAX_SIMULATED_NS + 500_000_000_000_000),
+        "simulated time out of range: request 1 arrives at 1.000500e9 s, past the simulator's \
+         limit of 1e9 s; check the workload's rate (--qps) and time scale (--time-scale)"
+    );
+    assert!(
+        e(u64::MAX)
+            .contains("request 1 arrives after 1.844674e10 s, past the simulator's limit of 1e9 s"),
+        "{}",
+        e(u64::MAX)
+    );
+}
+
+#[test]
+fn a_request_that_never_fits_stalls_the_run_with_its_description() {
+    // 4 blocks of 16 tokens: request 0 (40 tokens) finishes, request 1 (80 tokens) can never be
+    // admitted; the error names it, not the finished one, and the time the run stopped
+    let mut c = TestCluster::new("vllm");
+    c.num_blocks = 4;
+    let e = c
+        .try_run(vec![
+            RequestSpec::simple(0, 30, 10),
+            RequestSpec::simple(ms(5), 70, 10),
+        ])
+        .err()
+        .expect("a stalled run")
+        .to_string();
+    assert_eq!(
+        e,
+        "simulation stalled at 0.100 s with 1 unfinished request(s): request 1 (70 prompt + 10 \
+         output tokens) on replica 0 never finished; the replica has 4 KV blocks of 16 tokens, 0 \
+         in use"
+    );
+}
+
+#[test]
+fn timeseries_running_excludes_the_queued_requests() {
+    // 6 blocks of 16 tokens hold one request of 60 + 20 tokens at a time: at the 100 ms sample
+    // request 0 runs and requests 1 and 2 wait
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = TestCluster::new("vllm");
+    c.out_dir = Some(tmp.path().to_path_buf());
+    c.num_blocks = 6;
+    c.timeseries_ms = 100;
+    c.run(vec![
+        RequestSpec::simple(0, 60, 20),
+        RequestSpec::simple(ms(1), 60, 20),
+        RequestSpec::simple(ms(2), 60, 20),
+    ]);
+    let ts = std::fs::read_to_string(tmp.path().join("timeseries.csv")).unwrap();
+    let first: Vec<&str> = ts.lines().nth(1).unwrap().split(',').collect();
+    // time, replica, queued, running
+    assert_eq!(&first[..4], &["0.100000000", "0", "2", "1"], "{ts}");
+}
+
+#[test]
+fn a_run_stopped_at_time_zero_writes_no_timeseries_row() {
+    // a trace starts at 0 and a time limit below 1 ns rounds to 0: no simulated time passed, so
+    // there is no interval to sample
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = TestCluster::new("vllm");
+    c.out_dir = Some(tmp.path().to_path_buf());
+    c.time_limit_ns = Some(0);
+    let o = c.run(vec![RequestSpec::simple(0, 4, 2)]);
+    assert!(o.time_limited);
+    assert_eq!((o.arrived, o.completed, o.end_ns), (1, 0, 0));
+    let ts = std::fs::read_to_string(tmp.path().join("timeseries.csv")).unwrap();
+    assert_eq!(ts.lines().count(), 1, "{ts}");
+}
