@@ -14,8 +14,9 @@ use crate::engine::disagg::PoolSetup;
 use crate::engine::{Engine, EngineOutcome, EngineSetup, Progress};
 use crate::error::SimError;
 use crate::metrics::load::{self, ArrivalTally};
+use crate::metrics::miss_watch::LatencyBound;
 use crate::metrics::summary::{BackendSummary, ClusterFacts, Summary};
-use crate::metrics::FlopModel;
+use crate::metrics::{FlopModel, MissWatch};
 use crate::output::staging::{self, Staging};
 use crate::output::{self, Sinks};
 use crate::scheduler::SchedulerParams;
@@ -33,6 +34,10 @@ pub struct RunOptions {
     /// For a disaggregated configuration: the decode pool's execution model. Only with it is
     /// [`RunOptions::exec_model`] used there, as the prefill pool's.
     pub decode_exec_model: Option<Arc<dyn ExecutionModel>>,
+    /// Stop the run as soon as one of these bounds is certainly missed
+    /// ([`crate::metrics::miss_watch`]); the outcome's `certain_miss` then gives the verdict and
+    /// its summary covers the run only up to there. Empty: run to the end.
+    pub stop_at_certain_miss: Vec<LatencyBound>,
 }
 
 /// The result of [`simulate`].
@@ -50,6 +55,9 @@ pub struct SimOutcome {
     pub wall_time_s: f64,
     /// Where the files went.
     pub out_dir: Option<PathBuf>,
+    /// The run stopped early on a certain miss of one of
+    /// [`RunOptions::stop_at_certain_miss`]: the verdict.
+    pub certain_miss: Option<String>,
 }
 
 /// Builds the execution model a configuration asks for.
@@ -211,6 +219,7 @@ fn simulate_into(
         keep_stage_log: false,
         keep_requests: false,
         disagg: decode_pool,
+        miss_watch: miss_watch(cfg, &opts.stop_at_certain_miss)?,
     };
     let mut bar =
         crate::progress::RunProgress::new(opts.quiet, crate::progress::expected_requests(cfg));
@@ -273,7 +282,22 @@ fn simulate_into(
         kv_blocks_per_replica: resolved.memory.num_blocks,
         wall_time_s: start.elapsed().as_secs_f64(),
         out_dir: opts.out_dir.clone(),
+        certain_miss: outcome.certain_miss.clone(),
     })
+}
+
+/// The watch of `bounds` over the requests of `cfg`'s workload (counted by generating it once
+/// more: the engine pulls it lazily); `None` without bounds.
+fn miss_watch(cfg: &SimConfig, bounds: &[LatencyBound]) -> Result<Option<MissWatch>, SimError> {
+    if bounds.is_empty() {
+        return Ok(None);
+    }
+    let (mut requests, mut multi_token) = (0u64, 0u64);
+    for r in crate::workload::generate_noted(&cfg.workload, cfg.seed)?.requests {
+        requests += 1;
+        multi_token += u64::from(r.decode_tokens > 1);
+    }
+    Ok(Some(MissWatch::new(bounds, requests, multi_token)))
 }
 
 /// One pool's replicas as the engine builds them.

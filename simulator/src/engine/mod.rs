@@ -18,7 +18,7 @@ use predictor::{BatchShape, StageTime};
 
 use crate::config::SloConfig;
 use crate::error::SimError;
-use crate::metrics::{FlopModel, Metrics};
+use crate::metrics::{FlopModel, Metrics, MissWatch};
 use crate::output::{Sinks, StageRecord};
 use crate::request::{ReqId, Request, RequestTable};
 use crate::router::{KvAwareWeights, Router};
@@ -67,6 +67,8 @@ pub struct EngineSetup {
     pub keep_requests: bool,
     /// Disaggregated serving: the replicas above are the prefill pool, this adds the decode pool.
     pub disagg: Option<disagg::DisaggSetup>,
+    /// Stop as soon as a latency bound is certainly missed (the capacity search's failing rates).
+    pub miss_watch: Option<MissWatch>,
 }
 
 /// A batch in flight.
@@ -107,6 +109,9 @@ pub struct EngineOutcome {
     pub completed: u64,
     /// The time limit stopped the run.
     pub time_limited: bool,
+    /// The run stopped because a latency bound of [`EngineSetup::miss_watch`] was certainly
+    /// missed: the verdict.
+    pub certain_miss: Option<String>,
     /// Batch stages, when kept.
     pub stage_log: Vec<StageRecord>,
 }
@@ -142,6 +147,8 @@ pub struct Engine {
     frontend_ns: u64,
     sinks: Option<Sinks>,
     stage_log: Option<Vec<StageRecord>>,
+    miss_watch: Option<MissWatch>,
+    certain_miss: Option<String>,
 }
 
 impl Engine {
@@ -178,6 +185,8 @@ impl Engine {
             ts_max_rows: crate::output::MAX_TIMESERIES_ROWS,
             async_scheduling: setup.async_scheduling,
             frontend_ns: setup.frontend_ns,
+            miss_watch: setup.miss_watch,
+            certain_miss: None,
             sinks: setup.sinks,
             stage_log: setup.keep_stage_log.then(Vec::new),
         }
@@ -244,6 +253,9 @@ impl Engine {
                     EventKind::TransferEnd { request } => self.on_transfer_end(request)?,
                 }
             }
+            if self.certain_miss.is_some() {
+                break;
+            }
             steps += 1;
             if steps.is_multiple_of(8192) {
                 progress(Progress {
@@ -253,7 +265,7 @@ impl Engine {
                 });
             }
         }
-        if !time_limited {
+        if !time_limited && self.certain_miss.is_none() {
             self.check_drained()?;
         }
         self.retire(true)?;
@@ -278,6 +290,7 @@ impl Engine {
             metrics: self.metrics,
             completed: self.completed,
             time_limited,
+            certain_miss: self.certain_miss,
             stage_log: self.stage_log.unwrap_or_default(),
         })
     }
@@ -531,7 +544,12 @@ impl Engine {
                 rep.restarts += q.num_restarts as u64;
                 rep.ts_completed += 1;
                 self.completed += 1;
-                self.metrics.on_complete(q, &self.slo);
+                let l = self.metrics.on_complete(q, &self.slo);
+                if let Some(w) = &mut self.miss_watch {
+                    if let Some(why) = w.observe(&l) {
+                        self.certain_miss.get_or_insert(why);
+                    }
+                }
             }
         }
         let mut ctx = SchedCtx {

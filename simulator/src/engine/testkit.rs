@@ -63,6 +63,8 @@ pub struct TestCluster {
     pub frontend_ns: u64,
     /// Disaggregated serving: the replicas above are the prefill pool, this is the decode pool.
     pub disagg: Option<TestDisagg>,
+    /// Latency bounds the run stops at when certainly missed.
+    pub miss_watch: Option<crate::metrics::MissWatch>,
 }
 
 /// The decode pool of a disaggregated test cluster.
@@ -128,6 +130,7 @@ impl TestCluster {
             async_scheduling: false,
             frontend_ns: 0,
             disagg: None,
+            miss_watch: None,
         }
     }
 
@@ -177,6 +180,7 @@ impl TestCluster {
                 ),
                 transfer: d.transfer,
             }),
+            miss_watch: self.miss_watch.clone(),
         };
         let mut engine = Engine::new(setup, Box::new(specs.into_iter()));
         if let Some(rows) = self.max_timeseries_rows {

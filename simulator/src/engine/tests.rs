@@ -512,3 +512,36 @@ fn a_run_stopped_at_time_zero_writes_no_timeseries_row() {
     let ts = std::fs::read_to_string(tmp.path().join("timeseries.csv")).unwrap();
     assert_eq!(ts.lines().count(), 1, "{ts}");
 }
+
+#[test]
+fn a_certain_miss_stops_the_run_with_its_verdict() {
+    use crate::metrics::miss_watch::{BoundMetric, LatencyBound};
+    // request i arrives at i s and takes 500 ms (10 ms prefill, 49 decodes of 10 ms); E2E p50 of
+    // 10 requests ≤ 0.1 s allows 5 slow ones, so the 6th completion (5.5 s) decides
+    let specs = || {
+        (0..10)
+            .map(|i| RequestSpec::simple(ms(1000 * i), 4, 50))
+            .collect::<Vec<_>>()
+    };
+    let mut c = TestCluster::new("vllm");
+    let full = c.run(specs());
+    assert_eq!(
+        (full.completed, full.end_ns, &full.certain_miss),
+        (10, ms(9500), &None)
+    );
+    let bounds = [LatencyBound {
+        metric: BoundMetric::E2e,
+        percentile: 50.0,
+        max_s: 0.1,
+        label: "e2e_p50".into(),
+    }];
+    c.miss_watch = Some(crate::metrics::MissWatch::new(&bounds, 10, 10));
+    let o = c.run(specs());
+    assert_eq!((o.arrived, o.completed, o.end_ns), (6, 6, ms(5500)));
+    assert!(!o.time_limited);
+    let v = o.certain_miss.expect("a verdict");
+    assert!(
+        v.starts_with("e2e_p50 > 0.1 s: certain after 6 of 10 requests, 6 of them"),
+        "{v}"
+    );
+}

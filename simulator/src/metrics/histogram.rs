@@ -31,6 +31,17 @@ fn bucket_bounds(i: usize) -> (u64, u64) {
     }
 }
 
+/// The smallest bucket start at or above `v`: a value at or above it lies in a bucket starting at
+/// or above it, so a quantile that falls in that bucket is reported as at least that much.
+pub fn bucket_start_at_or_above(v: u64) -> u64 {
+    let (low, width) = bucket_bounds(index_of(v));
+    if low == v {
+        v
+    } else {
+        low.saturating_add(width)
+    }
+}
+
 /// Summary statistics of a histogram, in seconds when the values were nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Stats {
@@ -217,6 +228,29 @@ mod tests {
             assert_eq!(index_of(low + w - 1), i);
             prev_end = low + w;
         }
+    }
+
+    #[test]
+    fn bucket_starts_at_or_above_a_value() {
+        for v in [
+            0,
+            1,
+            SUB - 1,
+            SUB,
+            SUB + 1,
+            2 * SUB + 1,
+            12_345_678,
+            2_000_000_001,
+        ] {
+            let s = bucket_start_at_or_above(v);
+            assert_eq!(bucket_bounds(index_of(s)).0, s, "{v}: {s} starts a bucket");
+            assert!(s >= v, "{v}: {s}");
+            // nothing between v and s starts a bucket
+            let (low, w) = bucket_bounds(index_of(v));
+            assert!(s == v || low + w == s, "{v}");
+        }
+        assert_eq!(bucket_start_at_or_above(2 * SUB + 1), 2 * SUB + 2);
+        assert_eq!(bucket_start_at_or_above(u64::MAX), u64::MAX);
     }
 
     #[test]

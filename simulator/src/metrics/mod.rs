@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod histogram;
 pub mod load;
+pub mod miss_watch;
 pub mod pools;
 pub mod summary;
 
@@ -12,6 +13,7 @@ use predictor::{BatchShape, ModelSpec};
 use crate::config::SloConfig;
 use crate::request::Request;
 pub use histogram::{LogHistogram, Stats};
+pub use miss_watch::{MissWatch, RequestLatencies};
 
 /// Model FLOPs of a batch (docs/design.md §8, over the whole replica): 2 per weight per token for the
 /// transformer layers, plus causal attention `4·L·Hq·d·n·(n + cached)` per request.
@@ -135,19 +137,16 @@ impl Metrics {
     }
 
     /// Records a finished request.
-    pub fn on_complete(&mut self, r: &Request, slo: &SloConfig) {
-        let done = r.completed_at_ns.unwrap_or(0);
-        let first = r.first_token_at_ns.unwrap_or(done);
-        let sched = r.scheduled_at_ns.unwrap_or(done);
-        let ttft = first + r.frontend_ns - r.arrived_at_ns;
-        let e2e = done + r.frontend_ns - r.arrived_at_ns;
+    pub fn on_complete(&mut self, r: &Request, slo: &SloConfig) -> RequestLatencies {
+        let l = miss_watch::latencies(r);
+        let (ttft, e2e, tpot_ns) = (l.ttft_ns, l.e2e_ns, l.tpot_ns);
         self.ttft.record(ttft);
         self.ttft_trend
             .add(r.arrived_at_ns as f64 * 1e-9, ttft as f64 * 1e-9);
         self.e2e.record(e2e);
         self.e2e_normalized
             .record((e2e as f64 / r.decode_tokens as f64).round() as u64);
-        self.scheduling_delay.record(sched - r.arrived_at_ns);
+        self.scheduling_delay.record(l.scheduling_delay_ns);
         self.transfers.record(r);
         let stage = if self.stage_ends_ns.is_empty() {
             None
@@ -158,8 +157,6 @@ impl Metrics {
             self.stages.get_mut(i.min(self.stage_ends_ns.len() - 1))
         };
         let mut tpot_s = None;
-        let tpot_ns = (r.decode_tokens > 1)
-            .then(|| ((done - first) as f64 / (r.decode_tokens - 1) as f64).round() as u64);
         if let Some(st) = stage {
             st.ttft.record(ttft);
             st.e2e.record(e2e);
@@ -182,6 +179,7 @@ impl Metrics {
                 self.slo_met += 1;
             }
         }
+        l
     }
 }
 

@@ -12,6 +12,7 @@ use super::exec_cache::ExecCache;
 use super::rate::RateKnob;
 use super::space::{Candidate, SearchKnobs, SloLimit, SloMetric};
 use crate::config::SimConfig;
+use crate::metrics::miss_watch::{BoundMetric, LatencyBound};
 use crate::metrics::summary::Summary;
 use crate::metrics::Stats;
 use crate::run::{simulate, RunOptions};
@@ -146,6 +147,28 @@ pub fn violations(summary: &Summary, time_limit_s: Option<f64>, slos: &[SloLimit
     v
 }
 
+/// The SLOs a run can stop early on: those of a per-request latency (TBT, per output token, is
+/// only judged at the end).
+fn latency_bounds(slos: &[SloLimit]) -> Vec<LatencyBound> {
+    slos.iter()
+        .filter_map(|s| {
+            let metric = match s.metric {
+                SloMetric::Ttft => BoundMetric::Ttft,
+                SloMetric::E2e => BoundMetric::E2e,
+                SloMetric::SchedulingDelay => BoundMetric::SchedulingDelay,
+                SloMetric::Tpot => BoundMetric::Tpot,
+                SloMetric::Tbt => return None,
+            };
+            Some(LatencyBound {
+                metric,
+                percentile: s.percentile,
+                max_s: s.max_s,
+                label: s.label(),
+            })
+        })
+        .collect()
+}
+
 /// Rounds to 6 significant digits (readable rates; the search stays deterministic).
 fn round_rate(x: f64) -> f64 {
     if !(x.is_finite() && x > 0.0) {
@@ -169,7 +192,15 @@ struct Ctx<'a> {
 type Verdict = (bool, SimConfig, Summary);
 
 impl Ctx<'_> {
-    fn run(&mut self, rate: f64, limit_s: f64, max_requests: u64) -> Result<Verdict, String> {
+    /// Simulates `rate`; with `stop_early`, a run that certainly misses an SLO stops there (the
+    /// probe runs to the end: its throughput is used).
+    fn run(
+        &mut self,
+        rate: f64,
+        limit_s: f64,
+        max_requests: u64,
+        stop_early: bool,
+    ) -> Result<Verdict, String> {
         let mut cfg = self.cand.config.clone();
         cfg.workload = self.knob.apply(&cfg.workload, rate);
         let n = cfg
@@ -186,9 +217,17 @@ impl Ctx<'_> {
             quiet: true,
             exec_model: Some(self.exec.clone()),
             decode_exec_model: self.decode_exec.clone(),
+            stop_at_certain_miss: if stop_early {
+                latency_bounds(self.slos)
+            } else {
+                Vec::new()
+            },
         };
         let out = simulate(&cfg, &opts).map_err(|e| e.to_string())?;
-        let v = violations(&out.summary, Some(limit_s), self.slos);
+        let v = match &out.certain_miss {
+            Some(why) => vec![why.clone()],
+            None => violations(&out.summary, Some(limit_s), self.slos),
+        };
         self.evaluations.push(Evaluation {
             rate_qps: rate,
             pass: v.is_empty(),
@@ -206,6 +245,7 @@ impl Ctx<'_> {
             rate,
             (limit * 1000.0).ceil() / 1000.0,
             self.knobs.max_requests,
+            true,
         )
     }
 
@@ -285,7 +325,7 @@ fn exec_models(cfg: &SimConfig, cache: &ExecCache) -> Result<ExecPair, String> {
 fn bracket_and_bisect(ctx: &mut Ctx) -> Result<Capacity, String> {
     let probe_limit = ctx.knobs.min_time_limit_s * PROBE_TIME_LIMIT_FACTOR;
     let probe_requests = PROBE_MAX_REQUESTS.min(ctx.knobs.max_requests);
-    let (probe_ok, probe_cfg, probe) = ctx.run(PROBE_QPS, probe_limit, probe_requests)?;
+    let (probe_ok, probe_cfg, probe) = ctx.run(PROBE_QPS, probe_limit, probe_requests, false)?;
     // The probe held the whole workload, not a cut of a larger one (a `duration_s` workload, or
     // more requests than the probe takes, has more to offer at higher rates).
     let probe_held_all = ctx

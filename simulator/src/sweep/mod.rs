@@ -261,6 +261,7 @@ pub fn run(
                     quiet: true,
                     exec_model: shared.clone(),
                     decode_exec_model: None,
+                    stop_at_certain_miss: Vec::new(),
                 };
                 let r = simulate(cfg, &opts).map_err(sim(*qps)).map(|o| Point {
                     qps: *qps,
