@@ -384,3 +384,54 @@ fn without_chunked_prefill_a_prompt_equal_to_the_budget_is_admitted() {
     assert_eq!(b, vec![(0, 1, false)]);
     assert_eq!(h.sched.num_queued(), 1);
 }
+
+#[test]
+fn validation_bounds_are_inclusive_where_vllm_allows_them() {
+    let ok = |tweak: &dyn Fn(&mut super::VllmV1Config)| {
+        let mut v = super::VllmV1Config::default();
+        tweak(&mut v);
+        v.validate(4096)
+    };
+    // gpu_memory_utilization in (0, 1]
+    for u in [1e-9, 0.5, 1.0] {
+        assert!(ok(&|v| v.gpu_memory_utilization = Some(u)).is_ok(), "{u}");
+    }
+    for u in [0.0, -0.5, 1.0 + 1e-9, 1.5, f64::NAN] {
+        let e = ok(&|v| v.gpu_memory_utilization = Some(u)).unwrap_err();
+        assert_eq!(e.0, "scheduler.vllm_v1.gpu_memory_utilization", "{u}");
+    }
+    // max_model_len at least the longest request
+    for len in [4096, 5000] {
+        assert!(ok(&|v| v.max_model_len = Some(len)).is_ok(), "{len}");
+    }
+    let e = ok(&|v| v.max_model_len = Some(4095)).unwrap_err();
+    assert!(e.1.starts_with("4095 is shorter than"), "{e:?}");
+    // without chunked prefill, a budget equal to max_model_len fits every prompt
+    let no_chunks = |budget: u32| {
+        ok(&|v| {
+            v.enable_chunked_prefill = false;
+            v.max_num_batched_tokens = Some(budget);
+        })
+    };
+    assert!(no_chunks(4096).is_ok());
+    assert!(no_chunks(4095).is_err());
+}
+
+#[test]
+fn an_exhausted_budget_ends_the_running_pass() {
+    // A budget of 2 tokens with two batches in flight (pipeline parallelism): A and B fill the
+    // first, C and D are admitted into the second while A and B are in flight. Once both end,
+    // four requests run but only two decodes fit: C and D get no (empty) entries.
+    let mut h = v1(100, 2, false, |_| {});
+    h.add(1, 5);
+    h.add(1, 5);
+    let b1 = h.next();
+    assert_eq!(b1, vec![(0, 1, true), (1, 1, true)]);
+    h.add(1, 5);
+    h.add(1, 5);
+    let b2 = h.next();
+    assert_eq!(b2, vec![(2, 1, true), (3, 1, true)]);
+    h.end(&b1);
+    h.end(&b2);
+    assert_eq!(h.next(), vec![(0, 1, false), (1, 1, false)]);
+}
