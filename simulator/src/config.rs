@@ -462,6 +462,9 @@ impl SimConfig {
                 format!("asynchronous scheduling is vLLM V1's; the {} scheduler has none: use --scheduler vllm_v1, or drop --async-scheduling", s.name),
             ));
         }
+        if let Some((key, why)) = s.ignored_knob() {
+            return Err(invalid(&key, why));
+        }
         s.vllm_v1
             .validate(self.workload.max_request_tokens())
             .map_err(|(field, why)| invalid(&field, why))?;

@@ -193,6 +193,108 @@ impl Default for SchedulerConfig {
     }
 }
 
+impl SchedulerConfig {
+    /// The first knob set away from its default that the chosen policy does not read, as
+    /// (`scheduler.` key, why): such a setting would be silently ignored. The memory knobs
+    /// (`num_blocks`, `block_size`, `vllm_v1.gpu_memory_utilization`) apply to every policy;
+    /// prefix caching and asynchronous scheduling are checked by the configuration.
+    pub fn ignored_knob(&self) -> Option<(String, String)> {
+        let d = SchedulerConfig::default();
+        let (v, dv) = (&self.vllm_v1, &d.vllm_v1);
+        const CLASSIC: &[&str] = &["vllm", "orca", "faster_transformer", "sarathi", "lightllm"];
+        let knobs: [(&str, &str, bool, &[&str]); 10] = [
+            (
+                "batch_size_cap",
+                "--batch-size-cap",
+                self.batch_size_cap != d.batch_size_cap,
+                CLASSIC,
+            ),
+            (
+                "chunk_size",
+                "--chunk-size",
+                self.chunk_size != d.chunk_size,
+                &["sarathi"],
+            ),
+            (
+                "max_tokens_in_batch",
+                "--max-tokens-in-batch",
+                self.max_tokens_in_batch != d.max_tokens_in_batch,
+                &["vllm", "lightllm"],
+            ),
+            (
+                "max_waiting_iters",
+                "--max-waiting-iters",
+                self.max_waiting_iters != d.max_waiting_iters,
+                &["lightllm"],
+            ),
+            (
+                "watermark_blocks_fraction",
+                "--watermark-blocks-fraction",
+                self.watermark_blocks_fraction != d.watermark_blocks_fraction,
+                &["vllm", "sarathi"],
+            ),
+            (
+                "vllm_v1.max_num_batched_tokens",
+                "--max-num-batched-tokens",
+                v.max_num_batched_tokens != dv.max_num_batched_tokens,
+                &["vllm_v1"],
+            ),
+            (
+                "vllm_v1.max_num_seqs",
+                "--max-num-seqs",
+                v.max_num_seqs != dv.max_num_seqs,
+                &["vllm_v1"],
+            ),
+            (
+                "vllm_v1.long_prefill_token_threshold",
+                "--long-prefill-token-threshold",
+                v.long_prefill_token_threshold != dv.long_prefill_token_threshold,
+                &["vllm_v1"],
+            ),
+            (
+                "vllm_v1.enable_chunked_prefill",
+                "--no-enable-chunked-prefill",
+                v.enable_chunked_prefill != dv.enable_chunked_prefill,
+                &["vllm_v1"],
+            ),
+            (
+                "vllm_v1.max_model_len",
+                "--max-model-len",
+                v.max_model_len != dv.max_model_len,
+                &["vllm_v1"],
+            ),
+        ];
+        let (key, flag, _, users) = knobs
+            .into_iter()
+            .find(|(_, _, set, users)| *set && !users.contains(&self.name.as_str()))?;
+        Some((
+            format!("scheduler.{key}"),
+            format!(
+                "the {} scheduler does not use it (only {} do{}), so it would be ignored; drop \
+                 {flag} (or the key), or choose a scheduler that uses it{}",
+                self.name,
+                match users.split_last() {
+                    Some((last, rest)) if !rest.is_empty() =>
+                        format!("{} and {last}", rest.join(", ")),
+                    _ => users.join(""),
+                },
+                if users.len() == 1 { "es" } else { "" },
+                match (self.name.as_str(), key) {
+                    ("vllm_v1", "batch_size_cap") =>
+                        "; vllm_v1 caps its running requests with --max-num-seqs",
+                    ("vllm_v1", "chunk_size") =>
+                        "; vllm_v1's step budget is --max-num-batched-tokens",
+                    ("sarathi", "vllm_v1.max_num_batched_tokens") =>
+                        "; sarathi's step budget is --chunk-size",
+                    (_, "vllm_v1.max_num_seqs") =>
+                        "; the other schedulers' cap is --batch-size-cap",
+                    _ => "",
+                }
+            ),
+        ))
+    }
+}
+
 /// Everything a policy is built from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SchedulerParams {
@@ -286,3 +388,95 @@ pub fn requeue_unfinished(batch: &[BatchEntry], ctx: &SchedCtx<'_>, running: &mu
 
 #[cfg(test)]
 pub(crate) mod testkit;
+
+#[cfg(test)]
+mod knob_tests {
+    use super::{SchedulerConfig, SCHEDULERS};
+
+    #[test]
+    fn a_knob_the_chosen_scheduler_ignores_is_named() {
+        type Set = fn(&mut SchedulerConfig);
+        let knobs: [(&str, Set, &[&str]); 10] = [
+            (
+                "batch_size_cap",
+                |c| c.batch_size_cap = 7,
+                &["vllm", "orca", "faster_transformer", "sarathi", "lightllm"],
+            ),
+            ("chunk_size", |c| c.chunk_size = 7, &["sarathi"]),
+            (
+                "max_tokens_in_batch",
+                |c| c.max_tokens_in_batch = 7,
+                &["vllm", "lightllm"],
+            ),
+            (
+                "max_waiting_iters",
+                |c| c.max_waiting_iters = 7,
+                &["lightllm"],
+            ),
+            (
+                "watermark_blocks_fraction",
+                |c| c.watermark_blocks_fraction = 0.5,
+                &["vllm", "sarathi"],
+            ),
+            (
+                "vllm_v1.max_num_batched_tokens",
+                |c| c.vllm_v1.max_num_batched_tokens = Some(7),
+                &["vllm_v1"],
+            ),
+            (
+                "vllm_v1.max_num_seqs",
+                |c| c.vllm_v1.max_num_seqs = 7,
+                &["vllm_v1"],
+            ),
+            (
+                "vllm_v1.long_prefill_token_threshold",
+                |c| c.vllm_v1.long_prefill_token_threshold = 7,
+                &["vllm_v1"],
+            ),
+            (
+                "vllm_v1.enable_chunked_prefill",
+                |c| c.vllm_v1.enable_chunked_prefill = false,
+                &["vllm_v1"],
+            ),
+            (
+                "vllm_v1.max_model_len",
+                |c| c.vllm_v1.max_model_len = Some(7),
+                &["vllm_v1"],
+            ),
+        ];
+        for entry in SCHEDULERS {
+            let base = SchedulerConfig {
+                name: entry.name.into(),
+                ..Default::default()
+            };
+            assert_eq!(base.ignored_knob(), None, "{}: defaults", entry.name);
+            for (key, set, users) in &knobs {
+                let mut c = base.clone();
+                set(&mut c);
+                // the memory knobs apply to every policy
+                c.num_blocks = Some(9);
+                c.block_size = 8;
+                c.vllm_v1.gpu_memory_utilization = Some(0.5);
+                let got = c.ignored_knob();
+                if users.contains(&entry.name) {
+                    assert_eq!(got, None, "{} reads {key}", entry.name);
+                } else {
+                    let (k, why) = got.unwrap_or_else(|| panic!("{} ignores {key}", entry.name));
+                    assert_eq!(k, format!("scheduler.{key}"));
+                    assert!(
+                        why.starts_with(&format!("the {} scheduler does not use it", entry.name)),
+                        "{why}"
+                    );
+                }
+            }
+        }
+        let mut c = SchedulerConfig::default();
+        c.batch_size_cap = 8;
+        assert_eq!(
+            c.ignored_knob().unwrap().1,
+            "the vllm_v1 scheduler does not use it (only vllm, orca, faster_transformer, sarathi and \
+             lightllm do), so it would be ignored; drop --batch-size-cap (or the key), or choose a \
+             scheduler that uses it; vllm_v1 caps its running requests with --max-num-seqs"
+        );
+    }
+}

@@ -69,9 +69,11 @@ mod tests {
     fn one_model_per_layout() {
         let cache = ExecCache::new();
         let mut a = SimConfig::default();
+        a.scheduler.name = "sarathi".into();
+        let mut b = a.clone();
         a.scheduler.watermark_blocks_fraction = 0.05;
-        let b = SimConfig::default();
-        let mut c = SimConfig::default();
+        b.scheduler.chunk_size = 1024;
+        let mut c = b.clone();
         c.replica.tp = 2;
         let cat = Catalog::builtin();
         let ea = cache.get(&a, &a.resolve(&cat).unwrap()).unwrap();
