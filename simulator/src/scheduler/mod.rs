@@ -470,8 +470,10 @@ mod knob_tests {
                 }
             }
         }
-        let mut c = SchedulerConfig::default();
-        c.batch_size_cap = 8;
+        let c = SchedulerConfig {
+            batch_size_cap: 8,
+            ..Default::default()
+        };
         assert_eq!(
             c.ignored_knob().unwrap().1,
             "the vllm_v1 scheduler does not use it (only vllm, orca, faster_transformer, sarathi and \
