@@ -23,7 +23,8 @@
 # opt-level 0 (its dependencies stay optimised: a rebuild takes ~14 s instead of ~70 s), only
 # `cargo test --lib` of simulator.
 # Exit status: 0 when every mutant tested was caught (a test failed, or the tests hung past the
-# timeout: 60 s in the first pass, 240 s in the second), unviable or listed in
+# timeout: 60 s in the first pass; in the second, 3 × the unmutated run and at least 120 s, since
+# the whole suite's time varies with the machine's load), unviable or listed in
 # mutants/equivalent.txt; 1 when one was missed and is not listed there; 2 on a usage or tool
 # error.
 set -euo pipefail
@@ -114,8 +115,10 @@ restore_regressions() {
 run_pass() {
   local skip=$1 dir=$2 timeout=$3
   shift 3
-  local test_args=() limit=()
+  local test_args=() limit=() time_args=(--timeout "$timeout")
   [ -n "$skip" ] && test_args=(-- -- --skip "$skip")
+  # auto: the unmutated run (no limit) sets the mutants' limit
+  [ "$timeout" = auto ] && time_args=(--timeout-multiplier 3 --minimum-test-timeout 120)
   if [ "${MUTANTS_BUDGET_S:-0}" -gt 0 ]; then
     local left=$((MUTANTS_BUDGET_S - ($(date +%s) - start)))
     if [ "$left" -le 0 ]; then
@@ -130,7 +133,7 @@ run_pass() {
     "$@" --profile release --cargo-arg=--lib \
     --cargo-arg=--config=profile.release.package.simulator.opt-level=0 \
     --cargo-arg=--config=profile.release.package.simulator.codegen-units=256 \
-    --baseline run --timeout "$timeout" --output "$dir" --no-shuffle "${test_args[@]}" >"$dir/run.log" 2>&1
+    --baseline run "${time_args[@]}" --output "$dir" --no-shuffle "${test_args[@]}" >"$dir/run.log" 2>&1
   local rc=$?
   set -e
   tail -n 3 "$dir/run.log"
@@ -156,7 +159,7 @@ if [ -n "$skip" ] && [ -s "$first/missed.txt" ]; then
   re="^($(sed -e 's/[][\\.^$*+?(){}|#&~-]/\\&/g' "$first/missed.txt" | paste -sd '|'))\$"
   rm -rf "$out/full"
   mkdir -p "$out/full/mutants.out"
-  run_pass "" "$out/full" 240 --re "$re" "${file_args[@]}" || pass_ok=$?
+  run_pass "" "$out/full" auto --re "$re" "${file_args[@]}" || pass_ok=$?
   restore_regressions
   [ "$pass_ok" = 0 ] || exit 2
   # the second pass's verdicts replace the first's for those mutants (a budget that ran out
