@@ -224,6 +224,63 @@ mod tests {
         let e = kv.take_prefix_hit(&mut a, hit).unwrap_err();
         assert_eq!((e.asked, e.free, e.total), (5, 4, 4));
         assert_eq!((kv.allocated(), kv.num_holders(), a.kv_blocks), (0, 0, 0));
+        // the free blocks are those not allocated: 2 of 4 here
+        let mut other = Request::new(1, 0, &RequestSpec::simple(0, 8, 1));
+        kv.allocate(&mut other, 2).unwrap();
+        let hit = PrefixHit {
+            revived_blocks: 3,
+            ..hit
+        };
+        let e = kv.take_prefix_hit(&mut a, hit).unwrap_err();
+        assert_eq!((e.asked, e.free, e.total), (3, 2, 4));
+    }
+
+    #[test]
+    fn a_prefix_hit_reviving_exactly_the_free_blocks_is_taken() {
+        // a caches an 8-token segment (blocks 0 and 1) plus its own block; once a is done, c takes
+        // the 2 least recently freed blocks (the unused one and a's own), leaving exactly the 2
+        // cached blocks free, and b revives both
+        let shared = RequestSpec {
+            segments: vec![crate::workload::Segment { id: 7, tokens: 8 }],
+            ..RequestSpec::simple(0, 9, 2)
+        };
+        let mut kv = KvCache::new(4, 4).with_prefix_caching(true);
+        let mut a = Request::new(0, 0, &shared);
+        kv.allocate(&mut a, 3).unwrap();
+        kv.register_scheduled(&a, 9);
+        kv.free(&mut a);
+        let mut c = Request::new(1, 0, &RequestSpec::simple(0, 8, 1));
+        kv.allocate(&mut c, 2).unwrap();
+        let mut b = Request::new(2, 0, &shared);
+        let hit = kv.prefix_lookup(&b);
+        assert_eq!(
+            (hit.blocks, hit.revived_blocks, kv.free_blocks()),
+            (2, 2, 2)
+        );
+        kv.take_prefix_hit(&mut b, hit).unwrap();
+        assert_eq!((kv.allocated(), b.kv_blocks, kv.free_blocks()), (4, 2, 0));
+    }
+
+    #[test]
+    fn a_lookup_for_a_request_holding_blocks_or_progress_finds_nothing() {
+        // a's 8-token shared segment fills 2 cached blocks; b shares it
+        let spec = RequestSpec {
+            segments: vec![crate::workload::Segment { id: 7, tokens: 8 }],
+            ..RequestSpec::simple(0, 9, 2)
+        };
+        let mut kv = KvCache::new(10, 4).with_prefix_caching(true);
+        let mut a = Request::new(0, 0, &spec);
+        kv.allocate(&mut a, 3).unwrap();
+        kv.register_scheduled(&a, 9);
+        let fresh = Request::new(1, 0, &spec);
+        assert_eq!(kv.prefix_lookup(&fresh).blocks, 2);
+        // only an admission (no blocks, nothing processed) may reuse cached blocks
+        let mut holding = Request::new(2, 0, &spec);
+        kv.allocate(&mut holding, 1).unwrap();
+        assert_eq!(kv.prefix_lookup(&holding), PrefixHit::default());
+        let mut started = Request::new(3, 0, &spec);
+        started.processed_tokens = 4;
+        assert_eq!(kv.prefix_lookup(&started), PrefixHit::default());
     }
 
     #[test]
