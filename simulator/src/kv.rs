@@ -298,6 +298,7 @@ mod tests {
         assert!(kv.allocate(&mut a, 1).is_err());
         assert!((kv.usage() - 1.0).abs() < 1e-12);
         assert_eq!(kv.free(&mut a), 3);
+        assert!((kv.usage() - 0.7).abs() < 1e-12, "{}", kv.usage());
         assert_eq!(kv.free(&mut a), 0);
         assert_eq!(
             (kv.allocated(), kv.num_holders(), kv.peak_allocated()),
