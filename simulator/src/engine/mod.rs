@@ -575,6 +575,8 @@ mod disagg_proptests;
 #[cfg(test)]
 mod disagg_tests;
 #[cfg(test)]
+mod invalid_batch_tests;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod routing_tests;

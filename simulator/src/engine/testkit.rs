@@ -65,6 +65,10 @@ pub struct TestCluster {
     pub disagg: Option<TestDisagg>,
     /// Latency bounds the run stops at when certainly missed.
     pub miss_watch: Option<crate::metrics::MissWatch>,
+    /// A policy of the test's own instead of the registered one named by `scheduler`.
+    pub entry: Option<&'static crate::scheduler::SchedulerEntry>,
+    /// FLOPs per batch (none by default).
+    pub flops: FlopModel,
 }
 
 /// The decode pool of a disaggregated test cluster.
@@ -131,6 +135,8 @@ impl TestCluster {
             frontend_ns: 0,
             disagg: None,
             miss_watch: None,
+            entry: None,
+            flops: FlopModel::default(),
         }
     }
 
@@ -143,7 +149,16 @@ impl TestCluster {
         &self,
         specs: Vec<RequestSpec>,
     ) -> Result<EngineOutcome, crate::error::SimError> {
-        let setup = EngineSetup {
+        self.try_run_with_progress(specs, &mut |_| {})
+    }
+
+    /// Runs `specs`, handing the engine's progress reports to `progress`.
+    pub fn try_run_with_progress(
+        &self,
+        specs: Vec<RequestSpec>,
+        progress: &mut dyn FnMut(super::Progress),
+    ) -> Result<EngineOutcome, crate::error::SimError> {
+        let mut setup = EngineSetup {
             pool: pool(
                 &self.scheduler,
                 self.replicas,
@@ -160,7 +175,7 @@ impl TestCluster {
             seed: 1,
             time_limit_ns: self.time_limit_ns,
             max_request_tokens: self.max_request_tokens,
-            flops: FlopModel::default(),
+            flops: self.flops,
             slo: SloConfig::default(),
             timeseries_interval_ns: self.timeseries_ms * 1_000_000,
             sinks: self.out_dir.as_ref().map(|d| {
@@ -182,11 +197,16 @@ impl TestCluster {
             }),
             miss_watch: self.miss_watch.clone(),
         };
+        if let Some(e) = self.entry {
+            // a token-blocks policy would also need the pool's block size changed
+            assert!(!e.token_blocks);
+            setup.pool.scheduler = e;
+        }
         let mut engine = Engine::new(setup, Box::new(specs.into_iter()));
         if let Some(rows) = self.max_timeseries_rows {
             engine = engine.with_max_timeseries_rows(rows);
         }
-        engine.run(&mut |_| {})
+        engine.run(progress)
     }
 }
 

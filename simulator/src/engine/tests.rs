@@ -545,3 +545,41 @@ fn a_certain_miss_stops_the_run_with_its_verdict() {
         "{v}"
     );
 }
+
+#[test]
+fn replica_flops_add_up_over_batches() {
+    // 1 FLOP per token and 10 per unit of attention work: a 4-token prompt (sq 16 + kv 0) then
+    // one decode at context 5 (1 + 5)
+    let mut c = TestCluster::new("vllm");
+    c.flops = crate::metrics::FlopModel {
+        linear_per_token: 1.0,
+        attention_coef: 10.0,
+    };
+    let o = c.run(vec![RequestSpec::simple(0, 4, 2)]);
+    assert_eq!(o.replicas[0].flops, (4.0 + 160.0) + (1.0 + 60.0));
+}
+
+#[test]
+fn progress_is_reported_every_8192_events_and_at_the_end() {
+    // 6,000 one-token requests 1 ms apart: an arrival, a batch end and some schedule events each, over 12,000 events: one
+    // report on the way (after 8,192 events, near request 4,000) and the final one
+    let c = TestCluster::new("vllm");
+    let specs = (0..6000)
+        .map(|i| RequestSpec::simple(ms(i), 4, 1))
+        .collect();
+    let mut reports = Vec::new();
+    let o = c
+        .try_run_with_progress(specs, &mut |p| reports.push(p))
+        .unwrap();
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    assert!(
+        (3000..5000).contains(&reports[0].arrived),
+        "{:?}",
+        reports[0]
+    );
+    let last = reports[1];
+    assert_eq!(
+        (last.arrived, last.completed, last.now_ns),
+        (6000, 6000, o.end_ns)
+    );
+}
