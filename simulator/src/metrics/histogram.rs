@@ -254,6 +254,22 @@ mod tests {
     }
 
     #[test]
+    fn a_wide_bucket_stands_for_its_middle_value() {
+        // 10,000 lies in the 8-wide bucket 10,000..10,007, whose middle is 10,003; min and max
+        // are exact
+        let mut h = LogHistogram::default();
+        for v in [1, 10_000, 20_000] {
+            h.record(v);
+        }
+        assert_eq!(h.value_at_rank(2), 10_003);
+        let b: Vec<(u64, u64)> = h.buckets().collect();
+        assert_eq!(b[1], (10_003, 1), "{b:?}");
+        let s = h.stats(1e-9);
+        assert_eq!(s.max, 20_000.0 * 1e-9);
+        assert_eq!(s.p50, 10_003.0 * 1e-9);
+    }
+
+    #[test]
     fn small_values_are_exact() {
         let mut h = LogHistogram::new();
         for v in 1..=100 {
