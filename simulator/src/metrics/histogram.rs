@@ -267,6 +267,9 @@ mod tests {
         let s = h.stats(1e-9);
         assert_eq!(s.max, 20_000.0 * 1e-9);
         assert_eq!(s.p50, 10_003.0 * 1e-9);
+        // the spread scales like the values (population std of 1, 10,000 and 20,000: 8,164.5)
+        assert!(h.std() > 8_164.0 && h.std() < 8_165.0, "{}", h.std());
+        assert_eq!(s.std, h.std() * 1e-9);
     }
 
     #[test]
