@@ -62,6 +62,7 @@ static SCRIPTED: SchedulerEntry = SchedulerEntry {
     token_blocks: false,
     max_pipeline_stages: None,
     takes_prefilled: false,
+    knobs: &[],
     build,
 };
 

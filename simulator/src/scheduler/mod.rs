@@ -201,72 +201,68 @@ impl SchedulerConfig {
     pub fn ignored_knob(&self) -> Option<(String, String)> {
         let d = SchedulerConfig::default();
         let (v, dv) = (&self.vllm_v1, &d.vllm_v1);
-        const CLASSIC: &[&str] = &["vllm", "orca", "faster_transformer", "sarathi", "lightllm"];
-        let knobs: [(&str, &str, bool, &[&str]); 10] = [
+        let knobs: [(&str, &str, bool); 10] = [
             (
                 "batch_size_cap",
                 "--batch-size-cap",
                 self.batch_size_cap != d.batch_size_cap,
-                CLASSIC,
             ),
             (
                 "chunk_size",
                 "--chunk-size",
                 self.chunk_size != d.chunk_size,
-                &["sarathi"],
             ),
             (
                 "max_tokens_in_batch",
                 "--max-tokens-in-batch",
                 self.max_tokens_in_batch != d.max_tokens_in_batch,
-                &["vllm", "lightllm"],
             ),
             (
                 "max_waiting_iters",
                 "--max-waiting-iters",
                 self.max_waiting_iters != d.max_waiting_iters,
-                &["lightllm"],
             ),
             (
                 "watermark_blocks_fraction",
                 "--watermark-blocks-fraction",
                 self.watermark_blocks_fraction != d.watermark_blocks_fraction,
-                &["vllm", "sarathi"],
             ),
             (
                 "vllm_v1.max_num_batched_tokens",
                 "--max-num-batched-tokens",
                 v.max_num_batched_tokens != dv.max_num_batched_tokens,
-                &["vllm_v1"],
             ),
             (
                 "vllm_v1.max_num_seqs",
                 "--max-num-seqs",
                 v.max_num_seqs != dv.max_num_seqs,
-                &["vllm_v1"],
             ),
             (
                 "vllm_v1.long_prefill_token_threshold",
                 "--long-prefill-token-threshold",
                 v.long_prefill_token_threshold != dv.long_prefill_token_threshold,
-                &["vllm_v1"],
             ),
             (
                 "vllm_v1.enable_chunked_prefill",
                 "--no-enable-chunked-prefill",
                 v.enable_chunked_prefill != dv.enable_chunked_prefill,
-                &["vllm_v1"],
             ),
             (
                 "vllm_v1.max_model_len",
                 "--max-model-len",
                 v.max_model_len != dv.max_model_len,
-                &["vllm_v1"],
             ),
         ];
-        let (key, flag, _, users) = knobs
+        // an unknown policy is reported by the name's own check
+        let entry = find(&self.name).ok()?;
+        let (key, flag, _) = knobs
             .into_iter()
-            .find(|(_, _, set, users)| *set && !users.contains(&self.name.as_str()))?;
+            .find(|(key, _, set)| *set && !entry.knobs.contains(key))?;
+        let users: Vec<&str> = SCHEDULERS
+            .iter()
+            .filter(|e| e.knobs.contains(&key))
+            .map(|e| e.name)
+            .collect();
         Some((
             format!("scheduler.{key}"),
             format!(

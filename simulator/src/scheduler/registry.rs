@@ -16,6 +16,10 @@ pub struct SchedulerEntry {
     /// Can serve a decode pool: takes requests prefilled on another replica
     /// ([`super::ReplicaScheduler::add_prefilled`]).
     pub takes_prefilled: bool,
+    /// The `[scheduler]` knobs it reads, besides the memory ones every policy uses (`block_size`,
+    /// `num_blocks`, `vllm_v1.gpu_memory_utilization`): a knob set for a policy that does not
+    /// read it is an error ([`super::SchedulerConfig::ignored_knob`]).
+    pub knobs: &'static [&'static str],
     /// Builds the policy.
     pub build: fn(&SchedulerParams) -> Box<dyn ReplicaScheduler>,
 }
@@ -36,6 +40,7 @@ pub static SCHEDULERS: &[SchedulerEntry] = &[
         token_blocks: false,
         max_pipeline_stages: None,
         takes_prefilled: true,
+        knobs: &["batch_size_cap", "max_tokens_in_batch", "watermark_blocks_fraction"],
         build: |p| Box::new(super::vllm::Vllm::new(p)),
     },
     SchedulerEntry {
@@ -44,6 +49,7 @@ pub static SCHEDULERS: &[SchedulerEntry] = &[
         token_blocks: false,
         max_pipeline_stages: None,
         takes_prefilled: false,
+        knobs: &["batch_size_cap"],
         build: |p| Box::new(super::orca::Orca::new(p)),
     },
     SchedulerEntry {
@@ -52,6 +58,7 @@ pub static SCHEDULERS: &[SchedulerEntry] = &[
         token_blocks: false,
         max_pipeline_stages: None,
         takes_prefilled: false,
+        knobs: &["batch_size_cap"],
         build: |p| Box::new(super::faster_transformer::FasterTransformer::new(p)),
     },
     SchedulerEntry {
@@ -60,6 +67,7 @@ pub static SCHEDULERS: &[SchedulerEntry] = &[
         token_blocks: false,
         max_pipeline_stages: None,
         takes_prefilled: true,
+        knobs: &["batch_size_cap", "chunk_size", "watermark_blocks_fraction"],
         build: |p| Box::new(super::sarathi::Sarathi::new(p)),
     },
     SchedulerEntry {
@@ -68,6 +76,13 @@ pub static SCHEDULERS: &[SchedulerEntry] = &[
         token_blocks: false,
         max_pipeline_stages: None,
         takes_prefilled: true,
+        knobs: &[
+            "vllm_v1.max_num_batched_tokens",
+            "vllm_v1.max_num_seqs",
+            "vllm_v1.long_prefill_token_threshold",
+            "vllm_v1.enable_chunked_prefill",
+            "vllm_v1.max_model_len",
+        ],
         build: |p| Box::new(super::vllm_v1::VllmV1::new(p)),
     },
     SchedulerEntry {
@@ -76,6 +91,7 @@ pub static SCHEDULERS: &[SchedulerEntry] = &[
         token_blocks: true,
         max_pipeline_stages: Some(1),
         takes_prefilled: false,
+        knobs: &["batch_size_cap", "max_tokens_in_batch", "max_waiting_iters"],
         build: |p| Box::new(super::lightllm::LightLlm::new(p)),
     },
 ];
