@@ -11,20 +11,7 @@
 //! verdict is therefore the one the whole run would give; only the summary is cut short.
 
 use super::histogram::bucket_start_at_or_above;
-use crate::request::Request;
-
-/// The per-request latencies the metrics record when a request finishes, ns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RequestLatencies {
-    /// Time to first token.
-    pub ttft_ns: u64,
-    /// End-to-end latency.
-    pub e2e_ns: u64,
-    /// Arrival to first batch.
-    pub scheduling_delay_ns: u64,
-    /// Time per output token after the first (requests of one output token have none).
-    pub tpot_ns: Option<u64>,
-}
+use super::RequestLatencies;
 
 /// A per-request latency a [`LatencyBound`] can limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,20 +151,6 @@ impl MissWatch {
             }
         }
         verdict
-    }
-}
-
-/// The latencies of finished request `r` (front-end time included), ns.
-pub fn latencies(r: &Request) -> RequestLatencies {
-    let done = r.completed_at_ns.unwrap_or(0);
-    let first = r.first_token_at_ns.unwrap_or(done);
-    let sched = r.scheduled_at_ns.unwrap_or(done);
-    RequestLatencies {
-        ttft_ns: first + r.frontend_ns - r.arrived_at_ns,
-        e2e_ns: done + r.frontend_ns - r.arrived_at_ns,
-        scheduling_delay_ns: sched - r.arrived_at_ns,
-        tpot_ns: (r.decode_tokens > 1)
-            .then(|| ((done - first) as f64 / (r.decode_tokens - 1) as f64).round() as u64),
     }
 }
 

@@ -13,7 +13,7 @@ use predictor::{BatchShape, ModelSpec};
 use crate::config::SloConfig;
 use crate::request::Request;
 pub use histogram::{LogHistogram, Stats};
-pub use miss_watch::{MissWatch, RequestLatencies};
+pub use miss_watch::MissWatch;
 
 /// Model FLOPs of a batch (docs/design.md §8, over the whole replica): 2 per weight per token for the
 /// transformer layers, plus causal attention `4·L·Hq·d·n·(n + cached)` per request.
@@ -45,6 +45,33 @@ impl FlopModel {
             + b.num_decodes as u64
             + b.decode_kv_sum;
         self.linear_per_token * b.total_tokens() as f64 + self.attention_coef * attn as f64
+    }
+}
+
+/// The per-request latencies the metrics record when a request finishes, ns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLatencies {
+    /// Time to first token.
+    pub ttft_ns: u64,
+    /// End-to-end latency.
+    pub e2e_ns: u64,
+    /// Arrival to first batch.
+    pub scheduling_delay_ns: u64,
+    /// Time per output token after the first (requests of one output token have none).
+    pub tpot_ns: Option<u64>,
+}
+
+/// The latencies of finished request `r` (front-end time included), ns.
+pub fn latencies(r: &Request) -> RequestLatencies {
+    let done = r.completed_at_ns.unwrap_or(0);
+    let first = r.first_token_at_ns.unwrap_or(done);
+    let sched = r.scheduled_at_ns.unwrap_or(done);
+    RequestLatencies {
+        ttft_ns: first + r.frontend_ns - r.arrived_at_ns,
+        e2e_ns: done + r.frontend_ns - r.arrived_at_ns,
+        scheduling_delay_ns: sched - r.arrived_at_ns,
+        tpot_ns: (r.decode_tokens > 1)
+            .then(|| ((done - first) as f64 / (r.decode_tokens - 1) as f64).round() as u64),
     }
 }
 
@@ -138,7 +165,7 @@ impl Metrics {
 
     /// Records a finished request.
     pub fn on_complete(&mut self, r: &Request, slo: &SloConfig) -> RequestLatencies {
-        let l = miss_watch::latencies(r);
+        let l = latencies(r);
         let (ttft, e2e, tpot_ns) = (l.ttft_ns, l.e2e_ns, l.tpot_ns);
         self.ttft.record(ttft);
         self.ttft_trend
