@@ -17,12 +17,10 @@ cv=()
 if [ "${1:-}" = "--cv" ]; then cv=(--cross-validate); fi
 
 # From the priors: 200 Nelder-Mead iterations over 60-s stages (each at least 8 mean E2E
-# latencies), then 60 over the whole stages, where queues near capacity have time to build up.
-coarse="${CARGO_TARGET_DIR:-$root/target}/calibration/h100-coarse.toml"
-mkdir -p "$(dirname "$coarse")"
-"$bin" calibrate --measurements "$meas" --device h100 --max-iters 200 --out "$coarse" "${cv[@]}"
-"$bin" calibrate --measurements "$meas" --device h100 --start "$coarse" --fit-stage-s 100000 \
-  --max-iters 60 --out "$dir/h100.toml"
+# latencies), then 60 more in which the experiments whose 60-s stages misrepresent their whole
+# stages (queues near capacity, cold prefix caches) are simulated whole (--refine-iters).
+"$bin" calibrate --measurements "$meas" --device h100 --max-iters 200 --out "$dir/h100.toml" \
+  "${cv[@]}"
 # Two or three experiments per GPU: fit the coefficients that move most from H100 (A100's
 # experiments include Mixtral, so its MoE kernel efficiency too).
 "$bin" calibrate --measurements "$meas" --device a100 --start "$dir/h100.toml" \

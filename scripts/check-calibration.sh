@@ -14,7 +14,7 @@ start=$(date +%s)
 "$bin" calibrate --quiet --measurements data/calibration/vllm-0.15.1-measured.json --device h100 \
   --experiments 16-llama-3-1-8b-tp1-general,26-llama-3-1-8b-tp2-general \
   --start data/calibration/vllm-0.15.1/h100.toml \
-  --fit gemm_bandwidth,step_gpu_us,frontend_ms --fit-stage-s 60 --eval-stage-s 60 --max-iters 40 \
+  --fit gemm_bandwidth,step_gpu_us,frontend_ms --fit-stage-s 60 --eval-stage-s 60 --max-iters 40 --refine-iters 0 \
   --out "$out/ci-subset.toml"
 coefficients() { sed -n '/^\[coefficients\]/,$p' "$1"; }
 if [ "${1:-}" = "--write" ]; then

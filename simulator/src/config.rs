@@ -366,6 +366,12 @@ impl SimConfig {
                     format!("{t} is not a positive number of seconds (--time-limit)"),
                 ));
             }
+            if t < 1e-9 {
+                return Err(invalid(
+                    "time_limit_s",
+                    format!("{t} s is shorter than the simulator's resolution of 1 ns: it would stop before anything happened (--time-limit)"),
+                ));
+            }
         }
         let s = &self.scheduler;
         find(&s.name).map_err(|e| invalid("scheduler.name", format!("{e} (--scheduler)")))?;
@@ -735,8 +741,9 @@ mod tests {
     #[test]
     fn values_outside_their_range_name_their_key() {
         type Edit = fn(&mut SimConfig);
-        let cases: [(&str, Edit); 12] = [
+        let cases: [(&str, Edit); 13] = [
             ("slo.ttft_s", |c| c.slo.ttft_s = Some(0.0)),
+            ("time_limit_s", |c| c.time_limit_s = Some(4e-10)),
             ("slo.tpot_s", |c| c.slo.tpot_s = Some(f64::NAN)),
             ("slo.e2e_s", |c| c.slo.e2e_s = Some(f64::INFINITY)),
             ("predictor.params.cpu_overhead_ms_per_request", |c| {
@@ -784,6 +791,7 @@ mod tests {
         // the bounds themselves are allowed
         let mut c = SimConfig::default();
         c.slo.ttft_s = Some(1e-9);
+        c.time_limit_s = Some(1e-9);
         c.output.timeseries_interval_s = MIN_TIMESERIES_INTERVAL_S;
         c.predictor.roofline.link = 1.0;
         c.predictor.params.cpu_overhead_ms_per_batch = 0.0;

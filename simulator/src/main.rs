@@ -24,7 +24,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Simulate one configuration (default: Meta-Llama-3-8B on one h100, sarathi, 1,000 Poisson requests).
+    /// Simulate one configuration (default: Meta-Llama-3-8B on one h100, vllm_v1 on the engine model calibrated for vLLM 0.15.1, 1,000 Poisson requests).
     // negative numbers reach the range checks, which name the flag (not "unexpected argument '-1'")
     #[command(allow_negative_numbers = true)]
     Run(Box<cli::RunArgs>),

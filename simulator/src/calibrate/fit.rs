@@ -42,6 +42,9 @@ pub struct Prepared {
     pub exp: Experiment,
     /// Its measured stages in order, and whether each is overloaded.
     pub stages: Vec<(MeasuredStage, bool)>,
+    /// Simulate the whole stages whatever the shape's cap (set by [`shortened_stages_differ`]
+    /// for the second fit of `simulator calibrate`).
+    pub whole: bool,
 }
 
 impl Prepared {
@@ -55,6 +58,7 @@ impl Prepared {
                 .into_iter()
                 .map(|(_, s)| (s, s.ttft_mean > OVERLOAD_TTFT_MS))
                 .collect(),
+            whole: false,
         })
     }
 
@@ -65,7 +69,15 @@ impl Prepared {
 
     /// Simulates the experiment with coefficients `c`.
     pub fn simulate(&self, c: &EngineCoefficients, shape: &SimShape) -> Result<SimResult, String> {
-        let cfg: SimConfig = to_config(&self.exp, c, shape)?;
+        let cfg: SimConfig = if self.whole && shape.max_stage_s.is_some() {
+            let whole = SimShape {
+                max_stage_s: None,
+                ..shape.clone()
+            };
+            to_config(&self.exp, c, &whole)?
+        } else {
+            to_config(&self.exp, c, shape)?
+        };
         run_config(&cfg, self.stages.len())
     }
 
@@ -89,6 +101,37 @@ impl Prepared {
             })
             .collect()
     }
+}
+
+/// Largest relative difference of a stage's mean E2E between shortened and whole stages that
+/// [`shortened_stages_differ`] lets pass.
+pub const SHORT_E2E_TOLERANCE: f64 = 0.02;
+/// The same for mean TTFT.
+pub const SHORT_TTFT_TOLERANCE: f64 = 0.05;
+
+/// True when the simulation `short` of `p` over shortened stages misrepresents its simulation
+/// `whole` over the whole stages: a non-overloaded stage's mean E2E differs by more than
+/// [`SHORT_E2E_TOLERANCE`] or its mean TTFT by more than [`SHORT_TTFT_TOLERANCE`] (a queue that
+/// builds up near capacity, or a cold prefix cache whose misses weigh more in a short stage), or
+/// one of the two failed.
+pub fn shortened_stages_differ(
+    p: &Prepared,
+    short: &Result<SimResult, String>,
+    whole: &Result<SimResult, String>,
+) -> bool {
+    let (Ok(short), Ok(whole)) = (short, whole) else {
+        return short.is_ok() != whole.is_ok();
+    };
+    let off = |a: f64, b: f64, tol: f64| b > 0.0 && ((a / b) - 1.0).abs() > tol;
+    p.stages
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, over))| !over)
+        .any(|(i, _)| {
+            let (s, w) = (&short.stages[i], &whole.stages[i]);
+            off(s.e2e_mean, w.e2e_mean, SHORT_E2E_TOLERANCE)
+                || off(s.ttft_mean, w.ttft_mean, SHORT_TTFT_TOLERANCE)
+        })
 }
 
 /// The measured/simulated pairs of one stage's metrics, in [`WEIGHTS`] order (`None` where the
@@ -252,6 +295,25 @@ pub fn parse_fitted(list: &str) -> Result<Vec<&'static CoefInfo>, String> {
 /// improves by more than 0.1 %): a simplex that collapsed early in one direction gets a second
 /// look. Returns the best coefficients and their loss.
 pub fn fit(problem: Problem<'_>, max_iters: u64) -> Result<(EngineCoefficients, f64), String> {
+    fit_from(problem, max_iters, FIRST_STEP, RESTARTS)
+}
+
+/// Refines a fit that has converged on a cheaper problem (the second fit of `simulator
+/// calibrate`): one Nelder–Mead run of at most `max_iters` iterations from a simplex of
+/// [`REFINE_STEP`], without restarts.
+pub fn refine(problem: Problem<'_>, max_iters: u64) -> Result<(EngineCoefficients, f64), String> {
+    fit_from(problem, max_iters, REFINE_STEP, 0)
+}
+
+/// Nelder–Mead from the problem's start with a first simplex of edge `step` (in the optimizer's
+/// coordinates), restarted up to `restarts` times with edges `step / 2`, `step / 3`, ...
+fn fit_from(
+    problem: Problem<'_>,
+    max_iters: u64,
+    step: f64,
+    restarts: u32,
+) -> Result<(EngineCoefficients, f64), String> {
+    let first_step = step;
     let mut x = problem.x0();
     if x.is_empty() {
         let c = problem.start;
@@ -260,8 +322,8 @@ pub fn fit(problem: Problem<'_>, max_iters: u64) -> Result<(EngineCoefficients, 
     }
     let mut problem = problem;
     let mut best = f64::INFINITY;
-    for round in 0..=RESTARTS {
-        let step = 0.4 / f64::from(1 + round);
+    for round in 0..=restarts {
+        let step = first_step / f64::from(1 + round);
         let mut simplex = vec![x.clone()];
         for i in 0..x.len() {
             let mut v = x.clone();
@@ -299,6 +361,11 @@ pub fn fit(problem: Problem<'_>, max_iters: u64) -> Result<(EngineCoefficients, 
 
 /// Restarts of [`fit`] after the first Nelder–Mead run.
 pub const RESTARTS: u32 = 2;
+/// Edge of [`fit`]'s first simplex in the optimizer's coordinates (logits of fractions,
+/// `ln(1 + v)` of the others): about ±10 % of a fraction near 0.7.
+pub const FIRST_STEP: f64 = 0.4;
+/// Edge of [`refine`]'s simplex: a converged point needs a smaller look around it.
+pub const REFINE_STEP: f64 = 0.15;
 
 #[cfg(test)]
 mod tests {

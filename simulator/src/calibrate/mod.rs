@@ -71,6 +71,9 @@ pub struct CalibrateArgs {
     /// Simulated seconds of each load stage while fitting, at least 8 mean E2E latencies [default: 60]
     #[arg(long, value_name = "SECONDS")]
     pub fit_stage_s: Option<f64>,
+    /// Iterations of a second fit, from the first one's result, in which the experiments whose shortened stages misrepresent their whole stages (mean E2E off by more than 2 %, mean TTFT by more than 5 %, at the first fit's coefficients: queues near capacity, cold caches) are simulated whole; 0: no second fit [default: 60]
+    #[arg(long, value_name = "N")]
+    pub refine_iters: Option<u64>,
     /// Simulated seconds of each load stage in the final table [default: the whole stage]
     #[arg(long, value_name = "SECONDS")]
     pub eval_stage_s: Option<f64>,
@@ -275,6 +278,7 @@ fn fit_all(
     fitted: &[&'static predictor::exec::engine::coeffs::CoefInfo],
     shape: &SimShape,
     max_iters: u64,
+    refine: bool,
     progress: &ProgressBar,
 ) -> Result<(EngineCoefficients, f64)> {
     let start = fit_memory(exps, &start);
@@ -288,10 +292,93 @@ fn fit_all(
         progress: &on_eval,
         evaluations: AtomicU64::new(0),
     };
-    fit::fit(problem, max_iters).map_err(|e| anyhow::anyhow!("the fit failed: {e}"))
+    let found = if refine {
+        fit::refine(problem, max_iters)
+    } else {
+        fit::fit(problem, max_iters)
+    };
+    found.map_err(|e| anyhow::anyhow!("the fit failed: {e}"))
 }
 
-/// Runs `simulator calibrate`.
+/// Optimizer iterations of the two fits of [`fit_refined`].
+#[derive(Debug, Clone, Copy)]
+struct Iterations {
+    /// The first fit, over shortened stages.
+    first: u64,
+    /// The second fit (0: none).
+    refine: u64,
+}
+
+/// What [`fit_refined`] found.
+struct Refined {
+    coefficients: EngineCoefficients,
+    loss: f64,
+    /// The experiments simulated over whole stages in the second fit.
+    whole: Vec<String>,
+}
+
+/// Fits over shortened stages; then, when `iters.refine` > 0 and some experiments' shortened
+/// stages misrepresent their whole ones at the first fit's coefficients
+/// ([`fit::shortened_stages_differ`]), fits again from there with those experiments simulated
+/// whole ([`fit::refine`]: one Nelder–Mead run from a small simplex). Whole stages cost up to 20
+/// times as much, so only the experiments that need them pay.
+fn fit_refined(
+    exps: &[Prepared],
+    start: EngineCoefficients,
+    fitted: &[&'static predictor::exec::engine::coeffs::CoefInfo],
+    shape: &SimShape,
+    iters: Iterations,
+    quiet: bool,
+    what: &str,
+) -> Result<Refined> {
+    use rayon::prelude::*;
+    let pb = bar(quiet, iters.first * 2, what);
+    let (c, loss) = fit_all(exps, start, fitted, shape, iters.first, false, &pb)?;
+    pb.finish_and_clear();
+    let mut out = Refined {
+        coefficients: c,
+        loss,
+        whole: Vec::new(),
+    };
+    if iters.refine == 0 || shape.max_stage_s.is_none() || fitted.is_empty() {
+        return Ok(out);
+    }
+    let whole_shape = SimShape {
+        max_stage_s: None,
+        ..shape.clone()
+    };
+    let flags: Vec<bool> = exps
+        .par_iter()
+        .map(|p| {
+            let short = p.simulate(&c, shape);
+            let whole = p.simulate(&c, &whole_shape);
+            fit::shortened_stages_differ(p, &short, &whole)
+        })
+        .collect();
+    if !flags.contains(&true) {
+        return Ok(out);
+    }
+    let refined: Vec<Prepared> = exps
+        .iter()
+        .zip(&flags)
+        .map(|(p, &w)| Prepared {
+            whole: w,
+            ..p.clone()
+        })
+        .collect();
+    out.whole = refined
+        .iter()
+        .filter(|p| p.whole)
+        .map(|p| p.exp.id.clone())
+        .collect();
+    let pb = bar(quiet, iters.refine * 2, &format!("{what} (whole stages)"));
+    let (c, loss) = fit_all(&refined, c, fitted, shape, iters.refine, true, &pb)?;
+    pb.finish_and_clear();
+    out.coefficients = c;
+    out.loss = loss;
+    Ok(out)
+}
+
 /// Range checks of the numeric options, each naming its flag.
 fn check_args(a: &CalibrateArgs) -> Result<()> {
     for (flag, v) in [
@@ -319,6 +406,7 @@ fn check_args(a: &CalibrateArgs) -> Result<()> {
     Ok(())
 }
 
+/// Runs `simulator calibrate`.
 pub fn main(a: &CalibrateArgs) -> Result<()> {
     check_args(a)?;
     let mut inputs: Vec<(&str, &std::path::Path)> = a
@@ -407,11 +495,13 @@ pub fn main(a: &CalibrateArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let max_iters = a.max_iters.unwrap_or(150);
+    let iters = Iterations {
+        first: a.max_iters.unwrap_or(150),
+        refine: a.refine_iters.unwrap_or(60),
+    };
     let started = std::time::Instant::now();
-    let pb = bar(a.quiet, max_iters * 2, "fitting");
-    let (coeffs, loss) = fit_all(exps, start, &fitted, &fit_shape, max_iters, &pb)?;
-    pb.finish_and_clear();
+    let fitted_run = fit_refined(exps, start, &fitted, &fit_shape, iters, a.quiet, "fitting")?;
+    let (coeffs, loss) = (fitted_run.coefficients, fitted_run.loss);
     let fit_s = started.elapsed().as_secs_f64();
     let table = evaluate(exps, &coeffs, &eval_shape);
     let (e2e, ttft, n) = table.mean_abs_errors();
@@ -420,13 +510,17 @@ pub fn main(a: &CalibrateArgs) -> Result<()> {
             engine: DEFAULT_ENGINE_VERSION.into(),
             device: device.clone(),
             fitted_on: format!(
-                "{} ({} experiments, {n} stages on {device}, loss {loss:.5})",
+                "{} ({} experiments, {n} stages on {device}, loss {loss:.5}{})",
                 a.measurements
                     .iter()
                     .map(|p| p.display().to_string())
                     .collect::<Vec<_>>()
                     .join(", "),
-                exps.len()
+                exps.len(),
+                match fitted_run.whole.len() {
+                    0 => String::new(),
+                    k => format!("; {k} simulated over whole stages in the second fit"),
+                }
             ),
             // The binary by name, not by path: the same command gives the same file in any checkout.
             command: std::iter::once("simulator".to_string())
@@ -456,6 +550,12 @@ pub fn main(a: &CalibrateArgs) -> Result<()> {
         );
     }
     if !a.quiet {
+        if !fitted_run.whole.is_empty() {
+            eprintln!(
+                "second fit over whole stages for {}",
+                fitted_run.whole.join(", ")
+            );
+        }
         eprintln!(
             "fitted {} coefficients on {} experiments ({n} stages) in {fit_s:.0} s: mean |error| E2E {:.1} %, TTFT {:.1} %",
             fitted.len(),
@@ -472,7 +572,7 @@ pub fn main(a: &CalibrateArgs) -> Result<()> {
             &fitted,
             &fit_shape,
             &eval_shape,
-            max_iters,
+            iters,
             a.quiet,
         )?;
         let path = a.out.with_extension("cv.md");
@@ -512,7 +612,7 @@ fn cross_validate(
     fitted: &[&'static predictor::exec::engine::coeffs::CoefInfo],
     fit_shape: &SimShape,
     eval_shape: &SimShape,
-    max_iters: u64,
+    iters: Iterations,
     quiet: bool,
 ) -> Result<Table> {
     let families: std::collections::BTreeSet<String> =
@@ -524,10 +624,16 @@ fn cross_validate(
         if train.is_empty() {
             continue;
         }
-        let pb = bar(quiet, max_iters * 2, &format!("held out {fam}"));
-        let (c, _) = fit_all(&train, start, fitted, fit_shape, max_iters, &pb)?;
-        pb.finish_and_clear();
-        rows.extend(evaluate(&test, &c, eval_shape).rows);
+        let run = fit_refined(
+            &train,
+            start,
+            fitted,
+            fit_shape,
+            iters,
+            quiet,
+            &format!("held out {fam}"),
+        )?;
+        rows.extend(evaluate(&test, &run.coefficients, eval_shape).rows);
     }
     Ok(Table { rows })
 }

@@ -131,3 +131,70 @@ fn placeholder() -> MeasuredStage {
         itl_mean: None,
     }
 }
+
+fn sim_stage(e2e: f64, ttft: f64) -> super::experiment::SimStage {
+    super::experiment::SimStage {
+        ttft_mean: ttft,
+        ttft_p90: ttft,
+        e2e_mean: e2e,
+        e2e_p90: e2e,
+        completed: 10,
+    }
+}
+
+fn sim(stages: &[(f64, f64)]) -> Result<super::experiment::SimResult, String> {
+    Ok(super::experiment::SimResult {
+        stages: stages.iter().map(|&(e, t)| sim_stage(e, t)).collect(),
+        kv_blocks: 1,
+    })
+}
+
+#[test]
+fn shortened_stages_differ_beyond_the_tolerances_of_non_overloaded_stages() {
+    let mut e = experiment("x", 1, [4.0, 16.0]);
+    e.measured_ms.insert("stage_0".into(), placeholder());
+    e.measured_ms.insert("stage_1".into(), placeholder());
+    let mut p = Prepared::new(&e, &SimShape::default()).unwrap();
+    let whole = sim(&[(1000.0, 50.0), (2000.0, 60.0)]);
+    let differ = |p: &Prepared, short| fit::shortened_stages_differ(p, &short, &whole);
+    // Within 2 % (E2E) and 5 % (TTFT): the shortened stages stand for the whole ones.
+    assert!(!differ(&p, sim(&[(1019.0, 52.4), (1961.0, 57.1)])));
+    // Mean E2E of one stage 3 % off, or mean TTFT 6 % off (either way round).
+    assert!(differ(&p, sim(&[(1030.0, 50.0), (2000.0, 60.0)])));
+    assert!(differ(&p, sim(&[(1000.0, 50.0), (1940.0, 60.0)])));
+    assert!(differ(&p, sim(&[(1000.0, 53.0), (2000.0, 60.0)])));
+    assert!(differ(&p, sim(&[(1000.0, 50.0), (2000.0, 56.0)])));
+    // An overloaded stage is not fitted, so its difference does not count.
+    p.stages[1].1 = true;
+    assert!(!differ(&p, sim(&[(1000.0, 50.0), (3000.0, 600.0)])));
+    // A simulation that fails one way only differs; failing both ways does not.
+    assert!(differ(&p, Err("no".into())));
+    assert!(!fit::shortened_stages_differ(
+        &p,
+        &Err("no".into()),
+        &Err("no".into())
+    ));
+}
+
+#[test]
+fn a_prepared_experiment_marked_whole_ignores_the_stage_cap() {
+    let mut e = experiment("x", 1, [4.0, 8.0]);
+    e.measured_ms.insert("stage_0".into(), placeholder());
+    e.measured_ms.insert("stage_1".into(), placeholder());
+    let c = EngineCoefficients::default();
+    // 10-s stages (the placeholders' 1-ms latencies do not raise the cap) against the whole 30 s.
+    let short = SimShape {
+        max_stage_s: Some(10.0),
+        ..SimShape::default()
+    };
+    let whole = SimShape::default();
+    let mut p = Prepared::new(&e, &short).unwrap();
+    let capped = p.simulate(&c, &short).unwrap();
+    let full = p.simulate(&c, &whole).unwrap();
+    assert!(
+        capped.stages[1].completed * 2 < full.stages[1].completed,
+        "{capped:?} against {full:?}"
+    );
+    p.whole = true;
+    assert_eq!(p.simulate(&c, &short).unwrap(), full);
+}
