@@ -2,7 +2,9 @@
 # Regenerates the shipped engine-model calibrations from the committed measurements:
 #
 #   ./scripts/calibrate.sh            # h100, then a100 and l40s from it, then the CI subset
-#   ./scripts/calibrate.sh --cv       # also leave-one-family-out cross-validation on h100
+#   ./scripts/calibrate.sh --cv       # also leave-one-family-out cross-validation on h100: the
+#                                     # same two-step fit once per held-out family (7 more H100
+#                                     # fits, about 35 min on 2 cores)
 #
 # Writes data/calibration/vllm-0.15.1/{h100,a100,l40s,ci-subset}.toml with their .md/.csv tables
 # (docs/calibration.md). Deterministic: the same inputs give the same files.
