@@ -19,7 +19,7 @@ cv=()
 if [ "${1:-}" = "--cv" ]; then cv=(--cross-validate); fi
 
 # From the priors: 200 Nelder-Mead iterations over 60-s stages (each at least 8 mean E2E
-# latencies), then 60 more in which the experiments whose 60-s stages misrepresent their whole
+# latencies), then at most 60 more in which the experiments whose 60-s stages misrepresent their whole
 # stages (queues near capacity, cold prefix caches) are simulated whole (--refine-iters).
 "$bin" calibrate --measurements "$meas" --device h100 --max-iters 200 --out "$dir/h100.toml" \
   "${cv[@]}"

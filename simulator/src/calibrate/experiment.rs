@@ -41,6 +41,16 @@ impl Default for SimShape {
     }
 }
 
+impl SimShape {
+    /// This shape over whole stages (no cap).
+    pub fn whole(&self) -> SimShape {
+        SimShape {
+            max_stage_s: None,
+            ..self.clone()
+        }
+    }
+}
+
 /// Simulated latencies of one stage, ms.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct SimStage {

@@ -69,12 +69,8 @@ impl Prepared {
 
     /// Simulates the experiment with coefficients `c`.
     pub fn simulate(&self, c: &EngineCoefficients, shape: &SimShape) -> Result<SimResult, String> {
-        let cfg: SimConfig = if self.whole && shape.max_stage_s.is_some() {
-            let whole = SimShape {
-                max_stage_s: None,
-                ..shape.clone()
-            };
-            to_config(&self.exp, c, &whole)?
+        let cfg: SimConfig = if self.whole {
+            to_config(&self.exp, c, &shape.whole())?
         } else {
             to_config(&self.exp, c, shape)?
         };
@@ -305,15 +301,15 @@ pub fn refine(problem: Problem<'_>, max_iters: u64) -> Result<(EngineCoefficient
     fit_from(problem, max_iters, REFINE_STEP, 0)
 }
 
-/// Nelder–Mead from the problem's start with a first simplex of edge `step` (in the optimizer's
-/// coordinates), restarted up to `restarts` times with edges `step / 2`, `step / 3`, ...
+/// Nelder–Mead from the problem's start with a first simplex of edge `first_step` (in the
+/// optimizer's coordinates), restarted up to `restarts` times with edges `first_step / 2`,
+/// `first_step / 3`, ...
 fn fit_from(
     problem: Problem<'_>,
     max_iters: u64,
-    step: f64,
+    first_step: f64,
     restarts: u32,
 ) -> Result<(EngineCoefficients, f64), String> {
-    let first_step = step;
     let mut x = problem.x0();
     if x.is_empty() {
         let c = problem.start;

@@ -343,10 +343,7 @@ fn fit_refined(
     if iters.refine == 0 || shape.max_stage_s.is_none() || fitted.is_empty() {
         return Ok(out);
     }
-    let whole_shape = SimShape {
-        max_stage_s: None,
-        ..shape.clone()
-    };
+    let whole_shape = shape.whole();
     let flags: Vec<bool> = exps
         .par_iter()
         .map(|p| {
