@@ -107,7 +107,13 @@ proptest! {
     #[test]
     fn invariants_hold(c in cluster(), specs in workload()) {
         let n = specs.len();
+        // Every case ends within seconds of simulated time (at most 40 requests of 240 tokens
+        // at 3 ms a step); the limit turns a run that never ends (requests preempting each other
+        // forever) into a failing case instead of unbounded work and memory.
+        let mut c = c;
+        c.time_limit_ns = Some(1_000_000_000_000);
         let o = c.run(specs.clone());
+        prop_assert!(!o.time_limited, "the run did not end within 1,000 simulated seconds");
         // every request completes exactly once, with all its output tokens
         prop_assert_eq!(o.completed as usize, n);
         prop_assert_eq!(o.requests.len(), n);

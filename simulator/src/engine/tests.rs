@@ -583,3 +583,51 @@ fn progress_is_reported_every_8192_events_and_at_the_end() {
         (6000, 6000, o.end_ns)
     );
 }
+
+#[test]
+fn vllm_v1_under_pipeline_parallelism_finishes_when_requests_compete_for_blocks() {
+    // Found by `proptests::invariants_hold`: 16 requests of up to 168 tokens on 16 blocks of 16,
+    // PP 2, 7-token chunks. Requests used to preempt themselves while the others were in flight,
+    // and new admissions took their blocks, so the run never ended.
+    let mut c = TestCluster::new("vllm_v1");
+    c.pp = 2;
+    c.num_blocks = 16;
+    c.max_request_tokens = 240;
+    c.stage_ms = 3.0;
+    c.scheduler.block_size = 16;
+    c.scheduler.batch_size_cap = 2;
+    c.scheduler.enable_prefix_caching = Some(false);
+    let v = &mut c.scheduler.vllm_v1;
+    v.max_num_batched_tokens = Some(240);
+    v.max_num_seqs = 7;
+    v.long_prefill_token_threshold = 7;
+    v.enable_chunked_prefill = false;
+    c.time_limit_ns = Some(1_000_000_000_000);
+    let shape: [(u64, u32, u32); 16] = [
+        (0, 129, 1),
+        (21, 36, 9),
+        (25, 138, 30),
+        (26, 67, 2),
+        (44, 129, 1),
+        (44, 145, 1),
+        (46, 129, 1),
+        (51, 129, 1),
+        (51, 93, 13),
+        (51, 129, 1),
+        (51, 80, 12),
+        (55, 99, 8),
+        (55, 58, 37),
+        (55, 129, 1),
+        (55, 1, 1),
+        (55, 129, 1),
+    ];
+    let specs: Vec<RequestSpec> = shape
+        .iter()
+        .map(|&(t, p, d)| RequestSpec::simple(ms(t), p, d))
+        .collect();
+    let o = c.run(specs);
+    assert!(!o.time_limited);
+    assert_eq!(o.completed, 16);
+    // The first request is never preempted: it is always the oldest running one.
+    assert_eq!(o.requests[0].num_restarts, 0);
+}

@@ -16,7 +16,9 @@
 //!
 //! KV blocks are allocated per chunk (for the tokens computed so far plus this step's), not for the
 //! whole prompt at admission, and there is no watermark. With pipeline parallelism a request in a
-//! batch still in flight is skipped, and is never chosen as a preemption victim.
+//! batch still in flight is skipped, and is never chosen as a preemption victim; a request whose
+//! only possible victim is itself while others are in flight keeps its blocks and waits (and so do
+//! admissions) rather than preempting itself, so the oldest running request always progresses.
 
 use std::collections::VecDeque;
 
@@ -158,7 +160,8 @@ impl VllmV1 {
         }
     }
 
-    /// Step 1: the running requests. Returns (budget left, something was preempted).
+    /// Step 1: the running requests. Returns (budget left, admissions must wait: something was
+    /// preempted, or a request waits for blocks held by requests in flight).
     fn schedule_running(
         &mut self,
         ctx: &mut SchedCtx<'_>,
@@ -199,6 +202,16 @@ impl VllmV1 {
                     .iter()
                     .rposition(|&v| !ctx.req(v).in_flight)
                     .expect("the request being scheduled is not in flight");
+                // Only `id` itself could go, while requests in flight hold blocks: it waits for
+                // them with its blocks kept (admissions wait too), instead of losing its
+                // progress. Preempting itself here lets the requests in flight and new
+                // admissions take its place again and again, so that under pipeline parallelism
+                // no request might ever finish; waiting keeps the oldest running request safe.
+                if pos == i && self.running.iter().any(|&v| ctx.req(v).in_flight) {
+                    preempted = true;
+                    scheduled = false;
+                    break;
+                }
                 let victim = self.running.remove(pos);
                 ctx.restart(victim);
                 self.waiting.push_front(victim);

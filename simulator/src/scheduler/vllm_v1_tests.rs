@@ -144,6 +144,49 @@ fn a_request_that_cannot_grow_preempts_itself_when_it_is_the_latest() {
 }
 
 #[test]
+fn a_request_waits_for_blocks_held_in_flight_instead_of_preempting_itself() {
+    // PP 2, 6 blocks of 4 tokens, budget 8: A (8 prompt) and B (16 prompt) in separate batches.
+    let mut h = Harness::with_pp("vllm_v1", 6, 2, |c| {
+        c.block_size = 4;
+        c.vllm_v1.max_num_batched_tokens = Some(8);
+        c.enable_prefix_caching = Some(false);
+    });
+    h.add(8, 4);
+    h.add(16, 4);
+    let b1 = h.next();
+    assert_eq!(b1, vec![(0, 8, true)]);
+    // A is in flight; B's first chunk of 8 takes 2 more blocks: 4 of 6 used.
+    let b2 = h.next();
+    assert_eq!(b2, vec![(1, 8, true)]);
+    h.end(&b1);
+    // A's first decode (9 tokens) takes a 3rd block; B is in flight.
+    let b3 = h.next();
+    assert_eq!(b3, vec![(0, 1, false)]);
+    h.add(1, 1);
+    h.end(&b2);
+    // B's last 8 prompt tokens need 2 more blocks, 1 is free, and the only request it could
+    // preempt is itself while A (in flight) holds 2: B keeps its blocks and waits, and C is not
+    // admitted to the free block either.
+    let b4 = h.next();
+    assert_eq!(b4, Vec::<(u32, u32, bool)>::new());
+    let b = h.req(1);
+    assert_eq!(
+        (b.num_preemptions, b.kv_blocks, b.processed_tokens),
+        (0, 2, 8)
+    );
+    assert_eq!(h.sched.num_queued(), 1);
+    assert_eq!(h.kv.free_blocks(), 1);
+    // With nothing in flight the usual rule applies: A (older) decodes its 10th token within its
+    // 3 blocks, and B, the latest, cannot have 2 blocks for 7 more tokens and preempts itself.
+    h.end(&b3);
+    h.end(&b4);
+    let b5 = h.next();
+    assert_eq!(b5, vec![(0, 1, false)]);
+    assert_eq!(h.req(1).num_preemptions, 1);
+    assert_eq!(h.sched.num_queued(), 2);
+}
+
+#[test]
 fn prefix_hit_on_a_second_request() {
     let mut h = v1(100, 100, true, |_| {});
     // Both share a 10-token system prompt (2 full blocks + 2 tokens); tails are unique.
