@@ -111,7 +111,7 @@ proptest! {
         // A run that never ends fails as a case instead of growing without bound (every case
         // ends within seconds of simulated time).
         let mut c = c;
-        c.time_limit_ns = Some(1_000_000_000_000);
+        c.time_limit_ns = Some(RUNAWAY_LIMIT_NS);
         let o = c.run(specs.clone());
         prop_assert!(!o.time_limited, "the run did not end within 1,000 simulated seconds");
         let d = c.disagg.as_ref().unwrap();

@@ -111,7 +111,7 @@ proptest! {
         // at 3 ms a step); the limit turns a run that never ends (requests preempting each other
         // forever) into a failing case instead of unbounded work and memory.
         let mut c = c;
-        c.time_limit_ns = Some(1_000_000_000_000);
+        c.time_limit_ns = Some(RUNAWAY_LIMIT_NS);
         let o = c.run(specs.clone());
         prop_assert!(!o.time_limited, "the run did not end within 1,000 simulated seconds");
         // every request completes exactly once, with all its output tokens

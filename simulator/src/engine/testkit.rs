@@ -242,6 +242,11 @@ fn pool(
     }
 }
 
+/// A simulated-time limit that small test runs never reach (they end within seconds): set on a
+/// run whose end is in question, so that a run that never ends stops there and its test fails,
+/// instead of growing without bound.
+pub const RUNAWAY_LIMIT_NS: u64 = 1_000_000_000_000;
+
 /// `ms` milliseconds in ns.
 pub fn ms(ms: u64) -> u64 {
     ms * 1_000_000

@@ -602,7 +602,7 @@ fn vllm_v1_under_pipeline_parallelism_finishes_when_requests_compete_for_blocks(
     v.max_num_seqs = 7;
     v.long_prefill_token_threshold = 7;
     v.enable_chunked_prefill = false;
-    c.time_limit_ns = Some(1_000_000_000_000);
+    c.time_limit_ns = Some(RUNAWAY_LIMIT_NS);
     let shape: [(u64, u32, u32); 16] = [
         (0, 129, 1),
         (21, 36, 9),
