@@ -236,6 +236,47 @@ impl Request {
         out
     }
 
+    /// Applies `steps` consecutive single-token decode steps at once, the first ending at
+    /// `first_end_ns` and the last at `now_ns`, the same as `steps` calls of
+    /// [`Request::on_batch_end`] with one token each: `later_max_ns` is the longest of the steps
+    /// after the first, `execution_ns` their execution time in all. The engine's decode runs use it
+    /// (docs/performance.md). Returns the last step's outcome, whose `gap_ns` is the first
+    /// step's gap (those of the later steps the engine recorded as they ended).
+    pub fn on_decode_run(
+        &mut self,
+        now_ns: u64,
+        steps: u32,
+        first_end_ns: u64,
+        later_max_ns: u64,
+        execution_ns: u64,
+    ) -> TokenOutcome {
+        debug_assert!(self.prefill_complete && self.first_token_at_ns.is_some() && steps >= 1);
+        let first_gap = first_end_ns - self.last_token_at_ns;
+        self.execution_ns += execution_ns;
+        self.batch_tokens += steps as u64;
+        self.processed_tokens += steps;
+        self.emitted_tokens += steps;
+        if self.tbt_count == 0 {
+            self.second_token_at_ns = Some(first_end_ns);
+        }
+        self.tbt_count += steps;
+        // the gaps add up to the time from the last token before the run to its last step
+        self.tbt_sum_ns += now_ns - self.last_token_at_ns;
+        self.tbt_max_ns = self.tbt_max_ns.max(first_gap).max(later_max_ns);
+        self.last_token_at_ns = now_ns;
+        debug_assert!(self.processed_tokens <= self.total_tokens());
+        let completed = self.processed_tokens == self.total_tokens();
+        if completed {
+            self.completed = true;
+            self.completed_at_ns = Some(now_ns);
+        }
+        TokenOutcome {
+            emitted_token: true,
+            gap_ns: Some(first_gap),
+            completed,
+        }
+    }
+
     /// Restarts the request from scratch (recompute preemption). Once the prefill is complete every
     /// token processed so far becomes prompt of the next attempt; before that, the prompt stays the
     /// prompt (Vidur turned unprocessed prompt tokens into output tokens here). The caller frees its
@@ -358,6 +399,38 @@ mod tests {
         assert_eq!((r.tbt_count, r.tbt_sum_ns, r.tbt_max_ns), (2, 20, 15));
         assert_eq!(r.emitted_tokens, 3);
         assert_eq!(r.execution_ns, 20);
+    }
+
+    #[test]
+    fn a_decode_run_equals_its_steps_one_by_one() {
+        let spec = RequestSpec::simple(0, 4, 9);
+        // prefill at 10, one decode at 17, then (in a run or one by one) steps ending at
+        // 30, 33, 41 and 44: gaps 13, 3, 8, 3
+        let mut one = Request::new(0, 0, &spec);
+        one.on_batch_end(10, 4, 5);
+        one.on_batch_end(17, 1, 7);
+        let mut run = one.clone();
+        for (end, exec) in [(30, 13), (33, 3), (41, 8), (44, 3)] {
+            one.on_batch_end(end, 1, exec);
+        }
+        let out = run.on_decode_run(44, 4, 30, 8, 27);
+        assert_eq!(run, one);
+        assert_eq!(out.gap_ns, Some(13));
+        assert!(out.emitted_token && !out.completed);
+        assert_eq!((one.tbt_count, one.tbt_sum_ns, one.tbt_max_ns), (5, 34, 13));
+        // a run from the first decode sets the second token's time; one that ends the request
+        // completes it
+        let mut one = Request::new(0, 0, &spec);
+        one.on_batch_end(10, 4, 5);
+        let mut run = one.clone();
+        for (i, end) in [12u64, 20, 21, 30, 35, 36, 50, 52].into_iter().enumerate() {
+            let o = one.on_batch_end(end, 1, 2);
+            assert_eq!(o.completed, i == 7);
+        }
+        let out = run.on_decode_run(52, 8, 12, 14, 16);
+        assert_eq!(run, one);
+        assert!(out.completed);
+        assert_eq!(run.second_token_at_ns, Some(12));
     }
 
     #[test]

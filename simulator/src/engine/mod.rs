@@ -9,6 +9,7 @@
 //! replica again at the same time.
 
 mod bookkeeping;
+mod decode_run;
 pub mod disagg;
 pub mod event;
 pub mod replica;
@@ -74,12 +75,17 @@ pub struct EngineSetup {
 /// A batch in flight.
 struct Batch {
     id: u64,
+    replica: u32,
     entries: Vec<BatchEntry>,
     shape: BatchShape,
     kv_blocks_used: u64,
     exec_ns: u64,
     stage_start_ns: u64,
     stage_time: StageTime,
+    /// `stage_time` in ns (the current stage's duration).
+    stage_ns: u64,
+    /// Set once the batch runs more than one decode step ([`decode_run`]).
+    run: Option<decode_run::DecodeRun>,
 }
 
 /// Progress of a run, for progress bars.
@@ -114,6 +120,8 @@ pub struct EngineOutcome {
     pub certain_miss: Option<String>,
     /// Batch stages, when kept.
     pub stage_log: Vec<StageRecord>,
+    /// Steps the engine formed itself, in decode runs ([`Engine::with_decode_runs`]).
+    pub run_steps: u64,
 }
 
 /// The engine.
@@ -149,6 +157,10 @@ pub struct Engine {
     stage_log: Option<Vec<StageRecord>>,
     miss_watch: Option<MissWatch>,
     certain_miss: Option<String>,
+    /// Decode runs are on ([`decode_run`]).
+    decode_runs: bool,
+    run_pool: Vec<Vec<decode_run::RunEntry>>,
+    run_steps: u64,
 }
 
 impl Engine {
@@ -189,7 +201,17 @@ impl Engine {
             certain_miss: None,
             sinks: setup.sinks,
             stage_log: setup.keep_stage_log.then(Vec::new),
+            decode_runs: setup.disagg.is_none(),
+            run_pool: Vec::new(),
+            run_steps: 0,
         }
+    }
+
+    /// Turns decode runs off (`false`): every step goes through the policy, with the same results,
+    /// more slowly (docs/performance.md). They are on by default, except under disaggregation.
+    pub fn with_decode_runs(mut self, on: bool) -> Self {
+        self.decode_runs = on && self.disagg.is_none();
+        self
     }
 
     /// Sets the most rows `timeseries.csv` may get (default [`crate::output::MAX_TIMESERIES_ROWS`]).
@@ -265,6 +287,7 @@ impl Engine {
                 });
             }
         }
+        self.settle_decode_runs();
         if !time_limited && self.certain_miss.is_none() {
             self.check_drained()?;
         }
@@ -292,6 +315,7 @@ impl Engine {
             time_limited,
             certain_miss: self.certain_miss,
             stage_log: self.stage_log.unwrap_or_default(),
+            run_steps: self.run_steps,
         })
     }
 
@@ -344,7 +368,7 @@ impl Engine {
         if !rep.schedule_pending {
             rep.schedule_pending = true;
             self.events
-                .push(self.now_ns, EventKind::ReplicaSchedule { replica: r });
+                .push_now(self.now_ns, EventKind::ReplicaSchedule { replica: r });
         }
     }
 
@@ -378,6 +402,10 @@ impl Engine {
     fn form_batches(&mut self, r: u32) -> Result<bool, SimError> {
         let now = self.now_ns;
         let mut formed = false;
+        if let Some(slot) = self.replicas[r as usize].parked_run.take() {
+            self.resume_decode_run(r, slot)?;
+            formed = true;
+        }
         while self.replicas[r as usize].in_flight < self.replicas[r as usize].pp() {
             let mut entries = self.entry_pool.pop().unwrap_or_default();
             entries.clear();
@@ -422,12 +450,15 @@ impl Engine {
             rep.max_in_flight = rep.max_in_flight.max(rep.in_flight);
             let batch = Batch {
                 id: self.next_batch_id,
+                replica: r,
                 entries,
                 shape,
                 kv_blocks_used: rep.kv.allocated(),
                 exec_ns: 0,
                 stage_start_ns: 0,
                 stage_time: StageTime::default(),
+                stage_ns: 0,
+                run: None,
             };
             self.next_batch_id += 1;
             self.after_batch_formed(r, &batch.entries)?;
@@ -462,6 +493,7 @@ impl Engine {
         let st = self.replicas[r as usize].exec.stage_time(&b.shape, s);
         let dur = st.total_ns();
         b.stage_time = st;
+        b.stage_ns = dur;
         b.stage_start_ns = now;
         b.exec_ns += dur;
         let rep = &mut self.replicas[r as usize];
@@ -526,32 +558,24 @@ impl Engine {
     }
 
     fn batch_end(&mut self, r: u32, slot: u32) -> Result<(), SimError> {
+        if self.decode_runs && self.park_decode_run(r, slot)? {
+            return Ok(());
+        }
         let now = self.now_ns;
-        let b = self.batches[slot as usize].take().expect("live batch");
+        let mut b = self.batches[slot as usize].take().expect("live batch");
         self.free_slots.push(slot);
-        let rep = &mut self.replicas[r as usize];
-        rep.account_kv(now);
-        for e in &b.entries {
-            let q = &mut self.requests[e.request];
-            q.in_flight = false;
-            let out = q.on_batch_end(now, e.tokens, b.exec_ns);
-            if let Some(g) = out.gap_ns {
-                self.metrics.tbt.record(g);
-            }
-            if out.completed {
-                rep.kv.free(q);
-                rep.outstanding -= 1;
-                rep.restarts += q.num_restarts as u64;
-                rep.ts_completed += 1;
-                self.completed += 1;
-                let l = self.metrics.on_complete(q, &self.slo);
-                if let Some(w) = &mut self.miss_watch {
-                    if let Some(why) = w.observe(&l) {
-                        self.certain_miss.get_or_insert(why);
-                    }
-                }
+        self.replicas[r as usize].account_kv(now);
+        if let Some(run) = b.run.take() {
+            self.end_decode_run(run, |e, id, out| e.token_done(r, id, out));
+        } else {
+            for e in &b.entries {
+                let q = &mut self.requests[e.request];
+                q.in_flight = false;
+                let out = q.on_batch_end(now, e.tokens, b.exec_ns);
+                self.token_done(r, e.request, out);
             }
         }
+        let rep = &mut self.replicas[r as usize];
         let mut ctx = SchedCtx {
             now_ns: now,
             requests: &mut self.requests,
@@ -565,6 +589,29 @@ impl Engine {
         self.after_batch_end(r, &b.entries)?;
         self.entry_pool.push(b.entries);
         self.retire(false)
+    }
+
+    /// Request `id` of a batch on replica `r` took its step (`out`): records its token gap, and
+    /// when it completed, frees its blocks and records its latencies.
+    fn token_done(&mut self, r: u32, id: ReqId, out: crate::request::TokenOutcome) {
+        if let Some(g) = out.gap_ns {
+            self.metrics.tbt.record(g);
+        }
+        if out.completed {
+            let rep = &mut self.replicas[r as usize];
+            let q = &mut self.requests[id];
+            rep.kv.free(q);
+            rep.outstanding -= 1;
+            rep.restarts += q.num_restarts as u64;
+            rep.ts_completed += 1;
+            self.completed += 1;
+            let l = self.metrics.on_complete(q, &self.slo);
+            if let Some(w) = &mut self.miss_watch {
+                if let Some(why) = w.observe(&l) {
+                    self.certain_miss.get_or_insert(why);
+                }
+            }
+        }
     }
 }
 

@@ -191,3 +191,74 @@ proptest! {
         }
     }
 }
+
+/// Checks that two runs of one case, with decode runs on and off, left the same everything.
+fn assert_same_outcome(
+    fast: &super::EngineOutcome,
+    slow: &super::EngineOutcome,
+) -> Result<(), TestCaseError> {
+    prop_assert_eq!(&fast.requests, &slow.requests);
+    prop_assert_eq!(&fast.stage_log, &slow.stage_log);
+    prop_assert_eq!(format!("{:?}", fast.metrics), format!("{:?}", slow.metrics));
+    prop_assert_eq!(
+        (fast.arrived, fast.completed, fast.end_ns, fast.time_limited),
+        (slow.arrived, slow.completed, slow.end_ns, slow.time_limited)
+    );
+    prop_assert_eq!(&fast.certain_miss, &slow.certain_miss);
+    for (a, b) in fast.replicas.iter().zip(&slow.replicas) {
+        prop_assert_eq!(&a.kv, &b.kv);
+        prop_assert_eq!(
+            (a.batches, a.flops.to_bits(), a.kv_area, a.restarts),
+            (b.batches, b.flops.to_bits(), b.kv_area, b.restarts)
+        );
+        prop_assert_eq!(
+            (a.in_flight, a.max_in_flight, a.outstanding, a.requests),
+            (b.in_flight, b.max_in_flight, b.outstanding, b.requests)
+        );
+        prop_assert_eq!(
+            a.stages.iter().map(|s| s.busy_ns).collect::<Vec<_>>(),
+            b.stages.iter().map(|s| s.busy_ns).collect::<Vec<_>>()
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// Decode runs are an optimisation only: with them on or off, every request, batch, latency
+    /// and replica counter is the same, also when the run stops in the middle of a decode run (at
+    /// a time limit, or at a certainly missed latency bound, which can fall between a run's step
+    /// end and its next step), and under asynchronous scheduling. Batch times that grow with the batch's tokens
+    /// and context check the shape of every step of a run.
+    #[test]
+    fn decode_runs_change_nothing(
+        c in cluster(),
+        specs in workload(),
+        (token, kv, async_scheduling) in (0usize..3, 0usize..3, any::<bool>()),
+        limit_ms in prop::option::of(1u64..3000),
+        bound_ms in prop::option::of(10u64..400),
+    ) {
+        let mut c = c;
+        c.token_ms = [0.0, 0.01, 0.037][token];
+        c.kv_ms = [0.0, 0.001, 0.0007][kv];
+        c.async_scheduling = async_scheduling;
+        c.time_limit_ns = Some(limit_ms.map_or(RUNAWAY_LIMIT_NS, ms));
+        if let Some(b) = bound_ms {
+            use crate::metrics::miss_watch::{BoundMetric, LatencyBound, MissWatch};
+            let bounds = [LatencyBound {
+                metric: BoundMetric::E2e,
+                percentile: 50.0,
+                max_s: b as f64 * 1e-3,
+                label: "e2e_p50".into(),
+            }];
+            let multi = specs.iter().filter(|s| s.decode_tokens > 1).count() as u64;
+            c.miss_watch = Some(MissWatch::new(&bounds, specs.len() as u64, multi));
+        }
+        let fast = c.run(specs.clone());
+        c.decode_runs = false;
+        let slow = c.run(specs);
+        prop_assert!(!slow.time_limited || limit_ms.is_some());
+        assert_same_outcome(&fast, &slow)?;
+    }
+}

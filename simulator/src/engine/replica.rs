@@ -62,6 +62,9 @@ pub struct ReplicaState {
     pub ts_busy_ns: u64,
     /// When stage 0 started its current batch.
     pub stage0_since_ns: Option<u64>,
+    /// A decode run waiting for the replica's schedule event to start its next step (the slot
+    /// of its batch).
+    pub parked_run: Option<u32>,
 }
 
 impl ReplicaState {
@@ -92,6 +95,7 @@ impl ReplicaState {
             ts_batches: 0,
             ts_busy_ns: 0,
             stage0_since_ns: None,
+            parked_run: None,
         }
     }
 

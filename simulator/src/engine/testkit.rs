@@ -11,13 +11,24 @@ use crate::router::{KvAwareWeights, RouterKind};
 use crate::scheduler::{find, SchedulerConfig, SchedulerParams};
 use crate::workload::RequestSpec;
 
-/// Every batch takes `ms` on every stage.
-pub struct ConstExec(pub f64);
+/// Every batch takes `base_ms` on every stage, plus `token_ms` per token it processes and
+/// `kv_ms` per context token its decodes read (both 0: the same time for every batch).
+pub struct ConstExec {
+    /// Time of every batch, ms.
+    pub base_ms: f64,
+    /// Time per token processed, ms.
+    pub token_ms: f64,
+    /// Time per context token of the decodes, ms.
+    pub kv_ms: f64,
+}
 
 impl ExecutionModel for ConstExec {
-    fn stage_time(&self, _batch: &BatchShape, _stage: u32) -> StageTime {
+    fn stage_time(&self, b: &BatchShape, _stage: u32) -> StageTime {
         let mut t = StageTime::default();
-        t.ops_ms.set(Op::CpuOverhead, self.0);
+        let ms = self.base_ms
+            + self.token_ms * b.total_tokens() as f64
+            + self.kv_ms * b.decode_kv_sum as f64;
+        t.ops_ms.set(Op::CpuOverhead, ms);
         t
     }
     fn info(&self) -> BackendInfo {
@@ -51,6 +62,12 @@ pub struct TestCluster {
     pub max_request_tokens: u32,
     /// Stage time, ms.
     pub stage_ms: f64,
+    /// Stage time per token processed, ms (0: every batch takes `stage_ms`).
+    pub token_ms: f64,
+    /// Stage time per context token of the decodes, ms.
+    pub kv_ms: f64,
+    /// Decode runs (the engine's default); off, every step goes through the policy.
+    pub decode_runs: bool,
     /// Write the streamed files here.
     pub out_dir: Option<std::path::PathBuf>,
     /// Time-series interval, ms.
@@ -127,6 +144,9 @@ impl TestCluster {
             num_blocks: 1000,
             max_request_tokens: 4096,
             stage_ms: 10.0,
+            token_ms: 0.0,
+            kv_ms: 0.0,
+            decode_runs: true,
             out_dir: None,
             timeseries_ms: 1000,
             time_limit_ns: None,
@@ -165,7 +185,11 @@ impl TestCluster {
                 self.pp,
                 self.router,
                 self.num_blocks,
-                self.stage_ms,
+                ConstExec {
+                    base_ms: self.stage_ms,
+                    token_ms: self.token_ms,
+                    kv_ms: self.kv_ms,
+                },
                 self.max_request_tokens,
             ),
             router_weights: self.router_weights,
@@ -190,7 +214,11 @@ impl TestCluster {
                     d.pp,
                     d.router,
                     d.num_blocks,
-                    d.stage_ms,
+                    ConstExec {
+                        base_ms: d.stage_ms,
+                        token_ms: 0.0,
+                        kv_ms: 0.0,
+                    },
                     self.max_request_tokens,
                 ),
                 transfer: d.transfer,
@@ -202,7 +230,8 @@ impl TestCluster {
             assert!(!e.token_blocks);
             setup.pool.scheduler = e;
         }
-        let mut engine = Engine::new(setup, Box::new(specs.into_iter()));
+        let mut engine =
+            Engine::new(setup, Box::new(specs.into_iter())).with_decode_runs(self.decode_runs);
         if let Some(rows) = self.max_timeseries_rows {
             engine = engine.with_max_timeseries_rows(rows);
         }
@@ -217,7 +246,7 @@ fn pool(
     pp: u32,
     router: RouterKind,
     num_blocks: u64,
-    stage_ms: f64,
+    exec: ConstExec,
     max_request_tokens: u32,
 ) -> PoolSetup {
     let entry = find(&scheduler.name).unwrap();
@@ -227,7 +256,7 @@ fn pool(
         scheduler.block_size
     };
     PoolSetup {
-        exec: Arc::new(ConstExec(stage_ms)),
+        exec: Arc::new(exec),
         replicas,
         pp,
         scheduler: entry,

@@ -631,3 +631,96 @@ fn vllm_v1_under_pipeline_parallelism_finishes_when_requests_compete_for_blocks(
     // The first request is never preempted: it is always the oldest running one.
     assert_eq!(o.requests[0].num_restarts, 0);
 }
+
+/// Runs `c` on `specs` with decode runs on and off, writing the streamed files of each; asserts
+/// that every file is byte-identical and returns the two outcomes (on, off).
+fn with_and_without_decode_runs(
+    c: &TestCluster,
+    specs: &[RequestSpec],
+) -> (super::EngineOutcome, super::EngineOutcome) {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut outcomes = Vec::new();
+    for (on, dir) in [true, false].into_iter().zip(&dirs) {
+        let mut c = c.clone();
+        c.decode_runs = on;
+        c.out_dir = Some(dir.path().to_path_buf());
+        outcomes.push(c.run(specs.to_vec()));
+    }
+    for f in [
+        "requests.csv",
+        "batches.csv",
+        "timeseries.csv",
+        "trace.json",
+    ] {
+        let a = std::fs::read(dirs[0].path().join(f)).unwrap();
+        let b = std::fs::read(dirs[1].path().join(f)).unwrap();
+        assert!(a == b, "{f} differs with decode runs");
+    }
+    let off = outcomes.pop().unwrap();
+    let on = outcomes.pop().unwrap();
+    assert_eq!(off.run_steps, 0);
+    assert_eq!(on.requests, off.requests);
+    assert_eq!(format!("{:?}", on.metrics), format!("{:?}", off.metrics));
+    (on, off)
+}
+
+#[test]
+fn decode_runs_write_the_same_files_as_step_by_step() {
+    // vllm_v1 with prefix caching over 3 replicas behind lor: 60 requests sharing a 40-token
+    // prefix in pairs, batch times growing with tokens and context, samples every 7 ms.
+    let mut c = TestCluster::new("vllm_v1");
+    c.replicas = 3;
+    c.router = RouterKind::Lor;
+    c.num_blocks = 200;
+    c.stage_ms = 2.0;
+    c.token_ms = 0.01;
+    c.kv_ms = 0.0007;
+    c.timeseries_ms = 7;
+    c.scheduler.enable_prefix_caching = Some(true);
+    let specs: Vec<RequestSpec> = (0..60u64)
+        .map(|i| RequestSpec {
+            segments: vec![crate::workload::Segment {
+                id: i / 2,
+                tokens: 40,
+            }],
+            ..RequestSpec::simple(
+                ms(3 * i + i % 3),
+                60 + (i as u32 * 7) % 50,
+                5 + (i as u32 * 13) % 90,
+            )
+        })
+        .collect();
+    let (on, off) = with_and_without_decode_runs(&c, &specs);
+    assert_eq!(on.completed, 60);
+    // most steps were decode steps the engine formed itself
+    let steps: u64 = off.replicas.iter().map(|r| r.batches).sum();
+    assert!(on.run_steps * 2 > steps, "{} of {steps}", on.run_steps);
+}
+
+#[test]
+fn a_run_stopped_by_a_latency_bound_between_its_steps_keeps_the_step_that_ended() {
+    // Two replicas, round robin, 10 ms per batch. r0 (4 prompt, 10 output) on replica 0 and r1
+    // (4 prompt, 2 output) on replica 1 both arrive at 0: prefills 0–10, decodes 10–20. At 20,
+    // replica 0's decode ends first and its run parks for the next step; then r1 completes with
+    // 20 ms E2E, above the 10-ms p99 bound of two requests, and the run stops there. r0 has
+    // the token of the step that ended at 20 (its second), as step by step.
+    use crate::metrics::miss_watch::{BoundMetric, LatencyBound, MissWatch};
+    let mut c = TestCluster::new("vllm_v1");
+    c.replicas = 2;
+    let bounds = [LatencyBound {
+        metric: BoundMetric::E2e,
+        percentile: 99.0,
+        max_s: 0.01,
+        label: "e2e_p99".into(),
+    }];
+    c.miss_watch = Some(MissWatch::new(&bounds, 2, 2));
+    let specs = [RequestSpec::simple(0, 4, 10), RequestSpec::simple(0, 4, 2)];
+    let (on, _) = with_and_without_decode_runs(&c, &specs);
+    assert!(on.certain_miss.is_some());
+    assert_eq!(on.end_ns, ms(20));
+    let r0 = &on.requests[0];
+    assert_eq!(
+        (r0.emitted_tokens, r0.last_token_at_ns, r0.in_flight),
+        (2, ms(20), false)
+    );
+}

@@ -99,6 +99,27 @@ impl LogHistogram {
         self.sum_sq = self.sum_sq.saturating_add(v as u128 * v as u128);
     }
 
+    /// Adds the value `v` `n` times: the same as `n` calls of [`LogHistogram::record`].
+    #[inline]
+    pub fn record_n(&mut self, v: u64, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let i = index_of(v);
+        if i >= self.counts.len() {
+            self.counts.resize(i + 1, 0);
+        }
+        self.counts[i] += n;
+        if self.count == 0 || v < self.min {
+            self.min = v;
+        }
+        self.max = self.max.max(v);
+        self.count += n;
+        self.sum += v as u128 * n as u128;
+        let sq = (v as u128 * v as u128).saturating_mul(n as u128);
+        self.sum_sq = self.sum_sq.saturating_add(sq);
+    }
+
     /// Number of values.
     pub fn count(&self) -> u64 {
         self.count
@@ -372,6 +393,26 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn recording_a_value_n_times_at_once_equals_recording_it_n_times(
+            before in proptest::collection::vec(0u64..100_000_000_000, 0..20),
+            runs in proptest::collection::vec((0u64..100_000_000_000, 0u64..50), 1..20),
+        ) {
+            let mut one = LogHistogram::new();
+            let mut bulk = LogHistogram::new();
+            for &v in &before {
+                one.record(v);
+                bulk.record(v);
+            }
+            for &(v, n) in &runs {
+                for _ in 0..n {
+                    one.record(v);
+                }
+                bulk.record_n(v, n);
+            }
+            prop_assert_eq!(one, bulk);
+        }
+
         #[test]
         fn std_is_within_float_rounding(vals in proptest::collection::vec(0u64..100_000_000_000, 1..300)) {
             let mut h = LogHistogram::new();

@@ -136,6 +136,17 @@ pub trait ReplicaScheduler: Send {
     fn on_batch_end(&mut self, batch: &[BatchEntry], ctx: &mut SchedCtx<'_>);
     /// Requests waiting for admission (holding no KV blocks).
     fn num_queued(&self) -> usize;
+    /// Decode runs (docs/performance.md): called when `batch`, a batch of decodes only, has just
+    /// ended with no request completed and nothing else changed on the replica (one pipeline
+    /// stage). True when the policy's next batch is certain to be `batch` again, each request one
+    /// token further, with its KV blocks taken as vLLM V1 does (the blocks missing for the
+    /// tokens computed so far, then the block a decode fills registered): the engine then forms
+    /// that batch itself without calling [`ReplicaScheduler::next_batch`] or
+    /// [`ReplicaScheduler::on_batch_end`]. The default, false, always asks the policy.
+    fn repeats_decodes(&self, batch: &[BatchEntry]) -> bool {
+        let _ = batch;
+        false
+    }
     /// Disaggregated serving: request `id` arrives with its prefill done on another replica, holding
     /// its KV blocks here, and decodes next. A policy that cannot take such a request says so (the
     /// configuration check keeps it out of decode pools: [`SchedulerEntry::takes_prefilled`]).

@@ -1,0 +1,221 @@
+//! Decode runs: consecutive decode-only steps of one batch, simulated without asking the policy
+//! again or touching every request at every step (docs/performance.md).
+//!
+//! When a batch of decodes ends on a one-stage replica, no request of it completes, nothing new
+//! waits on the replica and the policy says its next batch would be the same requests again
+//! ([`ReplicaScheduler::repeats_decodes`]), the engine keeps the batch: at the replica's schedule
+//! event it takes the KV blocks the step needs, as the policy would, and starts the same batch one
+//! token further. The per-request effects (tokens, token times, execution time) wait until the
+//! run stops, and are then applied all at once ([`Request::on_decode_run`]). Everything else
+//! happens at the same simulated time and in the same event order as step by step: the batch
+//! counters, the KV blocks and the prefix cache, FLOPs, batch ids and the stage records, the
+//! time-between-tokens histogram (each later step's gap recorded for all requests as the step
+//! ends). The outputs are byte-identical to simulating every step through the policy, which the
+//! tests check.
+//!
+//! [`ReplicaScheduler::repeats_decodes`]: crate::scheduler::ReplicaScheduler::repeats_decodes
+//! [`Request::on_decode_run`]: crate::request::Request::on_decode_run
+
+use super::Engine;
+use crate::error::SimError;
+use crate::request::ReqId;
+
+/// One request of a decode run.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RunEntry {
+    /// The request.
+    id: ReqId,
+    /// Tokens in its KV cache when the next step is formed (what the policy sees as processed).
+    kv_tokens: u32,
+    /// Tokens its KV blocks hold.
+    cap_tokens: u64,
+}
+
+/// The state of a batch that has run more than one step, or is about to.
+#[derive(Debug)]
+pub(super) struct DecodeRun {
+    /// Steps started (the one in flight included).
+    pub(super) steps: u32,
+    /// The step at which the first of its requests completes.
+    max_steps: u32,
+    /// End of the first step, ns.
+    first_end_ns: u64,
+    /// End of the latest step that ended, ns.
+    last_end_ns: u64,
+    /// Longest step after the first among those that ended, ns.
+    later_max_ns: u64,
+    /// Execution time of the steps that ended, ns.
+    ended_exec_ns: u64,
+    /// The requests, in batch order.
+    entries: Vec<RunEntry>,
+}
+
+impl Engine {
+    /// At the end of the batch in `slot` on replica `r`: when the batch can run one more step
+    /// unchanged, records the step that ended, parks the batch for the replica's schedule event
+    /// and returns true; otherwise returns false and leaves the batch to end as usual.
+    pub(super) fn park_decode_run(&mut self, r: u32, slot: u32) -> Result<bool, SimError> {
+        let now = self.now_ns;
+        let rep = &mut self.replicas[r as usize];
+        let b = self.batches[slot as usize].as_mut().expect("live batch");
+        if b.shape.num_prefills > 0 || rep.pp() != 1 {
+            return Ok(false);
+        }
+        let step_ns = b.stage_ns;
+        if let Some(run) = &mut b.run {
+            // A later step ended: its gap is the same for every request of the batch.
+            self.metrics
+                .tbt
+                .record_n(step_ns, u64::from(b.shape.num_decodes));
+            run.later_max_ns = run.later_max_ns.max(step_ns);
+            run.last_end_ns = now;
+            run.ended_exec_ns += step_ns;
+            if run.steps >= run.max_steps {
+                return Ok(false);
+            }
+        }
+        if !rep.inbox.is_empty() || !rep.scheduler.repeats_decodes(&b.entries) {
+            return Ok(false);
+        }
+        if b.run.is_none() {
+            let mut entries = self.run_pool.pop().unwrap_or_default();
+            entries.clear();
+            let bs = u64::from(rep.kv.block_size());
+            let mut max_steps = u32::MAX;
+            for e in &b.entries {
+                let q = &self.requests[e.request];
+                max_steps = max_steps.min(q.remaining_tokens());
+                entries.push(RunEntry {
+                    id: e.request,
+                    kv_tokens: q.processed_tokens + 1,
+                    cap_tokens: u64::from(q.kv_blocks) * bs,
+                });
+            }
+            if max_steps <= 1 {
+                self.run_pool.push(entries);
+                return Ok(false);
+            }
+            b.run = Some(DecodeRun {
+                steps: 1,
+                max_steps,
+                first_end_ns: now,
+                last_end_ns: now,
+                later_max_ns: 0,
+                ended_exec_ns: step_ns,
+                entries,
+            });
+        }
+        let run = b.run.as_ref().expect("run set above");
+        // The next step's blocks: the policy would take them request by request, and all are
+        // there when their sum is free (nothing is freed in between).
+        let bs = u64::from(rep.kv.block_size());
+        let need: u64 = run
+            .entries
+            .iter()
+            .filter(|e| u64::from(e.kv_tokens) > e.cap_tokens)
+            .map(|e| u64::from(e.kv_tokens).div_ceil(bs) - e.cap_tokens / bs)
+            .sum();
+        if !rep.kv.can_allocate(need) {
+            return Ok(false);
+        }
+        // What the end of a batch does when no request completes.
+        rep.account_kv(now);
+        rep.in_flight -= 1;
+        rep.batches += 1;
+        rep.ts_batches += 1;
+        rep.parked_run = Some(slot);
+        self.schedule_soon(r);
+        Ok(true)
+    }
+
+    /// At replica `r`'s schedule event, starts the next step of the run parked in `slot`: takes
+    /// and registers KV blocks as the policy would, then starts the batch one token further.
+    pub(super) fn resume_decode_run(&mut self, r: u32, slot: u32) -> Result<(), SimError> {
+        let rep = &mut self.replicas[r as usize];
+        let b = self.batches[slot as usize].as_mut().expect("parked batch");
+        let run = b.run.as_mut().expect("a parked batch runs");
+        let bs = rep.kv.block_size();
+        let caching = rep.kv.prefix_cache().is_some();
+        for e in &mut run.entries {
+            if u64::from(e.kv_tokens) > e.cap_tokens {
+                let n = e.kv_tokens.div_ceil(bs) - (e.cap_tokens / u64::from(bs)) as u32;
+                rep.kv.allocate(&mut self.requests[e.id], n)?;
+                e.cap_tokens += u64::from(n) * u64::from(bs);
+            }
+            // a decode fills a block when its context reaches the block's end
+            if caching && e.kv_tokens.is_multiple_of(bs) {
+                rep.kv.register_scheduled(&self.requests[e.id], e.kv_tokens);
+            }
+            e.kv_tokens += 1;
+        }
+        run.steps += 1;
+        self.run_steps += 1;
+        b.shape.decode_kv_sum += u64::from(b.shape.num_decodes);
+        rep.flops += self.flops.flops(&b.shape);
+        rep.in_flight += 1;
+        rep.max_in_flight = rep.max_in_flight.max(rep.in_flight);
+        b.id = self.next_batch_id;
+        self.next_batch_id += 1;
+        b.kv_blocks_used = rep.kv.allocated();
+        self.enqueue_stage(r, 0, slot);
+        Ok(())
+    }
+
+    /// At the end of a run's last step, applies all its steps to its requests, hands each
+    /// outcome to `each`, and returns the run's entries to the pool.
+    pub(super) fn end_decode_run(
+        &mut self,
+        run: DecodeRun,
+        mut each: impl FnMut(&mut Self, ReqId, crate::request::TokenOutcome),
+    ) {
+        for e in &run.entries {
+            let q = &mut self.requests[e.id];
+            q.in_flight = false;
+            let out = q.on_decode_run(
+                run.last_end_ns,
+                run.steps,
+                run.first_end_ns,
+                run.later_max_ns,
+                run.ended_exec_ns,
+            );
+            each(self, e.id, out);
+        }
+        let mut entries = run.entries;
+        entries.clear();
+        self.run_pool.push(entries);
+    }
+
+    /// When the run stops early (time limit, certain miss): applies the steps that ended to the
+    /// requests of every run still live, as step-by-step simulation would have, and records their
+    /// first gaps.
+    pub(super) fn settle_decode_runs(&mut self) {
+        for slot in 0..self.batches.len() {
+            let Some(b) = self.batches[slot].as_mut() else {
+                continue;
+            };
+            let Some(run) = b.run.take() else {
+                continue;
+            };
+            let parked = self.replicas[b.replica as usize].parked_run == Some(slot as u32);
+            let ended = if parked { run.steps } else { run.steps - 1 };
+            if ended == 0 {
+                continue;
+            }
+            for e in &run.entries {
+                let q = &mut self.requests[e.id];
+                let out = q.on_decode_run(
+                    run.last_end_ns,
+                    ended,
+                    run.first_end_ns,
+                    run.later_max_ns,
+                    run.ended_exec_ns,
+                );
+                // the batch still in flight keeps its requests
+                q.in_flight = !parked;
+                if let Some(g) = out.gap_ns {
+                    self.metrics.tbt.record(g);
+                }
+            }
+        }
+    }
+}
