@@ -74,7 +74,15 @@ impl Engine {
                 return Ok(false);
             }
         }
-        if !rep.inbox.is_empty() || !rep.scheduler.repeats_decodes(&b.entries) {
+        if !rep.inbox.is_empty() {
+            return Ok(false);
+        }
+        let ctx = crate::scheduler::SchedCtx {
+            now_ns: now,
+            requests: &mut self.requests,
+            kv: &mut rep.kv,
+        };
+        if !rep.scheduler.repeats_decodes(&b.entries, &ctx) {
             return Ok(false);
         }
         if b.run.is_none() {

@@ -666,35 +666,48 @@ fn with_and_without_decode_runs(
 
 #[test]
 fn decode_runs_write_the_same_files_as_step_by_step() {
-    // vllm_v1 with prefix caching over 3 replicas behind lor: 60 requests sharing a 40-token
-    // prefix in pairs, batch times growing with tokens and context, samples every 7 ms.
-    let mut c = TestCluster::new("vllm_v1");
-    c.replicas = 3;
-    c.router = RouterKind::Lor;
-    c.num_blocks = 200;
-    c.stage_ms = 2.0;
-    c.token_ms = 0.01;
-    c.kv_ms = 0.0007;
-    c.timeseries_ms = 7;
-    c.scheduler.enable_prefix_caching = Some(true);
-    let specs: Vec<RequestSpec> = (0..60u64)
-        .map(|i| RequestSpec {
-            segments: vec![crate::workload::Segment {
-                id: i / 2,
-                tokens: 40,
-            }],
-            ..RequestSpec::simple(
-                ms(3 * i + i % 3),
-                60 + (i as u32 * 7) % 50,
-                5 + (i as u32 * 13) % 90,
-            )
-        })
-        .collect();
-    let (on, off) = with_and_without_decode_runs(&c, &specs);
-    assert_eq!(on.completed, 60);
-    // most steps were decode steps the engine formed itself
-    let steps: u64 = off.replicas.iter().map(|r| r.batches).sum();
-    assert!(on.run_steps * 2 > steps, "{} of {steps}", on.run_steps);
+    // Every policy that forms decode runs, over 3 replicas behind lor: 60 requests sharing a
+    // 40-token prefix in pairs (prefix caching on where the policy has it), batch times growing
+    // with tokens and context, samples every 7 ms.
+    for (name, caching) in [
+        ("vllm_v1", Some(true)),
+        ("sarathi", Some(true)),
+        ("vllm", None),
+        ("orca", None),
+    ] {
+        let mut c = TestCluster::new(name);
+        c.replicas = 3;
+        c.router = RouterKind::Lor;
+        c.num_blocks = 200;
+        c.stage_ms = 2.0;
+        c.token_ms = 0.01;
+        c.kv_ms = 0.0007;
+        c.timeseries_ms = 7;
+        c.max_request_tokens = 256;
+        c.scheduler.enable_prefix_caching = caching;
+        let specs: Vec<RequestSpec> = (0..60u64)
+            .map(|i| RequestSpec {
+                segments: vec![crate::workload::Segment {
+                    id: i / 2,
+                    tokens: 40,
+                }],
+                ..RequestSpec::simple(
+                    ms(3 * i + i % 3),
+                    60 + (i as u32 * 7) % 50,
+                    5 + (i as u32 * 13) % 90,
+                )
+            })
+            .collect();
+        let (on, off) = with_and_without_decode_runs(&c, &specs);
+        assert_eq!(on.completed, 60, "{name}");
+        // most steps were decode steps the engine formed itself
+        let steps: u64 = off.replicas.iter().map(|r| r.batches).sum();
+        assert!(
+            on.run_steps * 2 > steps,
+            "{name}: {} of {steps}",
+            on.run_steps
+        );
+    }
 }
 
 #[test]

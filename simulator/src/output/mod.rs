@@ -73,7 +73,19 @@ pub const MIN_TIMESERIES_INTERVAL_S: f64 = 1e-3;
 
 /// Writes `ns` as seconds with nine decimals (exact).
 pub fn fmt_s(out: &mut String, ns: u64) {
-    let _ = write!(out, "{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000);
+    let mut buf = itoa::Buffer::new();
+    out.push_str(buf.format(ns / 1_000_000_000));
+    out.push('.');
+    let frac = buf.format(ns % 1_000_000_000);
+    for _ in frac.len()..9 {
+        out.push('0');
+    }
+    out.push_str(frac);
+}
+
+/// Appends the integer `v` in decimal.
+pub fn fmt_int(out: &mut String, v: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(v));
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SimError + '_ {
@@ -343,4 +355,33 @@ impl Sinks {
 pub fn write_file(dir: &Path, name: &str, text: &str) -> Result<(), SimError> {
     let path = dir.join(name);
     std::fs::write(&path, text).map_err(io_err(&path))
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+
+    #[test]
+    fn seconds_and_integers_are_written_as_the_standard_formatter_does() {
+        for ns in [
+            0u64,
+            1,
+            999_999_999,
+            1_000_000_000,
+            1_000_000_001,
+            12_345_678_901_234,
+            u64::MAX,
+        ] {
+            let mut got = String::from("x");
+            fmt_s(&mut got, ns);
+            let want = format!("x{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000);
+            assert_eq!(got, want);
+            let mut got = String::new();
+            fmt_int(&mut got, ns);
+            assert_eq!(got, ns.to_string());
+        }
+        let mut got = String::new();
+        fmt_int(&mut got, u32::MAX);
+        assert_eq!(got, "4294967295");
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::fmt_s;
+use super::{fmt_int, fmt_s};
 use crate::request::Request;
 
 /// The header row.
@@ -57,7 +57,10 @@ fn opt_s(l: &mut String, ns: Option<u64>) {
 
 /// Appends the row of `r` (unfinished requests have empty completion-derived cells).
 pub fn row(l: &mut String, r: &Request) {
-    let _ = write!(l, "{},{},", r.id, r.replica);
+    fmt_int(l, r.id);
+    l.push(',');
+    fmt_int(l, r.replica);
+    l.push(',');
     fmt_s(l, r.arrived_at_ns);
     l.push(',');
     opt_s(l, r.scheduled_at_ns);
@@ -65,11 +68,11 @@ pub fn row(l: &mut String, r: &Request) {
     opt_s(l, r.first_token_at_ns);
     l.push(',');
     opt_s(l, r.completed_at_ns);
-    let _ = write!(
-        l,
-        ",{},{},{},",
-        r.prefill_tokens, r.decode_tokens, r.cached_prefill_tokens
-    );
+    for v in [r.prefill_tokens, r.decode_tokens, r.cached_prefill_tokens] {
+        l.push(',');
+        fmt_int(l, v);
+    }
+    l.push(',');
     opt_s(
         l,
         r.first_token_at_ns
@@ -108,11 +111,11 @@ pub fn row(l: &mut String, r: &Request) {
     if let (Some(s), Some(done)) = (r.scheduled_at_ns, r.completed_at_ns) {
         fmt_s(l, (done - s).saturating_sub(r.execution_ns));
     }
-    let _ = write!(
-        l,
-        ",{},{},{},",
-        r.num_preemptions, r.num_restarts, r.computed_prefill_tokens
-    );
+    for v in [r.num_preemptions, r.num_restarts, r.computed_prefill_tokens] {
+        l.push(',');
+        fmt_int(l, v);
+    }
+    l.push(',');
     fmt_s(l, r.frontend_ns);
     l.push('\n');
 }

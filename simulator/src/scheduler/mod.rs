@@ -138,13 +138,15 @@ pub trait ReplicaScheduler: Send {
     fn num_queued(&self) -> usize;
     /// Decode runs (docs/performance.md): called when `batch`, a batch of decodes only, has just
     /// ended with no request completed and nothing else changed on the replica (one pipeline
-    /// stage). True when the policy's next batch is certain to be `batch` again, each request one
-    /// token further, with its KV blocks taken as vLLM V1 does (the blocks missing for the
-    /// tokens computed so far, then the block a decode fills registered): the engine then forms
-    /// that batch itself without calling [`ReplicaScheduler::next_batch`] or
-    /// [`ReplicaScheduler::on_batch_end`]. The default, false, always asks the policy.
-    fn repeats_decodes(&self, batch: &[BatchEntry]) -> bool {
-        let _ = batch;
+    /// stage), before [`ReplicaScheduler::on_batch_end`]; `ctx` is read only. True when the
+    /// policy's next batch is certain to be `batch` again, in the same order, each request one
+    /// token further, with its KV blocks taken as [`secure_decode_block`] and vLLM V1 do (the
+    /// blocks missing for the tokens computed so far, then the block a decode fills registered),
+    /// and nothing else changing in the policy: the engine then forms that batch itself without
+    /// calling [`ReplicaScheduler::next_batch`] or [`ReplicaScheduler::on_batch_end`] until the
+    /// run stops. The default, false, always asks the policy.
+    fn repeats_decodes(&self, batch: &[BatchEntry], ctx: &SchedCtx<'_>) -> bool {
+        let _ = (batch, ctx);
         false
     }
     /// Disaggregated serving: request `id` arrives with its prefill done on another replica, holding

@@ -78,6 +78,16 @@ impl ReplicaScheduler for Orca {
     fn num_queued(&self) -> usize {
         self.queue.len()
     }
+
+    /// Every running request is in the batch (their blocks reserved at admission, so a decode
+    /// takes none), and none is admitted: the queue is empty, the batch is full, or a
+    /// reservation does not fit.
+    fn repeats_decodes(&self, batch: &[BatchEntry], ctx: &SchedCtx<'_>) -> bool {
+        self.running.is_empty()
+            && (self.queue.is_empty()
+                || batch.len() >= self.max_batch
+                || !ctx.kv.can_allocate(u64::from(self.reserve_blocks)))
+    }
 }
 
 #[cfg(test)]

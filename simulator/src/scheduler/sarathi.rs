@@ -138,6 +138,16 @@ impl ReplicaScheduler for Sarathi {
     fn num_queued(&self) -> usize {
         self.queue.len()
     }
+
+    /// Every running request is in the batch (decodes that the budget and micro-batch size held
+    /// last step), and no new request is looked at: the queue is empty, or the replica holds
+    /// `batch_size_cap` requests, or the micro-batch is full.
+    fn repeats_decodes(&self, batch: &[BatchEntry], ctx: &SchedCtx<'_>) -> bool {
+        self.running.is_empty()
+            && (self.queue.is_empty()
+                || ctx.kv.num_holders() >= self.batch_size_cap
+                || batch.len() >= self.max_micro_batch)
+    }
 }
 
 #[cfg(test)]

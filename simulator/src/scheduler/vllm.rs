@@ -98,6 +98,17 @@ impl ReplicaScheduler for Vllm {
     fn num_queued(&self) -> usize {
         self.queue.len()
     }
+
+    /// Every running request is in the batch, and no prompt is admitted (a batch with prompts
+    /// runs no decodes): the queue is empty, or its first request does not fit above the
+    /// watermark, or the replica holds `batch_size_cap` requests.
+    fn repeats_decodes(&self, _batch: &[BatchEntry], ctx: &SchedCtx<'_>) -> bool {
+        self.running.is_empty()
+            && self.queue.front().is_none_or(|&id| {
+                !can_admit_with_watermark(ctx, id, self.watermark_blocks)
+                    || ctx.kv.num_holders() >= self.batch_size_cap
+            })
+    }
 }
 
 #[cfg(test)]

@@ -310,7 +310,7 @@ impl ReplicaScheduler for VllmV1 {
     /// The running pass takes every running request again (all decodes, within the budget that
     /// held them last step), and the waiting pass admits none: the queue is empty, or full at
     /// `max_num_seqs`, or the decodes use the whole budget.
-    fn repeats_decodes(&self, batch: &[BatchEntry]) -> bool {
+    fn repeats_decodes(&self, batch: &[BatchEntry], _ctx: &SchedCtx<'_>) -> bool {
         self.running.len() == batch.len()
             && (self.waiting.is_empty()
                 || self.running.len() >= self.max_num_seqs
