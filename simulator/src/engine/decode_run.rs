@@ -1,8 +1,8 @@
 //! Decode runs: consecutive decode-only steps of one batch, simulated without asking the policy
 //! again or touching every request at every step (docs/performance.md).
 //!
-//! When a batch of decodes ends on a one-stage replica, no request of it completes, nothing new
-//! waits on the replica and the policy says its next batch would be the same requests again
+//! When a batch of decodes ends on a one-stage replica, no request of it completes and the
+//! policy says its next batch would be the same requests again
 //! ([`ReplicaScheduler::repeats_decodes`]), the engine keeps the batch: at the replica's schedule
 //! event it takes the KV blocks the step needs, as the policy would, and starts the same batch one
 //! token further. The per-request effects (tokens, token times, execution time) wait until the
@@ -74,9 +74,8 @@ impl Engine {
                 return Ok(false);
             }
         }
-        if !rep.inbox.is_empty() {
-            return Ok(false);
-        }
+        // Requests in the asynchronous-scheduling inbox reach the policy only after the next
+        // step is formed, so they do not change it.
         let ctx = crate::scheduler::SchedCtx {
             now_ns: now,
             requests: &mut self.requests,
