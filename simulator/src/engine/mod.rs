@@ -81,8 +81,10 @@ struct Batch {
     kv_blocks_used: u64,
     exec_ns: u64,
     stage_start_ns: u64,
+    /// The current stage's time by operator, when stage records are written
+    /// ([`Engine::records_stages`]); default otherwise.
     stage_time: StageTime,
-    /// `stage_time` in ns (the current stage's duration).
+    /// The current stage's duration, ns.
     stage_ns: u64,
     /// Set once the batch runs more than one decode step ([`decode_run`]).
     run: Option<decode_run::DecodeRun>,
@@ -159,6 +161,9 @@ pub struct Engine {
     certain_miss: Option<String>,
     /// Decode runs are on ([`decode_run`]).
     decode_runs: bool,
+    /// Stage records go somewhere: the stage log is kept, or `batches.csv` or `trace.json` is
+    /// written.
+    records_stages: bool,
     run_pool: Vec<Vec<decode_run::RunEntry>>,
     run_steps: u64,
 }
@@ -166,6 +171,8 @@ pub struct Engine {
 impl Engine {
     /// An engine serving `arrivals` (in arrival order).
     pub fn new(setup: EngineSetup, arrivals: Box<dyn Iterator<Item = RequestSpec> + Send>) -> Self {
+        let records_stages =
+            setup.keep_stage_log || setup.sinks.as_ref().is_some_and(|s| s.writes_stages());
         let mut replicas = setup.pool.build();
         let disagg = (setup.disagg.as_ref())
             .map(|d| disagg::Disagg::new(d, &mut replicas, setup.seed, setup.router_weights));
@@ -202,6 +209,7 @@ impl Engine {
             sinks: setup.sinks,
             stage_log: setup.keep_stage_log.then(Vec::new),
             decode_runs: setup.disagg.is_none(),
+            records_stages,
             run_pool: Vec::new(),
             run_steps: 0,
         }
@@ -492,7 +500,9 @@ impl Engine {
         let b = self.batches[slot as usize].as_mut().expect("live batch");
         let st = self.replicas[r as usize].exec.stage_time(&b.shape, s);
         let dur = st.total_ns();
-        b.stage_time = st;
+        if self.records_stages {
+            b.stage_time = st;
+        }
         b.stage_ns = dur;
         b.stage_start_ns = now;
         b.exec_ns += dur;
@@ -522,7 +532,7 @@ impl Engine {
             rep.ts_busy_ns += now - b.stage_start_ns.max(self.ts_start_ns);
             rep.stage0_since_ns = None;
         }
-        if self.sinks.is_some() || self.stage_log.is_some() {
+        if self.records_stages {
             let rec = StageRecord {
                 batch_id: b.id,
                 replica: r,
