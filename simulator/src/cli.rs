@@ -38,6 +38,10 @@ pub struct RunArgs {
     /// Stop at this simulated time, seconds [default: run until every request finished]
     #[arg(long, value_name = "SECONDS")]
     pub time_limit: Option<f64>,
+    /// Form every batch through the scheduling policy, without decode runs: the same outputs,
+    /// more slowly (a check of the shortcut; docs/performance.md)
+    #[arg(long)]
+    pub step_by_step: bool,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     #[command(flatten)]

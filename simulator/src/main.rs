@@ -94,6 +94,7 @@ fn run(args: &cli::RunArgs) -> Result<()> {
     let opts = RunOptions {
         out_dir: Some(out_dir.clone()),
         quiet,
+        step_by_step: args.step_by_step,
         ..Default::default()
     };
     let outcome = simulate(&cfg, &opts)?;

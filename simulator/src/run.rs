@@ -38,6 +38,9 @@ pub struct RunOptions {
     /// ([`crate::metrics::miss_watch`]); the outcome's `certain_miss` then gives the verdict and
     /// its summary covers the run only up to there. Empty: run to the end.
     pub stop_at_certain_miss: Vec<LatencyBound>,
+    /// Form every batch through the policy, without decode runs (the same results, more slowly;
+    /// [`Engine::with_decode_runs`]).
+    pub step_by_step: bool,
 }
 
 /// The result of [`simulate`].
@@ -224,7 +227,9 @@ fn simulate_into(
     let mut bar =
         crate::progress::RunProgress::new(opts.quiet, crate::progress::expected_requests(cfg));
     let mut on_progress = |p: Progress| bar.update(p);
-    let outcome = Engine::new(setup, arrivals).run(&mut on_progress)?;
+    let outcome = Engine::new(setup, arrivals)
+        .with_decode_runs(!opts.step_by_step)
+        .run(&mut on_progress)?;
     bar.finish();
     let facts = ClusterFacts {
         gpus_per_replica: resolved.parallelism.world_size(),

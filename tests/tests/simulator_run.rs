@@ -353,3 +353,81 @@ fn new_routers_are_reproducible_and_config_toml_keeps_the_weights() {
         );
     }
 }
+
+#[test]
+fn step_by_step_writes_the_same_files_as_decode_runs() {
+    // The engine model with asynchronous scheduling and prefix caching (vllm_v1's defaults),
+    // multi-turn sessions over shared prompts behind lor, and the other policies that form
+    // decode runs: every file is byte-identical with --step-by-step.
+    let tmp = tempfile::tempdir().unwrap();
+    let common = [
+        "--num-requests",
+        "300",
+        "--qps",
+        "12",
+        "--lengths",
+        "zipf",
+        "--min-tokens",
+        "64",
+        "--length-max-tokens",
+        "1024",
+        "--pd-ratio",
+        "3",
+        "--max-tokens",
+        "4096",
+    ];
+    let cases: [&[&str]; 5] = [
+        &[],
+        &[
+            "--num-replicas",
+            "3",
+            "--router",
+            "lor",
+            "--prefix-groups",
+            "4",
+            "--prefix-tokens",
+            "256",
+            "--min-turns",
+            "2",
+            "--max-turns",
+            "4",
+        ],
+        &["--scheduler", "sarathi", "--backend", "roofline"],
+        &["--scheduler", "vllm", "--backend", "roofline"],
+        &["--scheduler", "orca", "--backend", "roofline"],
+    ];
+    for (i, case) in cases.iter().enumerate() {
+        let mut dirs = Vec::new();
+        for step in [false, true] {
+            let dir = tmp.path().join(format!("case{i}-{step}"));
+            let mut args = vec![
+                "run",
+                "--quiet",
+                "--no-report",
+                "--out",
+                dir.to_str().unwrap(),
+            ];
+            args.extend_from_slice(&common);
+            args.extend_from_slice(case);
+            if step {
+                args.push("--step-by-step");
+            }
+            ok(&args);
+            dirs.push(dir);
+        }
+        for f in [
+            "requests.csv",
+            "batches.csv",
+            "timeseries.csv",
+            "trace.json",
+            "summary.json",
+            "bench.json",
+            "itl_histogram.csv",
+        ] {
+            assert!(
+                read(&dirs[0], f) == read(&dirs[1], f),
+                "case {case:?}: {f} differs with --step-by-step"
+            );
+        }
+    }
+}

@@ -222,6 +222,7 @@ impl Ctx<'_> {
             } else {
                 Vec::new()
             },
+            step_by_step: false,
         };
         let out = simulate(&cfg, &opts).map_err(|e| e.to_string())?;
         let v = match &out.certain_miss {

@@ -262,6 +262,7 @@ pub fn run(
                     exec_model: shared.clone(),
                     decode_exec_model: None,
                     stop_at_certain_miss: Vec::new(),
+                    step_by_step: false,
                 };
                 let r = simulate(cfg, &opts).map_err(sim(*qps)).map(|o| Point {
                     qps: *qps,
