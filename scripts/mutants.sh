@@ -37,6 +37,7 @@ CORE_FILES=(
   simulator/src/kv.rs
   simulator/src/prefix_cache.rs
   simulator/src/engine/mod.rs
+  simulator/src/engine/decode_run.rs
   simulator/src/engine/bookkeeping.rs
   simulator/src/metrics/histogram.rs
 )
