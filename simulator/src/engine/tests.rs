@@ -661,6 +661,13 @@ fn with_and_without_decode_runs(
     assert_eq!(off.run_steps, 0);
     assert_eq!(on.requests, off.requests);
     assert_eq!(format!("{:?}", on.metrics), format!("{:?}", off.metrics));
+    for (a, b) in on.replicas.iter().zip(&off.replicas) {
+        assert_eq!(
+            (a.batches, a.flops.to_bits(), a.kv_area, a.max_in_flight),
+            (b.batches, b.flops.to_bits(), b.kv_area, b.max_in_flight)
+        );
+        assert_eq!(a.kv, b.kv);
+    }
     (on, off)
 }
 
@@ -684,6 +691,11 @@ fn decode_runs_write_the_same_files_as_step_by_step() {
         c.kv_ms = 0.0007;
         c.timeseries_ms = 7;
         c.max_request_tokens = 256;
+        // FLOPs grow with each run step's context
+        c.flops = crate::metrics::FlopModel {
+            linear_per_token: 1.0,
+            attention_coef: 10.0,
+        };
         c.scheduler.enable_prefix_caching = caching;
         let specs: Vec<RequestSpec> = (0..60u64)
             .map(|i| RequestSpec {
@@ -736,4 +748,41 @@ fn a_run_stopped_by_a_latency_bound_between_its_steps_keeps_the_step_that_ended(
         (r0.emitted_tokens, r0.last_token_at_ns, r0.in_flight),
         (2, ms(20), false)
     );
+}
+
+#[test]
+fn a_run_goes_on_while_the_free_blocks_just_cover_its_next_step() {
+    // One request (15 prompt, 20 output tokens: 35 in 3 blocks of 16) in exactly 3 blocks. The
+    // prefill takes 1 block and the first decode (formed by the policy) none; from its end every
+    // step is a run step up to the one that completes the request (19 steps after the first
+    // decode, 18 formed by the engine), taking the second block at context 17 and the third at
+    // context 33, each time the last free ones.
+    let mut c = TestCluster::new("vllm_v1");
+    c.num_blocks = 3;
+    c.max_request_tokens = 48;
+    let (on, off) = with_and_without_decode_runs(&c, &[RequestSpec::simple(0, 15, 20)]);
+    assert_eq!(on.run_steps, 18);
+    assert_eq!(off.replicas[0].batches, 20);
+    assert_eq!(on.replicas[0].kv.peak_allocated(), 3);
+}
+
+#[test]
+fn vllm_v1_runs_go_on_while_a_full_replica_keeps_requests_waiting() {
+    // max_num_seqs 2, three requests at 0 (4 prompt, 5 output tokens), 10 ms per batch. 0–10
+    // prefills r0 and r1 (r2 waits: two running); 10–50 four decodes of both, the first formed by
+    // the policy and three by the engine although r2 waits; 50–60 prefills r2; 60–100 its four
+    // decodes, again one by the policy and three in a run.
+    let mut c = TestCluster::new("vllm_v1");
+    c.scheduler.vllm_v1.max_num_seqs = 2;
+    let specs: Vec<RequestSpec> = (0..3).map(|_| RequestSpec::simple(0, 4, 5)).collect();
+    let (on, off) = with_and_without_decode_runs(&c, &specs);
+    assert_eq!(off.replicas[0].batches, 10);
+    assert_eq!(on.end_ns, ms(100));
+    assert_eq!(on.run_steps, 6);
+    // the same with the token budget full instead: two decodes use the whole budget of 2, so r2
+    // waits for them, and the runs go on
+    let mut c = TestCluster::new("vllm_v1");
+    c.scheduler.vllm_v1.max_num_batched_tokens = Some(2);
+    let (on, _) = with_and_without_decode_runs(&c, &specs);
+    assert!(on.run_steps > 0);
 }
