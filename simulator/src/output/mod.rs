@@ -220,12 +220,12 @@ impl Sinks {
         Ok(())
     }
 
-    /// Writes one batch-stage row and trace span.
     /// True when [`Sinks::stage`] writes anything (`batches.csv` or `trace.json` is open).
     pub fn writes_stages(&self) -> bool {
         self.batches.is_some() || self.trace.is_some()
     }
 
+    /// Writes one batch-stage row and trace span.
     pub fn stage(&mut self, r: &StageRecord, ops: &OpBreakdown) -> Result<(), SimError> {
         if let Some(b) = &mut self.batches {
             let l = &mut self.line;
