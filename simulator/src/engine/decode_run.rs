@@ -31,6 +31,21 @@ pub(super) struct RunEntry {
     cap_tokens: u64,
 }
 
+impl RunEntry {
+    /// Blocks of `block_size` tokens the next step needs beyond those held, as
+    /// [`SchedCtx::blocks_missing`] counts them for the context the policy would see.
+    ///
+    /// [`SchedCtx::blocks_missing`]: crate::scheduler::SchedCtx::blocks_missing
+    fn blocks_missing(&self, block_size: u32) -> u32 {
+        let kv = u64::from(self.kv_tokens);
+        if kv > self.cap_tokens {
+            (kv.div_ceil(u64::from(block_size)) - self.cap_tokens / u64::from(block_size)) as u32
+        } else {
+            0
+        }
+    }
+}
+
 /// The state of a batch that has run more than one step, or is about to.
 #[derive(Debug)]
 pub(super) struct DecodeRun {
@@ -84,10 +99,10 @@ impl Engine {
         if !rep.scheduler.repeats_decodes(&b.entries, &ctx) {
             return Ok(false);
         }
+        let bs = rep.kv.block_size();
         if b.run.is_none() {
             let mut entries = self.run_pool.pop().unwrap_or_default();
             entries.clear();
-            let bs = u64::from(rep.kv.block_size());
             let mut max_steps = u32::MAX;
             for e in &b.entries {
                 let q = &self.requests[e.request];
@@ -95,7 +110,7 @@ impl Engine {
                 entries.push(RunEntry {
                     id: e.request,
                     kv_tokens: q.processed_tokens + 1,
-                    cap_tokens: u64::from(q.kv_blocks) * bs,
+                    cap_tokens: u64::from(q.kv_blocks) * u64::from(bs),
                 });
             }
             if max_steps <= 1 {
@@ -115,12 +130,10 @@ impl Engine {
         let run = b.run.as_ref().expect("run set above");
         // The next step's blocks: the policy would take them request by request, and all are
         // there when their sum is free (nothing is freed in between).
-        let bs = u64::from(rep.kv.block_size());
         let need: u64 = run
             .entries
             .iter()
-            .filter(|e| u64::from(e.kv_tokens) > e.cap_tokens)
-            .map(|e| u64::from(e.kv_tokens).div_ceil(bs) - e.cap_tokens / bs)
+            .map(|e| u64::from(e.blocks_missing(bs)))
             .sum();
         if !rep.kv.can_allocate(need) {
             return Ok(false);
@@ -144,8 +157,8 @@ impl Engine {
         let bs = rep.kv.block_size();
         let caching = rep.kv.prefix_cache().is_some();
         for e in &mut run.entries {
-            if u64::from(e.kv_tokens) > e.cap_tokens {
-                let n = e.kv_tokens.div_ceil(bs) - (e.cap_tokens / u64::from(bs)) as u32;
+            let n = e.blocks_missing(bs);
+            if n > 0 {
                 rep.kv.allocate(&mut self.requests[e.id], n)?;
                 e.cap_tokens += u64::from(n) * u64::from(bs);
             }
@@ -168,33 +181,36 @@ impl Engine {
         Ok(())
     }
 
-    /// At the end of a run's last step, applies all its steps to its requests, hands each
-    /// outcome to `each`, and returns the run's entries to the pool.
-    pub(super) fn end_decode_run(
-        &mut self,
-        run: DecodeRun,
-        mut each: impl FnMut(&mut Self, ReqId, crate::request::TokenOutcome),
-    ) {
+    /// Applies the first `steps` steps of `run` (on replica `r`, the last of them ended at
+    /// `run.last_end_ns`) to its requests, which stay `in_flight` or not, and hands each outcome
+    /// to [`Engine::token_done`].
+    fn apply_decode_run(&mut self, r: u32, run: &DecodeRun, steps: u32, in_flight: bool) {
         for e in &run.entries {
             let q = &mut self.requests[e.id];
-            q.in_flight = false;
+            q.in_flight = in_flight;
             let out = q.on_decode_run(
                 run.last_end_ns,
-                run.steps,
+                steps,
                 run.first_end_ns,
                 run.later_max_ns,
                 run.ended_exec_ns,
             );
-            each(self, e.id, out);
+            self.token_done(r, e.id, out);
         }
+    }
+
+    /// At the end of a run's last step on replica `r`, applies all its steps to its requests and
+    /// returns the run's entries to the pool.
+    pub(super) fn end_decode_run(&mut self, r: u32, run: DecodeRun) {
+        self.apply_decode_run(r, &run, run.steps, false);
         let mut entries = run.entries;
         entries.clear();
         self.run_pool.push(entries);
     }
 
     /// When the run stops early (time limit, certain miss): applies the steps that ended to the
-    /// requests of every run still live, as step-by-step simulation would have, and records their
-    /// first gaps.
+    /// requests of every run still live, as step-by-step simulation would have (none of them
+    /// completes a request).
     pub(super) fn settle_decode_runs(&mut self) {
         for slot in 0..self.batches.len() {
             let Some(b) = self.batches[slot].as_mut() else {
@@ -203,25 +219,12 @@ impl Engine {
             let Some(run) = b.run.take() else {
                 continue;
             };
-            let parked = self.replicas[b.replica as usize].parked_run == Some(slot as u32);
+            let r = b.replica;
+            let parked = self.replicas[r as usize].parked_run == Some(slot as u32);
+            // the step in flight, if any, has not ended; its batch keeps its requests
             let ended = if parked { run.steps } else { run.steps - 1 };
-            if ended == 0 {
-                continue;
-            }
-            for e in &run.entries {
-                let q = &mut self.requests[e.id];
-                let out = q.on_decode_run(
-                    run.last_end_ns,
-                    ended,
-                    run.first_end_ns,
-                    run.later_max_ns,
-                    run.ended_exec_ns,
-                );
-                // the batch still in flight keeps its requests
-                q.in_flight = !parked;
-                if let Some(g) = out.gap_ns {
-                    self.metrics.tbt.record(g);
-                }
+            if ended > 0 {
+                self.apply_decode_run(r, &run, ended, !parked);
             }
         }
     }

@@ -576,7 +576,7 @@ impl Engine {
         self.free_slots.push(slot);
         self.replicas[r as usize].account_kv(now);
         if let Some(run) = b.run.take() {
-            self.end_decode_run(run, |e, id, out| e.token_done(r, id, out));
+            self.end_decode_run(r, run);
         } else {
             for e in &b.entries {
                 let q = &mut self.requests[e.request];
