@@ -85,18 +85,7 @@ impl LogHistogram {
     /// Adds one value.
     #[inline]
     pub fn record(&mut self, v: u64) {
-        let i = index_of(v);
-        if i >= self.counts.len() {
-            self.counts.resize(i + 1, 0);
-        }
-        self.counts[i] += 1;
-        if self.count == 0 || v < self.min {
-            self.min = v;
-        }
-        self.max = self.max.max(v);
-        self.count += 1;
-        self.sum += v as u128;
-        self.sum_sq = self.sum_sq.saturating_add(v as u128 * v as u128);
+        self.record_n(v, 1);
     }
 
     /// Adds the value `v` `n` times: the same as `n` calls of [`LogHistogram::record`].
