@@ -122,6 +122,7 @@ pub fn accuracy(
 ) -> Result<AccuracyReport, CaseError> {
     let all: Result<Vec<Vec<f64>>, CaseError> = datasets
         .par_iter()
+        .with_max_len(1)
         .map(|d| held_out_apes(d, cfg, outer_folds, seed))
         .collect();
     let all = all?;

@@ -453,8 +453,11 @@ pub fn metadata(inputs: &CaseInputs, cfg: &SearchConfig) -> FitMetadata {
 /// Fits every dataset of `inputs` (in parallel over datasets; deterministic).
 pub fn fit_case(inputs: &CaseInputs, cfg: &SearchConfig) -> Result<FittedCase, CaseError> {
     let datasets = inputs.datasets()?;
-    let ops: Result<Vec<FittedOp>, CaseError> =
-        datasets.par_iter().map(|d| fit_dataset(d, cfg)).collect();
+    let ops: Result<Vec<FittedOp>, CaseError> = datasets
+        .par_iter()
+        .with_max_len(1)
+        .map(|d| fit_dataset(d, cfg))
+        .collect();
     Ok(FittedCase {
         metadata: metadata(inputs, cfg),
         ops: ops?,

@@ -224,6 +224,7 @@ impl Problem<'_> {
     pub fn simulate_all(&self, c: &EngineCoefficients) -> Vec<Result<SimResult, String>> {
         self.experiments
             .par_iter()
+            .with_max_len(1)
             .map(|p| p.simulate(c, &self.shape))
             .collect()
     }

@@ -233,7 +233,11 @@ pub fn fit_memory(exps: &[Prepared], start: &EngineCoefficients) -> EngineCoeffi
 /// Simulates every experiment with `c` at the evaluation length and tabulates the results.
 pub fn evaluate(exps: &[Prepared], c: &EngineCoefficients, shape: &SimShape) -> Table {
     use rayon::prelude::*;
-    let sims: Vec<_> = exps.par_iter().map(|p| p.simulate(c, shape)).collect();
+    let sims: Vec<_> = exps
+        .par_iter()
+        .with_max_len(1)
+        .map(|p| p.simulate(c, shape))
+        .collect();
     let mut rows = Vec::new();
     for (p, sim) in exps.iter().zip(sims) {
         rows.extend(p.rows(&sim));
@@ -346,6 +350,7 @@ fn fit_refined(
     let whole_shape = shape.whole();
     let flags: Vec<bool> = exps
         .par_iter()
+        .with_max_len(1)
         .map(|p| {
             let short = p.simulate(&c, shape);
             let whole = p.simulate(&c, &whole_shape);

@@ -173,6 +173,7 @@ pub fn search(
     let cache = exec_cache::ExecCache::new();
     let rows: Vec<FullRow> = pool.install(|| {
         mine.par_iter()
+            .with_max_len(1)
             .map(|c| {
                 let cap = capacity::search(c, knob, &space.search, &slos, &cache);
                 let r = results::row(c, cap, &slos);

@@ -255,6 +255,7 @@ pub fn run(
         configs
             .par_iter()
             .zip(&dirs)
+            .with_max_len(1)
             .map(|((qps, cfg), dir)| {
                 let opts = RunOptions {
                     out_dir: Some(out.join(dir)),
