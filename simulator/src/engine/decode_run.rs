@@ -73,18 +73,21 @@ impl Engine {
         let now = self.now_ns;
         let rep = &mut self.replicas[r as usize];
         let b = self.batches[slot as usize].as_mut().expect("live batch");
-        if b.shape.num_prefills > 0 || rep.pp() != 1 {
+        if b.shape.num_prefills > 0 {
             return Ok(false);
         }
-        let step_ns = b.stage_ns;
+        // The step's execution time over all pipeline stages.
+        let step_exec_ns = b.exec_ns;
         if let Some(run) = &mut b.run {
-            // A later step ended: its gap is the same for every request of the batch.
+            // A later step ended: its gap (the step's time with one stage; with more, the time
+            // since the batch's last step ended) is the same for every request of the batch.
+            let gap_ns = now - run.last_end_ns;
             self.metrics
                 .tbt
-                .record_n(step_ns, u64::from(b.shape.num_decodes));
-            run.later_max_ns = run.later_max_ns.max(step_ns);
+                .record_n(gap_ns, u64::from(b.shape.num_decodes));
+            run.later_max_ns = run.later_max_ns.max(gap_ns);
             run.last_end_ns = now;
-            run.ended_exec_ns += step_ns;
+            run.ended_exec_ns += step_exec_ns;
             if run.steps >= run.max_steps {
                 return Ok(false);
             }
@@ -123,7 +126,7 @@ impl Engine {
                 first_end_ns: now,
                 last_end_ns: now,
                 later_max_ns: 0,
-                ended_exec_ns: step_ns,
+                ended_exec_ns: step_exec_ns,
                 entries,
             });
         }
@@ -177,6 +180,7 @@ impl Engine {
         b.id = self.next_batch_id;
         self.next_batch_id += 1;
         b.kv_blocks_used = rep.kv.allocated();
+        b.exec_ns = 0;
         self.enqueue_stage(r, 0, slot);
         Ok(())
     }

@@ -235,13 +235,14 @@ proptest! {
     fn decode_runs_change_nothing(
         c in cluster(),
         specs in workload(),
-        (token, kv, async_scheduling) in (0usize..3, 0usize..3, any::<bool>()),
+        (token, kv, skew, async_scheduling) in (0usize..3, 0usize..3, 0usize..3, any::<bool>()),
         limit_ms in prop::option::of(1u64..3000),
         bound_ms in prop::option::of(10u64..400),
     ) {
         let mut c = c;
         c.token_ms = [0.0, 0.01, 0.037][token];
         c.kv_ms = [0.0, 0.001, 0.0007][kv];
+        c.stage_skew_ms = [0.0, 3.3, -4.1][skew];
         c.async_scheduling = async_scheduling;
         c.time_limit_ns = Some(limit_ms.map_or(RUNAWAY_LIMIT_NS, ms));
         if let Some(b) = bound_ms {

@@ -12,7 +12,8 @@ use crate::scheduler::{find, SchedulerConfig, SchedulerParams};
 use crate::workload::RequestSpec;
 
 /// Every batch takes `base_ms` on every stage, plus `token_ms` per token it processes and
-/// `kv_ms` per context token its decodes read (both 0: the same time for every batch).
+/// `kv_ms` per context token its decodes read (both 0: the same time for every batch), plus
+/// `stage_skew_ms` times the stage's index (0: every stage takes the same time).
 pub struct ConstExec {
     /// Time of every batch, ms.
     pub base_ms: f64,
@@ -20,14 +21,17 @@ pub struct ConstExec {
     pub token_ms: f64,
     /// Time per context token of the decodes, ms.
     pub kv_ms: f64,
+    /// Time added per pipeline stage index, ms (later stages slower, or faster when negative).
+    pub stage_skew_ms: f64,
 }
 
 impl ExecutionModel for ConstExec {
-    fn stage_time(&self, b: &BatchShape, _stage: u32) -> StageTime {
+    fn stage_time(&self, b: &BatchShape, stage: u32) -> StageTime {
         let mut t = StageTime::default();
         let ms = self.base_ms
             + self.token_ms * b.total_tokens() as f64
-            + self.kv_ms * b.decode_kv_sum as f64;
+            + self.kv_ms * b.decode_kv_sum as f64
+            + self.stage_skew_ms * f64::from(stage);
         t.ops_ms.set(Op::CpuOverhead, ms);
         t
     }
@@ -66,6 +70,8 @@ pub struct TestCluster {
     pub token_ms: f64,
     /// Stage time per context token of the decodes, ms.
     pub kv_ms: f64,
+    /// Stage time added per pipeline stage index, ms.
+    pub stage_skew_ms: f64,
     /// Decode runs (the engine's default); off, every step goes through the policy.
     pub decode_runs: bool,
     /// Write the streamed files here.
@@ -146,6 +152,7 @@ impl TestCluster {
             stage_ms: 10.0,
             token_ms: 0.0,
             kv_ms: 0.0,
+            stage_skew_ms: 0.0,
             decode_runs: true,
             out_dir: None,
             timeseries_ms: 1000,
@@ -189,6 +196,7 @@ impl TestCluster {
                     base_ms: self.stage_ms,
                     token_ms: self.token_ms,
                     kv_ms: self.kv_ms,
+                    stage_skew_ms: self.stage_skew_ms,
                 },
                 self.max_request_tokens,
             ),
@@ -218,6 +226,7 @@ impl TestCluster {
                         base_ms: d.stage_ms,
                         token_ms: 0.0,
                         kv_ms: 0.0,
+                        stage_skew_ms: 0.0,
                     },
                     self.max_request_tokens,
                 ),
