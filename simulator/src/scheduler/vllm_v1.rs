@@ -308,10 +308,11 @@ impl ReplicaScheduler for VllmV1 {
     }
 
     /// The running pass takes every running request again (all decodes, within the budget that
-    /// held them last step), and the waiting pass admits none: the queue is empty, or full at
-    /// `max_num_seqs`, or the decodes use the whole budget.
-    fn repeats_decodes(&self, batch: &[BatchEntry], _ctx: &SchedCtx<'_>) -> bool {
-        self.running.len() == batch.len()
+    /// held them last step): every running request is in the batch, or (pipeline parallelism) in
+    /// another batch still in flight, which the pass skips; and the waiting pass admits none: the
+    /// queue is empty, or full at `max_num_seqs`, or the decodes use the whole budget.
+    fn repeats_decodes(&self, batch: &[BatchEntry], ctx: &SchedCtx<'_>) -> bool {
+        (self.running.len() == batch.len() || self.running.iter().all(|&id| ctx.req(id).in_flight))
             && (self.waiting.is_empty()
                 || self.running.len() >= self.max_num_seqs
                 || batch.len() >= self.token_budget as usize)
