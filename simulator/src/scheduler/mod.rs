@@ -94,14 +94,16 @@ impl SchedCtx<'_> {
     pub fn push(&mut self, batch: &mut Vec<BatchEntry>, id: ReqId, tokens: u32) {
         let r = &self.requests[id];
         let is_prefill = !r.prefill_complete;
-        let kv_tokens = if is_prefill {
-            r.processed_tokens + tokens
-        } else {
-            r.processed_tokens
-        };
-        // A decode extends the sequence by one token: it can only fill a block on a boundary.
-        if is_prefill || kv_tokens.is_multiple_of(self.kv.block_size()) {
-            self.kv.register_scheduled(r, kv_tokens);
+        if self.kv.prefix_cache().is_some() {
+            let kv_tokens = if is_prefill {
+                r.processed_tokens + tokens
+            } else {
+                r.processed_tokens
+            };
+            // A decode extends the sequence by one token: it can only fill a block on a boundary.
+            if is_prefill || kv_tokens.is_multiple_of(self.kv.block_size()) {
+                self.kv.register_scheduled(r, kv_tokens);
+            }
         }
         batch.push(BatchEntry {
             request: id,
