@@ -1,11 +1,14 @@
 //! Decode runs: consecutive decode-only steps of one batch, simulated without asking the policy
 //! again or touching every request at every step (docs/performance.md).
 //!
-//! When a batch of decodes ends on a one-stage replica, no request of it completes and the
-//! policy says its next batch would be the same requests again
-//! ([`ReplicaScheduler::repeats_decodes`]), the engine keeps the batch: at the replica's schedule
-//! event it takes the KV blocks the step needs, as the policy would, and starts the same batch one
-//! token further. The per-request effects (tokens, token times, execution time) wait until the
+//! When a batch of decodes ends, no request of it completes and the policy says its next batch
+//! would be the same requests again ([`ReplicaScheduler::repeats_decodes`]), the engine keeps the
+//! batch: at the replica's schedule event it takes the KV blocks the step needs, as the policy
+//! would, and starts the same batch one token further. With pipeline parallelism each
+//! micro-batch runs on its own while the others are in flight (nothing that tells the policy
+//! anything can happen between a batch's end and its schedule event at the same instant): a later
+//! step's token gap is the time since the batch's last step ended, and its execution time the sum
+//! of its stage times. The per-request effects (tokens, token times, execution time) wait until the
 //! run stops, and are then applied all at once ([`Request::on_decode_run`]). Everything else
 //! happens at the same simulated time and in the same event order as step by step: the batch
 //! counters, the KV blocks and the prefix cache, FLOPs, batch ids and the stage records, the
@@ -57,7 +60,7 @@ pub(super) struct DecodeRun {
     first_end_ns: u64,
     /// End of the latest step that ended, ns.
     last_end_ns: u64,
-    /// Longest step after the first among those that ended, ns.
+    /// Longest gap between two of its steps that ended (after the first step), ns.
     later_max_ns: u64,
     /// Execution time of the steps that ended, ns.
     ended_exec_ns: u64,
