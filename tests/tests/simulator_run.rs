@@ -357,8 +357,9 @@ fn new_routers_are_reproducible_and_config_toml_keeps_the_weights() {
 #[test]
 fn step_by_step_writes_the_same_files_as_decode_runs() {
     // The engine model with asynchronous scheduling and prefix caching (vllm_v1's defaults),
-    // multi-turn sessions over shared prompts behind lor, and the other policies that form
-    // decode runs: every file is byte-identical with --step-by-step.
+    // multi-turn sessions over shared prompts behind lor, the other policies that form decode
+    // runs, and two pipeline stages (micro-batches running while another is in flight, with the
+    // engine model and with the roofline): every file is byte-identical with --step-by-step.
     let tmp = tempfile::tempdir().unwrap();
     let common = [
         "--num-requests",
@@ -376,7 +377,7 @@ fn step_by_step_writes_the_same_files_as_decode_runs() {
         "--max-tokens",
         "4096",
     ];
-    let cases: [&[&str]; 5] = [
+    let cases: [&[&str]; 7] = [
         &[],
         &[
             "--num-replicas",
@@ -395,6 +396,15 @@ fn step_by_step_writes_the_same_files_as_decode_runs() {
         &["--scheduler", "sarathi", "--backend", "roofline"],
         &["--scheduler", "vllm", "--backend", "roofline"],
         &["--scheduler", "orca", "--backend", "roofline"],
+        &["--pp", "2"],
+        &[
+            "--pp",
+            "2",
+            "--scheduler",
+            "sarathi",
+            "--backend",
+            "roofline",
+        ],
     ];
     for (i, case) in cases.iter().enumerate() {
         let mut dirs = Vec::new();
