@@ -30,7 +30,8 @@ rows = json.load(open(sys.argv[1]))["configurations"]
 print(len(rows), sum(len(r["evaluations"]) for r in rows))
 PY
 )
-statuses=$(cut -d, -f16 "$out/results.csv" | tail -n +2 | sort | uniq -c | tr -s ' ' | tr '\n' ';')
+col=$(head -1 "$out/results.csv" | tr , '\n' | grep -nx status | cut -d: -f1)
+statuses=$(cut -d, -f"$col" "$out/results.csv" | tail -n +2 | sort | uniq -c | tr -s ' ' | tr '\n' ';')
 echo "statuses:${statuses}"
 echo "best by requests per USD: $(head -1 "$out/best.toml")"
 printf 'search_wall_s=%.2f configurations=%s simulations=%s threads=%s\n' \
