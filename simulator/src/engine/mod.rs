@@ -84,8 +84,6 @@ struct Batch {
     /// The current stage's time by operator, when stage records are written
     /// ([`Engine::records_stages`]); default otherwise.
     stage_time: StageTime,
-    /// The current stage's duration, ns.
-    stage_ns: u64,
     /// Set once the batch runs more than one decode step ([`decode_run`]).
     run: Option<decode_run::DecodeRun>,
 }
@@ -465,7 +463,6 @@ impl Engine {
                 exec_ns: 0,
                 stage_start_ns: 0,
                 stage_time: StageTime::default(),
-                stage_ns: 0,
                 run: None,
             };
             self.next_batch_id += 1;
@@ -503,7 +500,6 @@ impl Engine {
         if self.records_stages {
             b.stage_time = st;
         }
-        b.stage_ns = dur;
         b.stage_start_ns = now;
         b.exec_ns += dur;
         let rep = &mut self.replicas[r as usize];

@@ -141,8 +141,9 @@ pub trait ReplicaScheduler: Send {
     /// Decode runs (docs/performance.md): called when `batch`, a batch of decodes only, has just
     /// ended with no request completed, before [`ReplicaScheduler::on_batch_end`]; `ctx` is read
     /// only, and with pipeline parallelism other batches may still be in flight (their requests
-    /// flagged `in_flight`). True when the policy's next batch is certain to be `batch` again, in the same order, each request one
-    /// token further, with its KV blocks taken as [`secure_decode_block`] and vLLM V1 do (the
+    /// flagged `in_flight`). True when the policy's next batch is certain to be `batch` again, in
+    /// the same order, each request one token further, with its KV blocks taken as
+    /// [`secure_decode_block`] and vLLM V1 do (the
     /// blocks missing for the tokens computed so far, then the block a decode fills registered),
     /// and nothing else changing in the policy: the engine then forms that batch itself without
     /// calling [`ReplicaScheduler::next_batch`] or [`ReplicaScheduler::on_batch_end`] until the
