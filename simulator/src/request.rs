@@ -238,8 +238,8 @@ impl Request {
 
     /// Applies `steps` consecutive single-token decode steps at once, the first ending at
     /// `first_end_ns` and the last at `now_ns`, the same as `steps` calls of
-    /// [`Request::on_batch_end`] with one token each: `later_max_ns` is the longest of the steps
-    /// after the first, `execution_ns` their execution time in all. The engine's decode runs use it
+    /// [`Request::on_batch_end`] with one token each: `later_max_ns` is the longest gap between
+    /// two of the steps (after the first), `execution_ns` their execution time in all. The engine's decode runs use it
     /// (docs/performance.md). Returns the last step's outcome, whose `gap_ns` is the first
     /// step's gap (those of the later steps the engine recorded as they ended).
     pub fn on_decode_run(

@@ -682,15 +682,9 @@ fn decode_runs_write_the_same_files_as_step_by_step() {
         ("vllm", None),
         ("orca", None),
     ] {
-        let mut c = TestCluster::new(name);
+        let mut c = run_files_cluster(name);
         c.replicas = 3;
-        c.router = RouterKind::Lor;
         c.num_blocks = 200;
-        c.stage_ms = 2.0;
-        c.token_ms = 0.01;
-        c.kv_ms = 0.0007;
-        c.timeseries_ms = 7;
-        c.max_request_tokens = 256;
         // FLOPs grow with each run step's context
         c.flops = crate::metrics::FlopModel {
             linear_per_token: 1.0,
@@ -698,15 +692,34 @@ fn decode_runs_write_the_same_files_as_step_by_step() {
         };
         c.scheduler.enable_prefix_caching = caching;
         let (on, off) = with_and_without_decode_runs(&c, &paired_prefix_specs());
-        assert_eq!(on.completed, 60, "{name}");
-        // most steps were decode steps the engine formed itself
-        let steps: u64 = off.replicas.iter().map(|r| r.batches).sum();
-        assert!(
-            on.run_steps * 2 > steps,
-            "{name}: {} of {steps}",
-            on.run_steps
-        );
+        assert_mostly_run_steps(name, &on, &off);
     }
+}
+
+/// The cluster of the decode-run file tests, behind `lor`: 2 ms per batch stage, growing with
+/// the tokens and the decodes' context; time-series samples every 7 ms; requests up to 256
+/// tokens.
+fn run_files_cluster(name: &str) -> TestCluster {
+    let mut c = TestCluster::new(name);
+    c.router = RouterKind::Lor;
+    c.stage_ms = 2.0;
+    c.token_ms = 0.01;
+    c.kv_ms = 0.0007;
+    c.timeseries_ms = 7;
+    c.max_request_tokens = 256;
+    c
+}
+
+/// All 60 requests of [`paired_prefix_specs`] completed, and most steps were decode steps the
+/// engine formed itself.
+fn assert_mostly_run_steps(name: &str, on: &super::EngineOutcome, off: &super::EngineOutcome) {
+    assert_eq!(on.completed, 60, "{name}");
+    let steps: u64 = off.replicas.iter().map(|r| r.batches).sum();
+    assert!(
+        on.run_steps * 2 > steps,
+        "{name}: {} of {steps}",
+        on.run_steps
+    );
 }
 
 /// 60 requests sharing a 40-token prefix in pairs, 60–109 prompt and 5–94 output tokens, one
@@ -735,28 +748,16 @@ fn decode_runs_under_pipeline_parallelism_write_the_same_files_as_step_by_step()
     // and orca split their batch cap over the stages; vllm_v1 keeps one running list across
     // them, whose requests in the other micro-batch its next step skips.
     for name in ["vllm", "sarathi", "orca", "vllm_v1"] {
-        let mut c = TestCluster::new(name);
+        let mut c = run_files_cluster(name);
         c.replicas = 2;
         c.pp = 2;
-        c.router = RouterKind::Lor;
         c.num_blocks = 300;
-        c.stage_ms = 2.0;
         c.stage_skew_ms = 1.5;
-        c.token_ms = 0.01;
-        c.kv_ms = 0.0007;
-        c.timeseries_ms = 7;
-        c.max_request_tokens = 256;
         c.scheduler.batch_size_cap = 16;
         let (on, off) = with_and_without_decode_runs(&c, &paired_prefix_specs());
-        assert_eq!(on.completed, 60, "{name}");
         // both micro-batches were in flight at once
         assert!(off.replicas.iter().all(|r| r.max_in_flight == 2), "{name}");
-        let steps: u64 = off.replicas.iter().map(|r| r.batches).sum();
-        assert!(
-            on.run_steps * 2 > steps,
-            "{name}: {} of {steps}",
-            on.run_steps
-        );
+        assert_mostly_run_steps(name, &on, &off);
     }
 }
 

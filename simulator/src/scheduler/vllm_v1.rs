@@ -312,6 +312,7 @@ impl ReplicaScheduler for VllmV1 {
     /// another batch still in flight, which the pass skips; and the waiting pass admits none: the
     /// queue is empty, or full at `max_num_seqs`, or the decodes use the whole budget.
     fn repeats_decodes(&self, batch: &[BatchEntry], ctx: &SchedCtx<'_>) -> bool {
+        // (equal lengths: every running request is the batch's, without reading them all)
         (self.running.len() == batch.len() || self.running.iter().all(|&id| ctx.req(id).in_flight))
             && (self.waiting.is_empty()
                 || self.running.len() >= self.max_num_seqs
