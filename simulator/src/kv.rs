@@ -114,6 +114,19 @@ impl KvCache {
         }
     }
 
+    /// Records that a decode of `req` is scheduled with `kv_tokens` tokens in its KV cache before
+    /// it: a decode extends the sequence by one token, so it fills a block (which becomes
+    /// reusable) only when those tokens end one. No-op without caching, which is tested first
+    /// (the boundary test is a division, on every decode of every step).
+    #[inline]
+    pub fn register_decode(&mut self, req: &Request, kv_tokens: u32) {
+        if let Some(p) = &mut self.prefix {
+            if kv_tokens.is_multiple_of(self.block_size) {
+                p.register(req, kv_tokens);
+            }
+        }
+    }
+
     /// Capacity, blocks.
     pub fn num_blocks(&self) -> u64 {
         self.num_blocks
@@ -259,6 +272,26 @@ mod tests {
         );
         kv.take_prefix_hit(&mut b, hit).unwrap();
         assert_eq!((kv.allocated(), b.kv_blocks, kv.free_blocks()), (4, 2, 0));
+    }
+
+    #[test]
+    fn a_decode_registers_the_block_its_context_ends() {
+        // a's 8-token shared segment, then its prompt's last token: with 4 of them in its KV
+        // cache a decode fills block 0, with 5 or 7 none, with 8 block 1
+        let spec = RequestSpec {
+            segments: vec![crate::workload::Segment { id: 7, tokens: 8 }],
+            ..RequestSpec::simple(0, 9, 2)
+        };
+        let mut kv = KvCache::new(10, 4).with_prefix_caching(true);
+        let mut a = Request::new(0, 0, &spec);
+        kv.allocate(&mut a, 3).unwrap();
+        let fresh = Request::new(1, 0, &spec);
+        let mut cached = Vec::new();
+        for kv_tokens in [4, 5, 7, 8] {
+            kv.register_decode(&a, kv_tokens);
+            cached.push(kv.prefix_lookup(&fresh).blocks);
+        }
+        assert_eq!(cached, [1, 1, 1, 2]);
     }
 
     #[test]

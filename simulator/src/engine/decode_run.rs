@@ -161,17 +161,13 @@ impl Engine {
         let b = self.batches[slot as usize].as_mut().expect("parked batch");
         let run = b.run.as_mut().expect("a parked batch runs");
         let bs = rep.kv.block_size();
-        let caching = rep.kv.prefix_cache().is_some();
         for e in &mut run.entries {
             let n = e.blocks_missing(bs);
             if n > 0 {
                 rep.kv.allocate(&mut self.requests[e.id], n)?;
                 e.cap_tokens += u64::from(n) * u64::from(bs);
             }
-            // a decode fills a block when its context reaches the block's end
-            if caching && e.kv_tokens.is_multiple_of(bs) {
-                rep.kv.register_scheduled(&self.requests[e.id], e.kv_tokens);
-            }
+            rep.kv.register_decode(&self.requests[e.id], e.kv_tokens);
             e.kv_tokens += 1;
         }
         run.steps += 1;

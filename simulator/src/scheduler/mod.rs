@@ -91,19 +91,14 @@ impl SchedCtx<'_> {
 
     /// Adds a prefill chunk or a decode of request `id` to `batch`. With prefix caching, the full
     /// blocks this entry completes become reusable (as vLLM V1 registers them at scheduling).
+    #[inline]
     pub fn push(&mut self, batch: &mut Vec<BatchEntry>, id: ReqId, tokens: u32) {
         let r = &self.requests[id];
         let is_prefill = !r.prefill_complete;
-        if self.kv.prefix_cache().is_some() {
-            let kv_tokens = if is_prefill {
-                r.processed_tokens + tokens
-            } else {
-                r.processed_tokens
-            };
-            // A decode extends the sequence by one token: it can only fill a block on a boundary.
-            if is_prefill || kv_tokens.is_multiple_of(self.kv.block_size()) {
-                self.kv.register_scheduled(r, kv_tokens);
-            }
+        if is_prefill {
+            self.kv.register_scheduled(r, r.processed_tokens + tokens);
+        } else {
+            self.kv.register_decode(r, r.processed_tokens);
         }
         batch.push(BatchEntry {
             request: id,
@@ -143,11 +138,11 @@ pub trait ReplicaScheduler: Send {
     /// only, and with pipeline parallelism other batches may still be in flight (their requests
     /// flagged `in_flight`). True when the policy's next batch is certain to be `batch` again, in
     /// the same order, each request one token further, with its KV blocks taken as
-    /// [`secure_decode_block`] and vLLM V1 do (the
-    /// blocks missing for the tokens computed so far, then the block a decode fills registered),
-    /// and nothing else changing in the policy: the engine then forms that batch itself without
-    /// calling [`ReplicaScheduler::next_batch`] or [`ReplicaScheduler::on_batch_end`] until the
-    /// run stops. The default, false, always asks the policy.
+    /// [`secure_decode_block`] and vLLM V1 do (the blocks missing for the tokens computed so far,
+    /// then the block a decode fills registered), and nothing else changing in the policy: the
+    /// engine then forms that batch itself without calling [`ReplicaScheduler::next_batch`] or
+    /// [`ReplicaScheduler::on_batch_end`] until the run stops. The default, false, always asks
+    /// the policy.
     fn repeats_decodes(&self, batch: &[BatchEntry], ctx: &SchedCtx<'_>) -> bool {
         let _ = (batch, ctx);
         false
