@@ -248,15 +248,20 @@ mod tests {
         assert_eq!((e.asked, e.free, e.total), (3, 2, 4));
     }
 
+    /// A 9-token prompt whose first 8 tokens are shared segment 7, and 2 output tokens.
+    fn shared_segment_spec() -> RequestSpec {
+        RequestSpec {
+            segments: vec![crate::workload::Segment { id: 7, tokens: 8 }],
+            ..RequestSpec::simple(0, 9, 2)
+        }
+    }
+
     #[test]
     fn a_prefix_hit_reviving_exactly_the_free_blocks_is_taken() {
         // a caches an 8-token segment (blocks 0 and 1) plus its own block; once a is done, c takes
         // the 2 least recently freed blocks (the unused one and a's own), leaving exactly the 2
         // cached blocks free, and b revives both
-        let shared = RequestSpec {
-            segments: vec![crate::workload::Segment { id: 7, tokens: 8 }],
-            ..RequestSpec::simple(0, 9, 2)
-        };
+        let shared = shared_segment_spec();
         let mut kv = KvCache::new(4, 4).with_prefix_caching(true);
         let mut a = Request::new(0, 0, &shared);
         kv.allocate(&mut a, 3).unwrap();
@@ -278,10 +283,7 @@ mod tests {
     fn a_decode_registers_the_block_its_context_ends() {
         // a's 8-token shared segment, then its prompt's last token: with 4 of them in its KV
         // cache a decode fills block 0, with 5 or 7 none, with 8 block 1
-        let spec = RequestSpec {
-            segments: vec![crate::workload::Segment { id: 7, tokens: 8 }],
-            ..RequestSpec::simple(0, 9, 2)
-        };
+        let spec = shared_segment_spec();
         let mut kv = KvCache::new(10, 4).with_prefix_caching(true);
         let mut a = Request::new(0, 0, &spec);
         kv.allocate(&mut a, 3).unwrap();
@@ -297,10 +299,7 @@ mod tests {
     #[test]
     fn a_lookup_for_a_request_holding_blocks_or_progress_finds_nothing() {
         // a's 8-token shared segment fills 2 cached blocks; b shares it
-        let spec = RequestSpec {
-            segments: vec![crate::workload::Segment { id: 7, tokens: 8 }],
-            ..RequestSpec::simple(0, 9, 2)
-        };
+        let spec = shared_segment_spec();
         let mut kv = KvCache::new(10, 4).with_prefix_caching(true);
         let mut a = Request::new(0, 0, &spec);
         kv.allocate(&mut a, 3).unwrap();
