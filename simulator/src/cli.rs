@@ -42,6 +42,10 @@ pub struct RunArgs {
     /// more slowly (a check of the shortcut; docs/performance.md)
     #[arg(long)]
     pub step_by_step: bool,
+    /// Threads for the run: replicas are split among them, with the same output files for every
+    /// count (docs/performance.md, "Parallel runs"); runs that cannot be split use one [default: 1]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     #[command(flatten)]

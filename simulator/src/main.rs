@@ -95,6 +95,7 @@ fn run(args: &cli::RunArgs) -> Result<()> {
         out_dir: Some(out_dir.clone()),
         quiet,
         step_by_step: args.step_by_step,
+        threads: args.threads.unwrap_or(1) as usize,
         ..Default::default()
     };
     let outcome = simulate(&cfg, &opts)?;

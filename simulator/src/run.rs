@@ -41,6 +41,10 @@ pub struct RunOptions {
     /// Form every batch through the policy, without decode runs (the same results, more slowly;
     /// [`Engine::with_decode_runs`]).
     pub step_by_step: bool,
+    /// Threads for this one run: its replicas are split among them where the run allows it
+    /// ([`crate::engine::parallel`]), with the same outputs for every count; 0 and 1 run it on the
+    /// calling thread.
+    pub threads: usize,
 }
 
 /// The result of [`simulate`].
@@ -227,9 +231,19 @@ fn simulate_into(
     let mut bar =
         crate::progress::RunProgress::new(opts.quiet, crate::progress::expected_requests(cfg));
     let mut on_progress = |p: Progress| bar.update(p);
-    let outcome = Engine::new(setup, arrivals)
-        .with_decode_runs(!opts.step_by_step)
-        .run(&mut on_progress)?;
+    let outcome = if opts.threads > 1 && crate::engine::parallel::unsupported(&setup).is_none() {
+        crate::engine::parallel::run(
+            setup,
+            arrivals,
+            opts.threads,
+            !opts.step_by_step,
+            &mut on_progress,
+        )?
+    } else {
+        Engine::new(setup, arrivals)
+            .with_decode_runs(!opts.step_by_step)
+            .run(&mut on_progress)?
+    };
     bar.finish();
     let facts = ClusterFacts {
         gpus_per_replica: resolved.parallelism.world_size(),

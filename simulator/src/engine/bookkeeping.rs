@@ -1,9 +1,9 @@
 //! What the engine reports besides batches: time-series samples, retired requests, and the
 //! end-of-run check that nothing is left behind.
 
-use super::Engine;
+use super::{Engine, ReplicaState};
 use crate::error::SimError;
-use crate::output::TimeseriesRow;
+use crate::output::{Sinks, TimeseriesRow};
 #[cfg(doc)]
 use crate::output::MAX_TIMESERIES_ROWS;
 use crate::request::Request;
@@ -13,8 +13,13 @@ impl Engine {
     pub(super) fn retire(&mut self, all: bool) -> Result<(), SimError> {
         let sinks = &mut self.sinks;
         let kept = &mut self.kept_requests;
+        // a lane hands its requests to the coordinator, which keeps the trend (parallel.rs)
+        let mut metrics = self.lane.is_none().then_some(&mut self.metrics);
         let mut result = Ok(());
         let mut take = |r: &Request| {
+            if let Some(m) = metrics.as_deref_mut() {
+                m.on_retire(r);
+            }
             if let Some(s) = sinks.as_mut() {
                 if result.is_ok() {
                     result = s.request(r);
@@ -56,27 +61,7 @@ impl Engine {
         let Some(sinks) = &mut self.sinks else {
             return Ok(());
         };
-        let span = (at - self.ts_start_ns).max(1);
-        for (i, rep) in self.replicas.iter_mut().enumerate() {
-            if let Some(since) = rep.stage0_since_ns {
-                rep.ts_busy_ns += at - since.max(self.ts_start_ns);
-            }
-            let queued = rep.scheduler.num_queued() as u64;
-            sinks.timeseries(&TimeseriesRow {
-                time_ns: at,
-                replica: i as u32,
-                queued,
-                running: rep.outstanding as u64 - queued,
-                kv_used: rep.kv.allocated(),
-                kv_total: rep.kv.num_blocks(),
-                completed: rep.ts_completed,
-                batches: rep.ts_batches,
-                busy_fraction: rep.ts_busy_ns as f64 / span as f64,
-            })?;
-            rep.ts_completed = 0;
-            rep.ts_batches = 0;
-            rep.ts_busy_ns = 0;
-        }
+        sample_replicas(&mut self.replicas, 0, at, self.ts_start_ns, sinks)?;
         self.ts_start_ns = at;
         Ok(())
     }
@@ -90,41 +75,17 @@ impl Engine {
 
     /// The error for a time series that would pass its row limit by time `t`.
     fn too_many_rows(&self, t: u64) -> SimError {
-        let replicas = self.replicas.len() as f64;
-        let t_s = t as f64 * 1e-9;
-        let interval_s = self.ts_interval_ns as f64 * 1e-9;
-        let limit = self.ts_max_rows;
-        let needed_s = (t_s * replicas / limit as f64).max(interval_s * 2.0);
-        SimError::OutputTooLarge(format!(
-            "timeseries.csv would pass {limit} rows: simulated time reaches {t_s:.6e} s \
-             (one row per replica every {interval_s} s, {replicas} replica(s)); the workload spans \
-             more simulated time than it has work for. Compress the arrivals (--time-scale, a \
-             higher --qps) or sample less often (--timeseries-interval {needed_s:.3e} or more)"
-        ))
+        too_many_rows(
+            t,
+            self.replicas.len() as u32,
+            self.ts_interval_ns,
+            self.ts_max_rows,
+        )
     }
 
     /// The error for an event at `t` past [`super::MAX_SIMULATED_NS`].
     pub(super) fn out_of_range(&self, t: u64, is_arrival: bool) -> SimError {
-        let limit_s = super::MAX_SIMULATED_NS as f64 * 1e-9;
-        // u64::MAX is a saturated conversion: the time asked for was larger still
-        let at = if t == u64::MAX {
-            format!("after {:.6e} s", t as f64 * 1e-9)
-        } else {
-            format!("at {:.6e} s", t as f64 * 1e-9)
-        };
-        SimError::TimeRange(if is_arrival {
-            format!(
-                "request {} arrives {at}, past the simulator's limit of {limit_s:.0e} s; \
-                 check the workload's rate (--qps) and time scale (--time-scale)",
-                self.requests.len(),
-            )
-        } else {
-            format!(
-                "a batch would end {at}, past the simulator's limit of {limit_s:.0e} s; \
-                 the execution model gives implausibly long batch times (check [predictor.roofline] \
-                 and [predictor.params])"
-            )
-        })
+        out_of_range_error(t, is_arrival, self.requests.len())
     }
 
     pub(super) fn check_drained(&self) -> Result<(), SimError> {
@@ -137,8 +98,14 @@ impl Engine {
             .live()
             .find(|q| !q.completed)
             .expect("an unfinished request");
-        let rep = &self.replicas[stuck.replica as usize];
-        Err(SimError::Stalled {
+        Err(self.stalled(stuck, unfinished))
+    }
+
+    /// The error for a run that ended with `unfinished` requests, the oldest `stuck` (one of
+    /// this engine's).
+    pub(super) fn stalled(&self, stuck: &Request, unfinished: u64) -> SimError {
+        let rep = &self.replicas[(stuck.replica - self.replica_base) as usize];
+        SimError::Stalled {
             time_s: self.now_ns as f64 * 1e-9,
             unfinished,
             detail: format!(
@@ -151,6 +118,78 @@ impl Engine {
                 rep.kv.block_size(),
                 rep.kv.allocated()
             ),
-        })
+        }
     }
+}
+
+/// Writes one time-series row per replica of `replicas` (run-wide ids from `first`) for the
+/// interval from `start` to `at`, and starts their next interval.
+pub(super) fn sample_replicas(
+    replicas: &mut [ReplicaState],
+    first: u32,
+    at: u64,
+    start: u64,
+    sinks: &mut Sinks,
+) -> Result<(), SimError> {
+    let span = (at - start).max(1);
+    for (i, rep) in replicas.iter_mut().enumerate() {
+        if let Some(since) = rep.stage0_since_ns {
+            rep.ts_busy_ns += at - since.max(start);
+        }
+        let queued = rep.scheduler.num_queued() as u64;
+        sinks.timeseries(&TimeseriesRow {
+            time_ns: at,
+            replica: first + i as u32,
+            queued,
+            running: rep.outstanding as u64 - queued,
+            kv_used: rep.kv.allocated(),
+            kv_total: rep.kv.num_blocks(),
+            completed: rep.ts_completed,
+            batches: rep.ts_batches,
+            busy_fraction: rep.ts_busy_ns as f64 / span as f64,
+        })?;
+        rep.ts_completed = 0;
+        rep.ts_batches = 0;
+        rep.ts_busy_ns = 0;
+    }
+    Ok(())
+}
+
+/// The error for a time series of `replicas` replicas, sampled every `interval_ns`, that would
+/// pass `limit` rows by time `t`.
+pub(super) fn too_many_rows(t: u64, replicas: u32, interval_ns: u64, limit: u64) -> SimError {
+    let replicas = replicas as f64;
+    let t_s = t as f64 * 1e-9;
+    let interval_s = interval_ns as f64 * 1e-9;
+    let needed_s = (t_s * replicas / limit as f64).max(interval_s * 2.0);
+    SimError::OutputTooLarge(format!(
+        "timeseries.csv would pass {limit} rows: simulated time reaches {t_s:.6e} s \
+         (one row per replica every {interval_s} s, {replicas} replica(s)); the workload spans \
+         more simulated time than it has work for. Compress the arrivals (--time-scale, a \
+         higher --qps) or sample less often (--timeseries-interval {needed_s:.3e} or more)"
+    ))
+}
+
+/// The error for an item at `t` past [`super::MAX_SIMULATED_NS`]: the arrival of request
+/// `next_request`, or a batch end.
+pub(super) fn out_of_range_error(t: u64, is_arrival: bool, next_request: u32) -> SimError {
+    let limit_s = super::MAX_SIMULATED_NS as f64 * 1e-9;
+    // u64::MAX is a saturated conversion: the time asked for was larger still
+    let at = if t == u64::MAX {
+        format!("after {:.6e} s", t as f64 * 1e-9)
+    } else {
+        format!("at {:.6e} s", t as f64 * 1e-9)
+    };
+    SimError::TimeRange(if is_arrival {
+        format!(
+            "request {next_request} arrives {at}, past the simulator's limit of {limit_s:.0e} s; \
+             check the workload's rate (--qps) and time scale (--time-scale)",
+        )
+    } else {
+        format!(
+            "a batch would end {at}, past the simulator's limit of {limit_s:.0e} s; \
+             the execution model gives implausibly long batch times (check [predictor.roofline] \
+             and [predictor.params])"
+        )
+    })
 }

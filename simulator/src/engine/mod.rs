@@ -12,6 +12,7 @@ mod bookkeeping;
 mod decode_run;
 pub mod disagg;
 pub mod event;
+pub mod parallel;
 pub mod replica;
 pub mod transfer;
 
@@ -164,6 +165,10 @@ pub struct Engine {
     records_stages: bool,
     run_pool: Vec<Vec<decode_run::RunEntry>>,
     run_steps: u64,
+    /// Run-wide id of `replicas[0]`: 0, except in a lane of a parallel run ([`parallel`]).
+    replica_base: u32,
+    /// A lane's exchange with the coordinator of a parallel run; `None` in a sequential run.
+    lane: Option<parallel::LaneIo>,
 }
 
 impl Engine {
@@ -210,6 +215,8 @@ impl Engine {
             records_stages,
             run_pool: Vec::new(),
             run_steps: 0,
+            replica_base: 0,
+            lane: None,
         }
     }
 
@@ -270,16 +277,7 @@ impl Engine {
                 self.on_arrival(&spec)?;
                 self.next_arrival = self.arrivals.next();
             } else {
-                let ev = self.events.pop().expect("peeked");
-                match ev.kind {
-                    EventKind::ReplicaSchedule { replica } => self.on_replica_schedule(replica)?,
-                    EventKind::StageEnd {
-                        replica,
-                        stage,
-                        slot,
-                    } => self.on_stage_end(replica, stage, slot)?,
-                    EventKind::TransferEnd { request } => self.on_transfer_end(request)?,
-                }
+                self.next_event()?;
             }
             if self.certain_miss.is_some() {
                 break;
@@ -326,30 +324,26 @@ impl Engine {
     }
 
     fn on_arrival(&mut self, spec: &RequestSpec) -> Result<(), SimError> {
-        let id: ReqId = self.requests.len();
-        if spec.prefill_tokens == 0 || spec.decode_tokens == 0 {
-            return Err(SimError::Config {
-                field: "workload".into(),
-                why: format!(
-                    "request {id} has {} prompt and {} output tokens; both must be at least 1",
-                    spec.prefill_tokens, spec.decode_tokens
-                ),
-            });
-        }
-        let total = spec.prefill_tokens as u64 + spec.decode_tokens as u64;
-        if total > self.max_request_tokens as u64 {
-            return Err(SimError::Config {
-                field: "workload".into(),
-                why: format!("request {id} has {total} tokens, more than the workload's declared maximum of {}", self.max_request_tokens),
-            });
-        }
-        let mut req = Request::new(id, 0, spec);
-        let r = self
+        let mut req = arrival_request(
+            self.requests.len(),
+            spec,
+            self.max_request_tokens,
+            self.frontend_ns,
+            self.disagg.is_some(),
+        )?;
+        req.replica = self
             .router
             .route_request(&req, &self.replicas[..self.entry_replicas]);
-        req.replica = r;
-        req.frontend_ns = self.frontend_ns;
-        req.handoff_pending = self.disagg.is_some();
+        self.admit(req);
+        Ok(())
+    }
+
+    /// Hands a routed request (`req.replica`, a run-wide replica id) to its replica's policy at
+    /// the current time.
+    fn admit(&mut self, req: Request) {
+        let r = req.replica - self.replica_base;
+        // the table's index, which equals the request's id except in a lane (parallel.rs)
+        let id: ReqId = self.requests.len();
         self.requests.push(req);
         let rep = &mut self.replicas[r as usize];
         rep.outstanding += 1;
@@ -357,7 +351,7 @@ impl Engine {
         if self.async_scheduling && rep.in_flight > 0 {
             // The next step was planned when the current one started: wait for the one after.
             rep.inbox.push(id);
-            return Ok(());
+            return;
         }
         let mut ctx = SchedCtx {
             now_ns: self.now_ns,
@@ -366,7 +360,20 @@ impl Engine {
         };
         rep.scheduler.add_request(id, &mut ctx);
         self.schedule_soon(r);
-        Ok(())
+    }
+
+    /// Runs the earliest queued event (the clock already at its time).
+    fn next_event(&mut self) -> Result<(), SimError> {
+        let ev = self.events.pop().expect("peeked");
+        match ev.kind {
+            EventKind::ReplicaSchedule { replica } => self.on_replica_schedule(replica),
+            EventKind::StageEnd {
+                replica,
+                stage,
+                slot,
+            } => self.on_stage_end(replica, stage, slot),
+            EventKind::TransferEnd { request } => self.on_transfer_end(request),
+        }
     }
 
     fn schedule_soon(&mut self, r: u32) {
@@ -608,6 +615,9 @@ impl Engine {
             let q = &mut self.requests[id];
             rep.kv.free(q);
             rep.outstanding -= 1;
+            if let Some(lane) = &mut self.lane {
+                lane.completed_on.push(r);
+            }
             rep.restarts += q.num_restarts as u64;
             rep.ts_completed += 1;
             self.completed += 1;
@@ -619,6 +629,37 @@ impl Engine {
             }
         }
     }
+}
+
+/// The request `id` for an arrival of `spec`, checked against the workload's longest request;
+/// not yet routed.
+fn arrival_request(
+    id: ReqId,
+    spec: &RequestSpec,
+    max_request_tokens: u32,
+    frontend_ns: u64,
+    disaggregated: bool,
+) -> Result<Request, SimError> {
+    if spec.prefill_tokens == 0 || spec.decode_tokens == 0 {
+        return Err(SimError::Config {
+            field: "workload".into(),
+            why: format!(
+                "request {id} has {} prompt and {} output tokens; both must be at least 1",
+                spec.prefill_tokens, spec.decode_tokens
+            ),
+        });
+    }
+    let total = spec.prefill_tokens as u64 + spec.decode_tokens as u64;
+    if total > max_request_tokens as u64 {
+        return Err(SimError::Config {
+            field: "workload".into(),
+            why: format!("request {id} has {total} tokens, more than the workload's declared maximum of {max_request_tokens}"),
+        });
+    }
+    let mut req = Request::new(id, 0, spec);
+    req.frontend_ns = frontend_ns;
+    req.handoff_pending = disaggregated;
+    Ok(req)
 }
 
 #[cfg(test)]

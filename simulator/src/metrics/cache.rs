@@ -38,6 +38,17 @@ impl RequestCacheTotals {
         self.preempted_requests += u64::from(r.num_preemptions > 0);
         self.max_preemptions = self.max_preemptions.max(r.num_preemptions);
     }
+
+    /// Adds the totals of other requests.
+    pub fn merge(&mut self, o: &RequestCacheTotals) {
+        self.requests += o.requests;
+        self.requests_with_hit += o.requests_with_hit;
+        self.computed_prefill_tokens += o.computed_prefill_tokens;
+        self.cached_prefill_tokens += o.cached_prefill_tokens;
+        self.preemptions += o.preemptions;
+        self.preempted_requests += o.preempted_requests;
+        self.max_preemptions = self.max_preemptions.max(o.max_preemptions);
+    }
 }
 
 /// Prefix caching over the whole cluster.

@@ -109,6 +109,27 @@ impl LogHistogram {
         self.sum_sq = self.sum_sq.saturating_add(sq);
     }
 
+    /// Adds every value of `other`: the same histogram as recording both sets of values, in any
+    /// order.
+    pub fn merge(&mut self, other: &LogHistogram) {
+        if other.count == 0 {
+            return;
+        }
+        if self.counts.len() < other.counts.len() {
+            self.counts.resize(other.counts.len(), 0);
+        }
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        if self.count == 0 || other.min < self.min {
+            self.min = other.min;
+        }
+        self.max = self.max.max(other.max);
+        self.count += other.count;
+        self.sum += other.sum;
+        self.sum_sq = self.sum_sq.saturating_add(other.sum_sq);
+    }
+
     /// Number of values.
     pub fn count(&self) -> u64 {
         self.count

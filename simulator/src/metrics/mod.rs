@@ -98,7 +98,8 @@ pub struct Metrics {
     pub slo_met: u64,
     /// Prefix-cache and preemption totals of finished requests.
     pub cache: cache::RequestCacheTotals,
-    /// TTFT against arrival time, for the overload verdict ([`load::judge`]).
+    /// TTFT against arrival time, for the overload verdict ([`load::judge`]); filled as requests
+    /// retire ([`Metrics::on_retire`]).
     pub ttft_trend: load::Trend,
     /// Per load stage of a staged workload, by arrival time (empty otherwise).
     pub stages: Vec<StageMetrics>,
@@ -163,13 +164,50 @@ impl Metrics {
         }
     }
 
+    /// Records a request leaving the run (retired, in request-id order): a finished one adds its
+    /// point to [`Metrics::ttft_trend`]. In id order rather than completion order, so the trend's
+    /// floating-point sums do not depend on how replicas interleave (parallel runs, issue 17).
+    pub fn on_retire(&mut self, r: &Request) {
+        if r.completed {
+            let ttft = latencies(r).ttft_ns;
+            self.ttft_trend
+                .add(r.arrived_at_ns as f64 * 1e-9, ttft as f64 * 1e-9);
+        }
+    }
+
+    /// Adds the distributions and totals of `other`, a run over other replicas of the same
+    /// workload (same load stages), except its TTFT trend, which follows request order and is
+    /// kept by whoever retires the requests ([`Metrics::on_retire`]).
+    pub fn merge(&mut self, other: &Metrics) {
+        self.ttft.merge(&other.ttft);
+        self.tbt.merge(&other.tbt);
+        self.tpot.merge(&other.tpot);
+        self.e2e.merge(&other.e2e);
+        self.e2e_normalized.merge(&other.e2e_normalized);
+        self.scheduling_delay.merge(&other.scheduling_delay);
+        self.output_tokens += other.output_tokens;
+        self.total_tokens += other.total_tokens;
+        self.slo_met += other.slo_met;
+        self.cache.merge(&other.cache);
+        for (a, b) in self.stages.iter_mut().zip(&other.stages) {
+            a.ttft.merge(&b.ttft);
+            a.tpot.merge(&b.tpot);
+            a.e2e.merge(&b.e2e);
+        }
+        self.transfers.count += other.transfers.count;
+        self.transfers.bytes += other.transfers.bytes;
+        self.transfers
+            .after_prefill
+            .merge(&other.transfers.after_prefill);
+        self.transfers.duration.merge(&other.transfers.duration);
+        self.transfers.wait.merge(&other.transfers.wait);
+    }
+
     /// Records a finished request.
     pub fn on_complete(&mut self, r: &Request, slo: &SloConfig) -> RequestLatencies {
         let l = latencies(r);
         let (ttft, e2e, tpot_ns) = (l.ttft_ns, l.e2e_ns, l.tpot_ns);
         self.ttft.record(ttft);
-        self.ttft_trend
-            .add(r.arrived_at_ns as f64 * 1e-9, ttft as f64 * 1e-9);
         self.e2e.record(e2e);
         self.e2e_normalized
             .record((e2e as f64 / r.decode_tokens as f64).round() as u64);

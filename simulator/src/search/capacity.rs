@@ -223,6 +223,7 @@ impl Ctx<'_> {
                 Vec::new()
             },
             step_by_step: false,
+            threads: 1,
         };
         let out = simulate(&cfg, &opts).map_err(|e| e.to_string())?;
         let v = match &out.certain_miss {

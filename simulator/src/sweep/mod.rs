@@ -264,6 +264,7 @@ pub fn run(
                     decode_exec_model: None,
                     stop_at_certain_miss: Vec::new(),
                     step_by_step: false,
+                    threads: 1,
                 };
                 let r = simulate(cfg, &opts).map_err(sim(*qps)).map(|o| Point {
                     qps: *qps,
