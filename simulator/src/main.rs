@@ -99,6 +99,9 @@ fn run(args: &cli::RunArgs) -> Result<()> {
         ..Default::default()
     };
     let outcome = simulate(&cfg, &opts)?;
+    if let Some(note) = outcome.threads_note.as_ref().filter(|_| !quiet) {
+        eprintln!("note: {note}");
+    }
     if args.output.json {
         print!("{}", outcome.bench.to_json());
         // stdout holds the JSON; the run's notes (summary.json `notes`) still reach the terminal

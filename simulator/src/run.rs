@@ -65,6 +65,11 @@ pub struct SimOutcome {
     /// The run stopped early on a certain miss of one of
     /// [`RunOptions::stop_at_certain_miss`]: the verdict.
     pub certain_miss: Option<String>,
+    /// Threads the run used ([`RunOptions::threads`]).
+    pub threads: usize,
+    /// Why it used fewer threads than asked for, if it did (for the terminal: the files are
+    /// the same for every thread count).
+    pub threads_note: Option<String>,
 }
 
 /// Builds the execution model a configuration asks for.
@@ -231,14 +236,29 @@ fn simulate_into(
     let mut bar =
         crate::progress::RunProgress::new(opts.quiet, crate::progress::expected_requests(cfg));
     let mut on_progress = |p: Progress| bar.update(p);
-    let outcome = if opts.threads > 1 && crate::engine::parallel::unsupported(&setup).is_none() {
-        crate::engine::parallel::run(
-            setup,
-            arrivals,
-            opts.threads,
-            !opts.step_by_step,
-            &mut on_progress,
-        )?
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut threads_note = None;
+    let threads = match crate::engine::parallel::unsupported(&setup) {
+        Some(why) if opts.threads > 1 => {
+            threads_note = Some(format!("ran on one thread, not {}: {why}", opts.threads));
+            1
+        }
+        _ if opts.threads > cores => {
+            threads_note = Some(format!(
+                "ran on {cores} threads, not {}: this machine has {cores} cores, and lanes that \
+                 wait for each other gain nothing from more threads than cores",
+                opts.threads
+            ));
+            cores
+        }
+        _ => opts.threads.max(1),
+    };
+    let outcome = if threads > 1 {
+        let how = crate::engine::parallel::ParallelRun {
+            decode_runs: !opts.step_by_step,
+            ..crate::engine::parallel::ParallelRun::new(threads)
+        };
+        crate::engine::parallel::run(setup, arrivals, how, &mut on_progress)?
     } else {
         Engine::new(setup, arrivals)
             .with_decode_runs(!opts.step_by_step)
@@ -302,6 +322,8 @@ fn simulate_into(
         wall_time_s: start.elapsed().as_secs_f64(),
         out_dir: opts.out_dir.clone(),
         certain_miss: outcome.certain_miss.clone(),
+        threads,
+        threads_note,
     })
 }
 

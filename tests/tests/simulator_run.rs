@@ -355,6 +355,103 @@ fn new_routers_are_reproducible_and_config_toml_keeps_the_weights() {
 }
 
 #[test]
+fn threads_write_the_same_files_as_one_thread() {
+    // A run split over threads (--threads) writes every file byte for byte as one thread does:
+    // the calibrated engine model with vllm_v1's defaults (asynchronous scheduling, prefix
+    // caching) over shared multi-turn prompts behind lor, power_of_two with two pipeline stages,
+    // and sarathi on the roofline behind round_robin. A run that cannot be split (batches.csv
+    // written) says so and runs on one thread, with the same files.
+    let tmp = tempfile::tempdir().unwrap();
+    let common = [
+        "--num-requests",
+        "400",
+        "--qps",
+        "30",
+        "--num-replicas",
+        "5",
+        "--prefix-groups",
+        "4",
+        "--prefix-tokens",
+        "256",
+        "--min-turns",
+        "2",
+        "--max-turns",
+        "3",
+        "--timeseries-interval",
+        "0.5",
+    ];
+    let cases: [&[&str]; 4] = [
+        &["--router", "lor", "--no-batches", "--no-trace"],
+        &[
+            "--router",
+            "power_of_two",
+            "--pp",
+            "2",
+            "--no-batches",
+            "--no-trace",
+        ],
+        &[
+            "--router",
+            "round_robin",
+            "--scheduler",
+            "sarathi",
+            "--backend",
+            "roofline",
+            "--no-batches",
+            "--no-trace",
+        ],
+        &["--router", "lor"],
+    ];
+    for (i, case) in cases.iter().enumerate() {
+        let mut dirs = Vec::new();
+        for threads in ["1", "2"] {
+            let dir = tmp.path().join(format!("case{i}-{threads}"));
+            let mut args = vec![
+                "run",
+                "--no-report",
+                "--threads",
+                threads,
+                "--out",
+                dir.to_str().unwrap(),
+            ];
+            args.extend_from_slice(&common);
+            args.extend_from_slice(case);
+            let out = simulator(&args);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let one_thread = stderr.contains("ran on one thread, not 2: batches.csv");
+            assert_eq!(
+                one_thread,
+                threads == "2" && i == 3,
+                "case {case:?}: {stderr}"
+            );
+            dirs.push(dir);
+        }
+        for f in [
+            "requests.csv",
+            "timeseries.csv",
+            "summary.json",
+            "bench.json",
+            "itl_histogram.csv",
+            "config.toml",
+        ] {
+            assert!(
+                read(&dirs[0], f) == read(&dirs[1], f),
+                "case {case:?}: {f} differs with --threads 2"
+            );
+        }
+    }
+    // a thread count of 0 is refused by name
+    let out = simulator(&["run", "--threads", "0"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--threads"));
+}
+
+#[test]
 fn step_by_step_writes_the_same_files_as_decode_runs() {
     // The engine model with asynchronous scheduling and prefix caching (vllm_v1's defaults),
     // multi-turn sessions over shared prompts behind lor, the other policies that form decode

@@ -3,9 +3,9 @@
 
 use super::{Engine, ReplicaState};
 use crate::error::SimError;
-use crate::output::{Sinks, TimeseriesRow};
 #[cfg(doc)]
 use crate::output::MAX_TIMESERIES_ROWS;
+use crate::output::{Sinks, TimeseriesRow};
 use crate::request::Request;
 
 impl Engine {

@@ -671,7 +671,9 @@ mod disagg_tests;
 #[cfg(test)]
 mod invalid_batch_tests;
 #[cfg(test)]
-mod proptests;
+mod parallel_tests;
+#[cfg(test)]
+pub(crate) mod proptests;
 #[cfg(test)]
 mod routing_tests;
 #[cfg(test)]

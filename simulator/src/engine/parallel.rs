@@ -30,7 +30,9 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use super::{bookkeeping, disagg::PoolSetup, Engine, EngineOutcome, EngineSetup, Progress, MAX_SIMULATED_NS};
+use super::{
+    bookkeeping, disagg::PoolSetup, Engine, EngineOutcome, EngineSetup, Progress, MAX_SIMULATED_NS,
+};
 use crate::error::SimError;
 use crate::metrics::Metrics;
 use crate::output::Sinks;
@@ -93,6 +95,8 @@ struct Control {
 /// What the workers share with the coordinator.
 struct Shared<'a> {
     lanes: &'a [Mutex<Engine>],
+    /// Requests each lane retired (finished, in its id order), for the coordinator to write.
+    outbox: &'a [Mutex<Vec<Request>>],
     ctl: &'a [Control],
     out: &'a Outstanding,
     stop: &'a AtomicBool,
@@ -230,16 +234,37 @@ fn lock<'a>(lane: &'a Mutex<Engine>) -> Result<MutexGuard<'a, Engine>, SimError>
         .map_err(|_| SimError::Internal("a simulation thread panicked".into()))
 }
 
-/// Runs `setup` over `threads` threads (at most one per replica); the same outcome and files as
-/// [`Engine::run`] (the setup must pass [`unsupported`]). `decode_runs` as
-/// [`Engine::with_decode_runs`].
+/// How to run in parallel.
+#[derive(Debug, Clone, Copy)]
+pub struct ParallelRun {
+    /// Threads, one per lane (at most one per replica; more threads than cores only slow it).
+    pub threads: usize,
+    /// Decode runs on ([`Engine::with_decode_runs`]).
+    pub decode_runs: bool,
+    /// Most rows `timeseries.csv` may get ([`Engine::with_max_timeseries_rows`]).
+    pub max_timeseries_rows: u64,
+}
+
+impl ParallelRun {
+    /// `threads` threads, decode runs on, the default row limit.
+    pub fn new(threads: usize) -> Self {
+        ParallelRun {
+            threads,
+            decode_runs: true,
+            max_timeseries_rows: crate::output::MAX_TIMESERIES_ROWS,
+        }
+    }
+}
+
+/// Runs `setup` as `how` says: the same outcome and files as [`Engine::run`], for every thread
+/// count. The setup must pass [`unsupported`] (an internal error otherwise).
 pub fn run(
     mut setup: EngineSetup,
     arrivals: Box<dyn Iterator<Item = RequestSpec> + Send>,
-    threads: usize,
-    decode_runs: bool,
+    how: ParallelRun,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<EngineOutcome, SimError> {
+    let (threads, decode_runs) = (how.threads, how.decode_runs);
     if let Some(why) = unsupported(&setup) {
         return Err(SimError::Internal(format!(
             "a parallel run was asked for where it cannot be: {why}"
@@ -263,8 +288,10 @@ pub fn run(
     }
     let stop = AtomicBool::new(false);
     let coordinator_sleeps = AtomicBool::new(false);
+    let outbox: Vec<Mutex<Vec<Request>>> = (0..lanes_n).map(|_| Mutex::default()).collect();
     let shared = Shared {
         lanes: &lanes,
+        outbox: &outbox,
         ctl: &ctl,
         out: &outstanding,
         stop: &stop,
@@ -286,7 +313,7 @@ pub fn run(
         ts_interval_ns: setup.timeseries_interval_ns.max(1),
         ts_start_ns: 0,
         ts_rows: 0,
-        ts_max_rows: crate::output::MAX_TIMESERIES_ROWS,
+        ts_max_rows: how.max_timeseries_rows,
         trend: Metrics::default(),
         pending: VecDeque::new(),
         next_write: 0,
@@ -296,16 +323,23 @@ pub fn run(
     };
     std::thread::scope(|s| {
         let shared = &shared;
-        for k in 1..lanes_n as usize {
-            let base = coord.bounds[k];
-            let h = s.spawn(move || worker(k, shared, base));
-            coord.workers.push(h.thread().clone());
-        }
-        let _stop = StopGuard {
+        // (before the first spawn: a failed spawn must still stop the workers started)
+        let mut stop_guard = StopGuard {
             stop: &stop,
             ctl: &ctl,
-            workers: coord.workers.clone(),
+            workers: Vec::new(),
         };
+        for k in 1..lanes_n as usize {
+            let base = coord.bounds[k];
+            let h = std::thread::Builder::new()
+                .name(format!("lane {k}"))
+                .spawn_scoped(s, move || worker(k, shared, base))
+                .map_err(|e| {
+                    SimError::Internal(format!("cannot start a simulation thread: {e}"))
+                })?;
+            stop_guard.workers.push(h.thread().clone());
+        }
+        coord.workers = stop_guard.workers.clone();
         coord.run(shared, progress)
     })
 }
@@ -369,6 +403,7 @@ fn worker(k: usize, sh: &Shared<'_>, base: u32) {
         };
         let result = e.run_window(until);
         drain_completions(&mut e, sh.out, base);
+        hand_out(&mut e, &sh.outbox[k]);
         ctl.next_ns.store(e.next_item_ns(), Ordering::Relaxed);
         if let Err(err) = result {
             e.lane.as_mut().expect("a lane").error = Some(err);
@@ -377,6 +412,16 @@ fn worker(k: usize, sh: &Shared<'_>, base: u32) {
         drop(e);
         ctl.done.store(epoch, Ordering::SeqCst);
         wake(&sh.coordinator, sh.coordinator_sleeps);
+    }
+}
+
+/// Moves the requests the lane retired to its outbox.
+fn hand_out(e: &mut Engine, outbox: &Mutex<Vec<Request>>) {
+    let kept = e.kept_requests.as_mut().expect("a lane keeps its requests");
+    if !kept.is_empty() {
+        if let Ok(mut o) = outbox.lock() {
+            o.append(kept);
+        }
     }
 }
 
@@ -459,11 +504,11 @@ impl Coordinator {
             self.window(until, sh)?;
             windows += 1;
             if windows.is_multiple_of(8192) {
-                self.retire(sh, false)?;
                 progress(self.progress(sh)?);
             }
             let a = next_arrival.as_ref().map(|s| s.arrival_ns);
-            let ev = sh.ctl
+            let ev = sh
+                .ctl
                 .iter()
                 .map(|c| c.next_ns.load(Ordering::Relaxed))
                 .min()
@@ -510,11 +555,7 @@ impl Coordinator {
 
     /// Runs every lane with work before `until` up to it: lane 0 here, the others on their
     /// threads.
-    fn window(
-        &mut self,
-        until: u64,
-        sh: &Shared<'_>,
-    ) -> Result<(), SimError> {
+    fn window(&mut self, until: u64, sh: &Shared<'_>) -> Result<(), SimError> {
         self.epoch += 1;
         let epoch = self.epoch;
         for (k, c) in sh.ctl.iter().enumerate().skip(1) {
@@ -524,11 +565,16 @@ impl Coordinator {
                 wake(&self.workers[k - 1], &c.sleeping);
             }
         }
+        if epoch.is_multiple_of(64) {
+            // while the workers run: write what the lanes retired
+            self.retire(sh, false)?;
+        }
         let mut first = Ok(());
         if sh.ctl[0].next_ns.load(Ordering::Relaxed) < until {
             let mut e = lock(&sh.lanes[0])?;
             first = e.run_window(until);
             drain_completions(&mut e, sh.out, 0);
+            hand_out(&mut e, &sh.outbox[0]);
             sh.ctl[0].next_ns.store(e.next_item_ns(), Ordering::Relaxed);
         }
         let mut failed = None;
@@ -574,11 +620,7 @@ impl Coordinator {
     }
 
     /// Routes the arrival of `spec` (at the current time) and hands it to its lane.
-    fn route(
-        &mut self,
-        spec: &RequestSpec,
-        sh: &Shared<'_>,
-    ) -> Result<(), SimError> {
+    fn route(&mut self, spec: &RequestSpec, sh: &Shared<'_>) -> Result<(), SimError> {
         let mut req = self.request(spec)?;
         let r = self.router.route_request(&req, sh.out);
         req.replica = r;
@@ -627,7 +669,13 @@ impl Coordinator {
         };
         for (k, l) in sh.lanes.iter().enumerate() {
             let mut e = lock(l)?;
-            bookkeeping::sample_replicas(&mut e.replicas, self.bounds[k], at, self.ts_start_ns, sinks)?;
+            bookkeeping::sample_replicas(
+                &mut e.replicas,
+                self.bounds[k],
+                at,
+                self.ts_start_ns,
+                sinks,
+            )?;
             // the lane's stage ends count busy time from the interval's start
             e.ts_start_ns = at;
         }
@@ -641,13 +689,16 @@ impl Coordinator {
 
     /// Takes the lanes' retired requests and writes those whose turn has come (all, at the end).
     fn retire(&mut self, sh: &Shared<'_>, all: bool) -> Result<(), SimError> {
-        for l in sh.lanes {
-            let mut e = lock(l)?;
+        for (k, l) in sh.lanes.iter().enumerate() {
             if all {
+                let mut e = lock(l)?;
                 e.retire(true)?;
+                hand_out(&mut e, &sh.outbox[k]);
             }
-            let kept = e.kept_requests.as_mut().expect("a lane keeps its requests");
-            for q in kept.drain(..) {
+            let mut outbox = sh.outbox[k]
+                .lock()
+                .map_err(|_| SimError::Internal("a simulation thread panicked".into()))?;
+            for q in outbox.drain(..) {
                 let i = (q.id - self.next_write) as usize;
                 if i >= self.pending.len() {
                     self.pending.resize(i + 1, None);
@@ -739,7 +790,7 @@ impl Coordinator {
             replicas.append(&mut e.replicas);
             run_steps += e.run_steps;
         }
-        metrics.ttft_trend = self.trend.ttft_trend.clone();
+        metrics.ttft_trend = self.trend.ttft_trend;
         progress(Progress {
             arrived: self.arrived as u64,
             completed,

@@ -193,7 +193,7 @@ proptest! {
 }
 
 /// Checks that two runs of one case, with decode runs on and off, left the same everything.
-fn assert_same_outcome(
+pub(super) fn assert_same_outcome(
     fast: &super::EngineOutcome,
     slow: &super::EngineOutcome,
 ) -> Result<(), TestCaseError> {

@@ -90,6 +90,10 @@ pub struct TestCluster {
     pub miss_watch: Option<crate::metrics::MissWatch>,
     /// A policy of the test's own instead of the registered one named by `scheduler`.
     pub entry: Option<&'static crate::scheduler::SchedulerEntry>,
+    /// Threads: more than one runs [`super::parallel::run`] (which needs `stage_records` off).
+    pub threads: usize,
+    /// Keep the stage log, and write `batches.csv` and `trace.json` with `out_dir`.
+    pub stage_records: bool,
     /// FLOPs per batch (none by default).
     pub flops: FlopModel,
 }
@@ -164,6 +168,8 @@ impl TestCluster {
             miss_watch: None,
             entry: None,
             flops: FlopModel::default(),
+            threads: 1,
+            stage_records: true,
         }
     }
 
@@ -185,6 +191,30 @@ impl TestCluster {
         specs: Vec<RequestSpec>,
         progress: &mut dyn FnMut(super::Progress),
     ) -> Result<EngineOutcome, crate::error::SimError> {
+        let (setup, arrivals) = self.setup(specs);
+        if self.threads > 1 {
+            let how = super::parallel::ParallelRun {
+                threads: self.threads,
+                decode_runs: self.decode_runs,
+                max_timeseries_rows: self
+                    .max_timeseries_rows
+                    .unwrap_or(crate::output::MAX_TIMESERIES_ROWS),
+            };
+            return super::parallel::run(setup, arrivals, how, progress);
+        }
+        let mut engine = Engine::new(setup, arrivals).with_decode_runs(self.decode_runs);
+        if let Some(rows) = self.max_timeseries_rows {
+            engine = engine.with_max_timeseries_rows(rows);
+        }
+        engine.run(progress)
+    }
+
+    /// The engine set-up of this cluster serving `specs`, and its arrivals.
+    #[allow(clippy::type_complexity)]
+    pub fn setup(
+        &self,
+        specs: Vec<RequestSpec>,
+    ) -> (EngineSetup, Box<dyn Iterator<Item = RequestSpec> + Send>) {
         let mut setup = EngineSetup {
             pool: pool(
                 &self.scheduler,
@@ -211,9 +241,10 @@ impl TestCluster {
             slo: SloConfig::default(),
             timeseries_interval_ns: self.timeseries_ms * 1_000_000,
             sinks: self.out_dir.as_ref().map(|d| {
-                crate::output::Sinks::create(d, true, true, self.replicas, self.pp).unwrap()
+                let records = self.stage_records;
+                crate::output::Sinks::create(d, records, records, self.replicas, self.pp).unwrap()
             }),
-            keep_stage_log: true,
+            keep_stage_log: self.stage_records,
             keep_requests: true,
             disagg: self.disagg.as_ref().map(|d| super::disagg::DisaggSetup {
                 decode: pool(
@@ -239,12 +270,7 @@ impl TestCluster {
             assert!(!e.token_blocks);
             setup.pool.scheduler = e;
         }
-        let mut engine =
-            Engine::new(setup, Box::new(specs.into_iter())).with_decode_runs(self.decode_runs);
-        if let Some(rows) = self.max_timeseries_rows {
-            engine = engine.with_max_timeseries_rows(rows);
-        }
-        engine.run(progress)
+        (setup, Box::new(specs.into_iter()))
     }
 }
 
