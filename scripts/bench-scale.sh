@@ -19,13 +19,15 @@
 # default 1; e.g. 0.1 for a quick look), BACKEND (the execution backend, default roofline: the
 # targets were set with it; `engine` is the calibrated engine model, the simulator's default),
 # FULL=1 to also write batches.csv and trace.json, SIMULATOR (a binary to time instead of this
-# checkout's release build).
+# checkout's release build), THREADS (threads per run, `simulator run --threads`; default 1; the
+# single-replica cases always use one).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 cases="${CASES:-64 1000 single 10m}"
 scale="${SCALE:-1}"
 backend="${BACKEND:-roofline}"
+threads="${THREADS:-1}"
 [ -x /usr/bin/time ] || { echo "bench-scale: /usr/bin/time is needed (Debian: apt-get install time)" >&2; exit 1; }
 if [ -n "${SIMULATOR:-}" ]; then
   bin="$SIMULATOR"
@@ -44,7 +46,9 @@ run() {
   n=$(awk -v n="$1" -v s="$scale" 'BEGIN { printf "%d", n * s }')
   r=$2 router=$3 sched=$4 qps=$5
   rm -rf "$tmp/run"
-  /usr/bin/time -f "%e %U %S %M" -o "$tmp/time.txt" "$bin" run -q --no-report "${files[@]}" \
+  local t=()
+  [ "$threads" != 1 ] && t=(--threads "$threads")
+  /usr/bin/time -f "%e %U %S %M" -o "$tmp/time.txt" "$bin" run -q --no-report "${files[@]}" "${t[@]}" \
     --model meta-llama/Meta-Llama-3-8B --device h100 --backend "$backend" \
     --num-replicas "$r" --router "$router" \
     --scheduler "$sched" --qps "$qps" --prefill-tokens 1024 --decode-tokens 256 \

@@ -38,6 +38,7 @@ CORE_FILES=(
   simulator/src/prefix_cache.rs
   simulator/src/engine/mod.rs
   simulator/src/engine/decode_run.rs
+  simulator/src/engine/parallel.rs
   simulator/src/engine/bookkeeping.rs
   simulator/src/metrics/histogram.rs
 )
