@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use clap::{value_parser, Arg, ArgMatches, Args, Command, FromArgMatches};
+use clap::{value_parser, ArgMatches, Args, Command, FromArgMatches};
 use simulator::sweep::{self, RateSpec};
 
 use crate::cli::RunArgs;
@@ -31,13 +31,11 @@ impl Args for SweepArgs {
                     .required(true)
                     .help("Offered rates, req/s: N rates from A to B evenly spaced (1:30:30), or a list (1,2,4,8)")
             })
-            .arg(
-                Arg::new("threads")
-                    .long("threads")
-                    .value_name("N")
-                    .value_parser(value_parser!(usize))
-                    .help("Worker threads; the results do not depend on it [default: one per core]"),
-            )
+            // the run's --threads (threads within one run) becomes the sweep's: runs in parallel
+            .mut_arg("threads", |a| {
+                a.value_parser(value_parser!(usize))
+                    .help("Worker threads, one run each; the results do not depend on it [default: one per core]")
+            })
     }
 
     fn augment_args_for_update(cmd: Command) -> Command {
