@@ -69,6 +69,10 @@ pub fn unsupported(setup: &EngineSetup) -> Option<&'static str> {
     }
 }
 
+/// Most arrivals handed to the lanes at once when routing reads no replica state: a window ends
+/// at the next one (memory stays flat without time-series samples to end windows).
+const FREE_WINDOW_ARRIVALS: u32 = 4096;
+
 /// True when the router reads replica state, so lanes synchronise at every arrival.
 fn synced(router: RouterKind) -> bool {
     !matches!(router, RouterKind::RoundRobin | RouterKind::Random)
@@ -485,19 +489,24 @@ impl Coordinator {
                 until = until.min(l.saturating_add(1));
             }
             if !self.synced {
-                // routing reads nothing: hand out every arrival before the window's end now
+                // routing reads nothing: hand out the arrivals before the window's end now, at
+                // most FREE_WINDOW_ARRIVALS of them (the lanes hold what is handed out)
+                let mut handed = 0;
                 while let Some(spec) = next_arrival.take_if(|s| s.arrival_ns < until) {
-                    if spec.arrival_ns < self.now_ns
+                    let req = self.request(&spec);
+                    if handed == FREE_WINDOW_ARRIVALS
+                        || spec.arrival_ns < self.now_ns
                         || spec.arrival_ns > MAX_SIMULATED_NS
-                        || self.request(&spec).is_err()
+                        || req.is_err()
                     {
-                        // stop before it; the checks below report it in order
+                        // the window ends before it; the checks below report a bad one in order
                         until = spec.arrival_ns;
                         next_arrival = Some(spec);
                         break;
                     }
                     self.now_ns = spec.arrival_ns;
-                    self.route(&spec, sh)?;
+                    self.hand_to_lane(req?, sh)?;
+                    handed += 1;
                     next_arrival = self.arrivals.next();
                 }
             }
@@ -546,7 +555,8 @@ impl Coordinator {
             self.now_ns = t;
             if is_arrival {
                 let spec = next_arrival.take().expect("peeked");
-                self.route(&spec, sh)?;
+                let req = self.request(&spec)?;
+                self.hand_to_lane(req, sh)?;
                 next_arrival = self.arrivals.next();
             }
         }
@@ -619,9 +629,8 @@ impl Coordinator {
         )
     }
 
-    /// Routes the arrival of `spec` (at the current time) and hands it to its lane.
-    fn route(&mut self, spec: &RequestSpec, sh: &Shared<'_>) -> Result<(), SimError> {
-        let mut req = self.request(spec)?;
+    /// Routes the arriving request `req` (at the current time) and hands it to its lane.
+    fn hand_to_lane(&mut self, mut req: Request, sh: &Shared<'_>) -> Result<(), SimError> {
         let r = self.router.route_request(&req, sh.out);
         req.replica = r;
         sh.out.0[r as usize].fetch_add(1, Ordering::Relaxed);

@@ -336,3 +336,23 @@ fn runs_that_cannot_be_split_say_why() {
     .unwrap();
     assert!(e.to_string().contains("certain miss"), "{e}");
 }
+
+#[test]
+fn free_routing_hands_out_arrivals_in_bounded_windows() {
+    // round_robin reads no replica state, so the coordinator hands arrivals out ahead; with a
+    // time-series sample only every 100 s, windows end after FREE_WINDOW_ARRIVALS (4,096)
+    // arrivals instead, three arrivals sharing each instant so that one such cut falls between
+    // arrivals of the same nanosecond
+    let mut c = TestCluster::new("vllm_v1");
+    c.replicas = 3;
+    c.router = RouterKind::RoundRobin;
+    c.stage_ms = 0.2;
+    c.timeseries_ms = 100_000;
+    let specs: Vec<RequestSpec> = (0..13_000u64)
+        .map(|i| RequestSpec::simple(i / 3 * 300_000, 8 + (i % 7) as u32, 1 + (i % 3) as u32))
+        .collect();
+    let (o, requests, _) = run_with(&c, &specs, 1);
+    assert_eq!(o.unwrap().completed, 13_000);
+    assert_eq!(requests.lines().count(), 13_001);
+    assert_same_for_every_thread_count(&c, &specs).unwrap();
+}
