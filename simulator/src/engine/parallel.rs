@@ -481,7 +481,11 @@ impl Coordinator {
         let mut time_limited = false;
         let mut windows = 0u64;
         loop {
-            let mut until = next_arrival.as_ref().map_or(u64::MAX, |s| s.arrival_ns);
+            // a window ends at the next arrival when routing reads the lanes' state
+            let mut until = match &next_arrival {
+                Some(s) if self.synced => s.arrival_ns,
+                _ => u64::MAX,
+            };
             if self.sinks.is_some() {
                 until = until.min(self.ts_start_ns + self.ts_interval_ns + 1);
             }
