@@ -356,3 +356,95 @@ fn free_routing_hands_out_arrivals_in_bounded_windows() {
     assert_eq!(requests.lines().count(), 13_001);
     assert_same_for_every_thread_count(&c, &specs).unwrap();
 }
+
+#[test]
+fn batches_ending_at_the_last_simulated_time_pass_and_past_it_fail_as_in_one_thread() {
+    // one stage of 10^18 ns: the batch of the request arriving at 0 ends exactly at the
+    // simulator's limit (accepted); a second request arriving 1 ns later ends past it (an error
+    // naming the batch), in a lane's window as in the sequential loop
+    let mut c = TestCluster::new("vllm_v1");
+    c.replicas = 2;
+    c.router = RouterKind::Lor;
+    c.stage_ms = super::MAX_SIMULATED_NS as f64 * 1e-6;
+    c.stage_records = false;
+    let at_limit = vec![RequestSpec::simple(0, 4, 1)];
+    let past = vec![RequestSpec::simple(0, 4, 1), RequestSpec::simple(1, 4, 1)];
+    for threads in 1..=2 {
+        c.threads = threads;
+        let o = c.try_run(at_limit.clone()).unwrap();
+        assert_eq!((o.completed, o.end_ns), (1, super::MAX_SIMULATED_NS));
+        let e = c
+            .try_run(past.clone())
+            .err()
+            .expect("past the limit")
+            .to_string();
+        assert!(
+            e.contains("a batch would end at 1.000000e9 s"),
+            "{threads}: {e}"
+        );
+    }
+}
+
+/// A policy that panics when its replica is simulated on the thread of lane 1, and forms no
+/// batch elsewhere.
+struct PanicsInLane1;
+
+impl crate::scheduler::ReplicaScheduler for PanicsInLane1 {
+    fn add_request(
+        &mut self,
+        _id: crate::request::ReqId,
+        _ctx: &mut crate::scheduler::SchedCtx<'_>,
+    ) {
+    }
+
+    fn next_batch(
+        &mut self,
+        _ctx: &mut crate::scheduler::SchedCtx<'_>,
+        _batch: &mut Vec<crate::scheduler::BatchEntry>,
+    ) -> Result<(), crate::kv::KvError> {
+        assert_ne!(
+            std::thread::current().name(),
+            Some("lane 1"),
+            "a policy bug"
+        );
+        Ok(())
+    }
+
+    fn on_batch_end(
+        &mut self,
+        _batch: &[crate::scheduler::BatchEntry],
+        _ctx: &mut crate::scheduler::SchedCtx<'_>,
+    ) {
+    }
+
+    fn num_queued(&self) -> usize {
+        0
+    }
+}
+
+static PANICS_IN_LANE_1: crate::scheduler::SchedulerEntry = crate::scheduler::SchedulerEntry {
+    name: "panics_in_lane_1",
+    summary: "test policy",
+    token_blocks: false,
+    max_pipeline_stages: None,
+    takes_prefilled: false,
+    knobs: &[],
+    build: |_| Box::new(PanicsInLane1),
+};
+
+#[test]
+fn a_panic_on_a_lane_thread_reaches_the_caller_instead_of_a_hang() {
+    // the worker's panic marks it stopped, the coordinator stops waiting for it, and the panic
+    // comes out of the run (a policy bug is not turned into a result)
+    let mut c = TestCluster::new("vllm");
+    c.entry = Some(&PANICS_IN_LANE_1);
+    c.replicas = 2;
+    c.threads = 2;
+    c.stage_records = false;
+    let specs = vec![RequestSpec::simple(0, 4, 1), RequestSpec::simple(1, 4, 1)];
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.try_run(specs)));
+    assert!(
+        r.is_err(),
+        "the run returned instead of passing the panic on"
+    );
+}
