@@ -216,10 +216,18 @@ fn parallel_runs_write_the_same_files_for_every_thread_count() {
 
 #[test]
 fn parallel_runs_fail_as_the_sequential_run_does() {
+    // lor synchronises at each arrival; round_robin hands arrivals out ahead, where a bad one
+    // must still end the run as the sequential loop does, not reach a lane
+    for router in [RouterKind::Lor, RouterKind::RoundRobin] {
+        fails_as_in_one_thread(router);
+    }
+}
+
+fn fails_as_in_one_thread(router: RouterKind) {
     let c = {
         let mut c = TestCluster::new("vllm_v1");
         c.replicas = 3;
-        c.router = RouterKind::Lor;
+        c.router = router;
         c
     };
     let error = |c: &TestCluster, specs: &[RequestSpec], threads| {
@@ -447,4 +455,28 @@ fn a_panic_on_a_lane_thread_reaches_the_caller_instead_of_a_hang() {
         r.is_err(),
         "the run returned instead of passing the panic on"
     );
+}
+
+#[test]
+fn an_arrival_just_past_the_time_limit_is_not_handed_out() {
+    // the request arriving at the limit is served, the one 1 ns later never arrives; handed out
+    // ahead (round_robin) it would count as arrived and get a row in requests.csv
+    for router in [RouterKind::RoundRobin, RouterKind::Random, RouterKind::Lor] {
+        let mut c = TestCluster::new("vllm_v1");
+        c.replicas = 2;
+        c.router = router;
+        c.time_limit_ns = Some(ms(10));
+        let specs = vec![
+            RequestSpec::simple(0, 4, 2),
+            RequestSpec::simple(ms(5), 4, 2),
+            RequestSpec::simple(ms(10), 4, 2),
+            RequestSpec::simple(ms(10) + 1, 4, 2),
+            RequestSpec::simple(ms(20), 4, 2),
+        ];
+        let (o, requests, _) = run_with(&c, &specs, 1);
+        let o = o.unwrap();
+        assert!(o.time_limited);
+        assert_eq!((o.arrived, requests.lines().count()), (3, 4), "{router:?}");
+        assert_same_for_every_thread_count(&c, &specs).unwrap();
+    }
 }
