@@ -480,3 +480,29 @@ fn an_arrival_just_past_the_time_limit_is_not_handed_out() {
         assert_same_for_every_thread_count(&c, &specs).unwrap();
     }
 }
+
+#[test]
+fn an_arrival_at_the_last_simulated_time_is_accepted_by_every_thread_count() {
+    for router in [RouterKind::Lor, RouterKind::RoundRobin] {
+        let mut c = TestCluster::new("vllm");
+        c.replicas = 2;
+        c.router = router;
+        c.stage_records = false;
+        c.time_limit_ns = Some(super::MAX_SIMULATED_NS);
+        for threads in 1..=2 {
+            c.threads = threads;
+            let o = c
+                .try_run(vec![
+                    RequestSpec::simple(0, 4, 1),
+                    RequestSpec::simple(super::MAX_SIMULATED_NS, 4, 1),
+                ])
+                .unwrap();
+            assert!(o.time_limited);
+            assert_eq!(
+                (o.arrived, o.end_ns),
+                (2, super::MAX_SIMULATED_NS),
+                "{router:?}, {threads} threads"
+            );
+        }
+    }
+}
