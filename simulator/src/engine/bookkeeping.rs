@@ -170,6 +170,31 @@ pub(super) fn too_many_rows(t: u64, replicas: u32, interval_ns: u64, limit: u64)
     ))
 }
 
+/// Checks the time `t` of the next item (the arrival of request `next_request`, or an event)
+/// against the simulator's last time and the clock at `now`.
+#[inline]
+pub(super) fn check_item_time(
+    t: u64,
+    now: u64,
+    is_arrival: bool,
+    next_request: u32,
+) -> Result<(), SimError> {
+    if t > super::MAX_SIMULATED_NS {
+        return Err(out_of_range_error(t, is_arrival, next_request));
+    }
+    if t < now {
+        return Err(if is_arrival {
+            SimError::Config {
+                field: "workload".into(),
+                why: format!("request {next_request} arrives at {t} ns, before the previous one: the workload must be in arrival order"),
+            }
+        } else {
+            SimError::Internal(format!("the clock went back from {now} to {t} ns"))
+        });
+    }
+    Ok(())
+}
+
 /// The error for an item at `t` past [`super::MAX_SIMULATED_NS`]: the arrival of request
 /// `next_request`, or a batch end.
 pub(super) fn out_of_range_error(t: u64, is_arrival: bool, next_request: u32) -> SimError {

@@ -254,22 +254,7 @@ impl Engine {
                     break;
                 }
             }
-            if t > MAX_SIMULATED_NS {
-                return Err(self.out_of_range(t, is_arrival));
-            }
-            if t < self.now_ns {
-                return Err(if is_arrival {
-                    SimError::Config {
-                        field: "workload".into(),
-                        why: format!("request {} arrives at {} ns, before the previous one: the workload must be in arrival order", self.requests.len(), t),
-                    }
-                } else {
-                    SimError::Internal(format!(
-                        "the clock went back from {} to {t} ns",
-                        self.now_ns
-                    ))
-                });
-            }
+            bookkeeping::check_item_time(t, self.now_ns, is_arrival, self.requests.len())?;
             self.advance_to(t)?;
             self.now_ns = t;
             if is_arrival {

@@ -539,22 +539,7 @@ impl Coordinator {
                     break;
                 }
             }
-            if t > MAX_SIMULATED_NS {
-                return Err(self.out_of_range(t, is_arrival));
-            }
-            if t < self.now_ns {
-                return Err(if is_arrival {
-                    SimError::Config {
-                        field: "workload".into(),
-                        why: format!("request {} arrives at {} ns, before the previous one: the workload must be in arrival order", self.arrived, t),
-                    }
-                } else {
-                    SimError::Internal(format!(
-                        "the clock went back from {} to {t} ns",
-                        self.now_ns
-                    ))
-                });
-            }
+            bookkeeping::check_item_time(t, self.now_ns, is_arrival, self.arrived)?;
             self.advance_to(t, sh)?;
             self.now_ns = t;
             if is_arrival {
@@ -694,10 +679,6 @@ impl Coordinator {
         }
         self.ts_start_ns = at;
         Ok(())
-    }
-
-    fn out_of_range(&self, t: u64, is_arrival: bool) -> SimError {
-        bookkeeping::out_of_range_error(t, is_arrival, self.arrived)
     }
 
     /// Takes the lanes' retired requests and writes those whose turn has come (all, at the end).
