@@ -189,6 +189,9 @@ pub struct PredictorArgs {
     /// Engine-model calibration: a shipped engine version (vllm-0.15.1) or a calibration .toml from simulator calibrate [default: vllm-0.15.1]
     #[arg(long, value_name = "NAME|FILE.toml")]
     pub calibration: Option<String>,
+    /// How requests are sampled (engine model): auto = the model's generation_config.json defaults, as vLLM applies them; plain = no top-p/top-k; filtered = top-p or top-k on every request [default: auto]
+    #[arg(long, value_enum)]
+    pub sampling: Option<predictor::exec::engine::SamplingChoice>,
 }
 
 /// SLO flags.
@@ -328,6 +331,9 @@ impl RunArgs {
             cfg.predictor.cache_dir = p.cache_dir.clone();
         }
         set(&mut cfg.predictor.calibration, &p.calibration);
+        if let Some(s) = p.sampling {
+            cfg.predictor.sampling = s;
+        }
         if self.slo.slo_ttft.is_some() {
             cfg.slo.ttft_s = self.slo.slo_ttft;
         }

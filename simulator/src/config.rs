@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use predictor::exec::engine::calibration::{Calibration, DEFAULT_ENGINE_VERSION};
-use predictor::exec::engine::{EngineCoefficients, EngineSettings};
+use predictor::exec::engine::{EngineCoefficients, EngineSettings, SamplingChoice};
 use predictor::exec::roofline::RooflineEfficiency;
 use predictor::precision::{DType, KvCacheDType, Quantization};
 use predictor::{
@@ -191,6 +191,10 @@ pub struct PredictorConfig {
         deserialize_with = "complete_coefficients"
     )]
     pub coefficients: Option<EngineCoefficients>,
+    /// How the requests are sampled (engine model): `auto` (the model's generation defaults, as
+    /// vLLM applies them), `plain` (no top-p/top-k) or `filtered` (top-p or top-k on every
+    /// request).
+    pub sampling: SamplingChoice,
     /// Stage-time formula knobs.
     pub params: ExecParams,
     /// Roofline efficiencies.
@@ -230,6 +234,7 @@ impl Default for PredictorConfig {
             cache_dir: None,
             calibration: DEFAULT_ENGINE_VERSION.into(),
             coefficients: None,
+            sampling: SamplingChoice::Auto,
             params: ExecParams::default(),
             roofline: RooflineEfficiency::default(),
         }
@@ -556,6 +561,7 @@ impl SimConfig {
             } else {
                 self.scheduler.batch_size_cap
             },
+            sampling: self.predictor.sampling,
             ..EngineSettings::default()
         };
         let engine_backend = exec.resolved_backend() == BackendChoice::Engine;

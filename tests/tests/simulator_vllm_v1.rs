@@ -131,3 +131,39 @@ fn bad_knobs_are_named() {
     let e = fails(&["run", "--gpu-memory-utilization", "1.5"]);
     assert!(e.contains("gpu_memory_utilization"), "{e}");
 }
+
+/// `--sampling`: the default model's generation defaults (top-p 0.9) make the sampler filter,
+/// which `plain` turns off and `filtered` turns on for a model without defaults; the choice is
+/// recorded in the configuration written beside the results; a bad value is refused.
+#[test]
+fn sampling_mode_moves_the_engine_models_step_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mean_e2e = |name: &str, extra: &[&str]| {
+        let dir = tmp.path().join(name);
+        let s = run(&dir, extra);
+        let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+        (s["latency"]["e2e_s"]["mean"].as_f64().unwrap(), config)
+    };
+    let (auto, auto_cfg) = mean_e2e("auto", &[]);
+    let (plain, plain_cfg) = mean_e2e("plain", &["--sampling", "plain"]);
+    let (filtered, _) = mean_e2e("filtered", &["--sampling", "filtered"]);
+    assert!(plain < auto, "plain {plain} vs auto {auto}");
+    assert_eq!(filtered, auto, "Meta-Llama-3-8B's defaults already filter");
+    assert!(auto_cfg.contains("sampling = \"auto\""), "{auto_cfg}");
+    assert!(plain_cfg.contains("sampling = \"plain\""), "{plain_cfg}");
+    // Mixtral sets no defaults: auto is plain, filtered is slower.
+    let mixtral = ["--model", "mistralai/Mixtral-8x7B-v0.1", "--tp", "2"];
+    let (m_auto, _) = mean_e2e("m_auto", &mixtral);
+    let (m_plain, _) = mean_e2e(
+        "m_plain",
+        &[&mixtral[..], &["--sampling", "plain"]].concat(),
+    );
+    let (m_filtered, _) = mean_e2e(
+        "m_filtered",
+        &[&mixtral[..], &["--sampling", "filtered"]].concat(),
+    );
+    assert_eq!(m_auto, m_plain);
+    assert!(m_filtered > m_auto, "{m_filtered} vs {m_auto}");
+    let e = fails(&["run", "--sampling", "nucleus"]);
+    assert!(e.contains("--sampling") && e.contains("plain"), "{e}");
+}

@@ -20,8 +20,8 @@ pub use device::DeviceSpec;
 pub use footprint::MoeShard;
 pub use hf_config::SUPPORTED_ARCHITECTURES;
 pub use model::{
-    LocalAttention, LocalAttentionKind, MlaSpec, ModelSpec, MoeSpec, Norm, BYTES_PER_ELEMENT,
-    MAX_KV_BYTES_PER_TOKEN, MAX_LAYERS, MAX_TOTAL_PARAMS, TORCH_DTYPES,
+    GenerationDefaults, LocalAttention, LocalAttentionKind, MlaSpec, ModelSpec, MoeSpec, Norm,
+    BYTES_PER_ELEMENT, MAX_KV_BYTES_PER_TOKEN, MAX_LAYERS, MAX_TOTAL_PARAMS, TORCH_DTYPES,
 };
 pub use node::{Link, NodeSpec};
 

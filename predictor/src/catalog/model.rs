@@ -155,8 +155,79 @@ pub struct ModelSpec {
     /// (a vision encoder of a multimodal checkpoint), counted in the weights only.
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub extra_params: u64,
+    /// The sampling defaults of the checkpoint's `generation_config.json`, which vLLM applies to
+    /// every request that does not set its own (`--generation-config auto`, its default since
+    /// v0.8); absent: the checkpoint sets none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<GenerationDefaults>,
     /// Where the numbers come from.
     pub source: String,
+}
+
+/// Sampling defaults from a checkpoint's `generation_config.json` (table `[generation]` of a
+/// catalog model). They decide what vLLM's sampler does for requests that set none: top-p or
+/// top-k filtering sorts every request's logits each step, which plain sampling does not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerationDefaults {
+    /// `temperature`; 0 means greedy decoding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// `top_p` (nucleus sampling); 1 or absent: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    /// `top_k`; 0 or absent: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<u32>,
+    /// `repetition_penalty`; 1 or absent: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repetition_penalty: Option<f64>,
+    /// Where the numbers come from (the `generation_config.json` address).
+    pub source: String,
+}
+
+impl GenerationDefaults {
+    /// Whether these defaults make the sampler filter the logits (top-p below 1 or top-k below the
+    /// vocabulary, with a temperature above 0: greedy decoding takes the maximum and filters
+    /// nothing).
+    pub fn filters_logits(&self, vocab_size: u32) -> bool {
+        let greedy = self.temperature.is_some_and(|t| t <= 0.0);
+        let top_p = self.top_p.is_some_and(|p| p < 1.0);
+        let top_k = self.top_k.is_some_and(|k| k > 0 && k < vocab_size);
+        !greedy && (top_p || top_k)
+    }
+
+    /// Checks the values: `temperature` ≥ 0, `top_p` in (0, 1], `repetition_penalty` > 0, all
+    /// finite; the error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let checks = [
+            (
+                "temperature",
+                self.temperature,
+                "≥ 0",
+                0.0,
+                f64::INFINITY,
+                true,
+            ),
+            ("top_p", self.top_p, "in (0, 1]", 0.0, 1.0, false),
+            (
+                "repetition_penalty",
+                self.repetition_penalty,
+                "> 0",
+                0.0,
+                f64::INFINITY,
+                false,
+            ),
+        ];
+        for (key, value, range, lo, hi, lo_included) in checks {
+            let Some(v) = value else { continue };
+            let above = if lo_included { v >= lo } else { v > lo };
+            if !(v.is_finite() && above && v <= hi) {
+                return Err(format!("`{key}` = {v} must be {range}"));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn is_false(b: &bool) -> bool {

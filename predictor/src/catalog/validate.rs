@@ -50,6 +50,10 @@ impl ModelSpec {
                 self.num_attention_heads, self.num_key_value_heads
             )));
         }
+        if let Some(g) = &self.generation {
+            g.validate()
+                .map_err(|why| bad(format!("[generation]: {why}")))?;
+        }
         if !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
             return Err(bad(format!(
                 "rope_theta = {} must be a positive number",

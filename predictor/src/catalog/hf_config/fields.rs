@@ -15,18 +15,23 @@ pub(super) struct Fields<'a> {
     /// Dotted path of this object inside the file (`""` at the top level, `"text_config."`).
     prefix: String,
     path: &'a Path,
-    /// The architecture being read, for error messages.
-    arch: &'a str,
+    /// What is being read, for error messages (`a LlamaForCausalLM config.json`).
+    what: String,
 }
 
 impl<'a> Fields<'a> {
-    /// The top-level object of the file at `path`, read as architecture `arch`.
+    /// The top-level object of the `config.json` at `path`, read as architecture `arch`.
     pub(super) fn new(map: &'a Map<String, Value>, path: &'a Path, arch: &'a str) -> Self {
+        Self::of_file(map, path, format!("a {arch} config.json"))
+    }
+
+    /// The top-level object of the file at `path`, described as `what` in errors.
+    pub(super) fn of_file(map: &'a Map<String, Value>, path: &'a Path, what: String) -> Self {
         Fields {
             map,
             prefix: String::new(),
             path,
-            arch,
+            what,
         }
     }
 
@@ -40,8 +45,8 @@ impl<'a> Fields<'a> {
         CatalogError::Parse {
             path: self.path.to_path_buf(),
             why: format!(
-                "field `{}{key}` {problem} (reading a {} config.json)",
-                self.prefix, self.arch
+                "field `{}{key}` {problem} (reading {})",
+                self.prefix, self.what
             ),
         }
     }
@@ -64,7 +69,7 @@ impl<'a> Fields<'a> {
                 map,
                 prefix: format!("{}{key}.", self.prefix),
                 path: self.path,
-                arch: self.arch,
+                what: self.what.clone(),
             })),
             Some(other) => Err(self.err(key, format!("= {other} is not an object"))),
         }

@@ -8,6 +8,7 @@
 //! pattern it cannot describe is an error rather than an approximation.
 
 mod fields;
+mod generation;
 mod layers;
 mod quant;
 mod vision;
@@ -72,13 +73,17 @@ impl Family {
 }
 
 impl ModelSpec {
-    /// Reads a Hugging Face `config.json` of one of the [`SUPPORTED_ARCHITECTURES`].
+    /// Reads a Hugging Face `config.json` of one of the [`SUPPORTED_ARCHITECTURES`], and the
+    /// sampling defaults of the `generation_config.json` beside it where there is one.
     pub fn from_hf_config(path: &Path) -> Result<Self, CatalogError> {
         let text = std::fs::read_to_string(path).map_err(|e| CatalogError::Io {
             path: path.to_path_buf(),
             source: e,
         })?;
-        Self::from_hf_config_str(&text, path)
+        let mut spec = Self::from_hf_config_str(&text, path)?;
+        spec.generation = generation::read_beside(path)?;
+        spec.validate()?;
+        Ok(spec)
     }
 
     /// Reads the text of a Hugging Face `config.json`; `path` names it in errors and becomes the
@@ -232,6 +237,7 @@ fn base(
         quantization: None,
         unquantized_attention: false,
         extra_params: 0,
+        generation: None,
         source: path,
     })
 }

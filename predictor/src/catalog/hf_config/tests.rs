@@ -732,6 +732,81 @@ fn every_published_config_gives_its_catalog_entry() {
         );
         parsed.name = entry.name.clone();
         parsed.source = entry.source.clone();
+        // The sampling defaults come from generation_config.json, which is not a fixture.
+        if let Some(g) = &entry.generation {
+            assert_eq!(
+                g.source,
+                format!("https://huggingface.co/{name}/blob/main/generation_config.json")
+            );
+        }
+        parsed.generation = entry.generation.clone();
         assert_eq!(parsed, entry, "{name}");
     }
+}
+
+/// The sampling defaults are read from the `generation_config.json` beside `config.json`; a file
+/// without them, or no file, gives none; bad values name the file and the field.
+#[test]
+fn generation_defaults_are_read_from_beside_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(&config, llama().to_string()).unwrap();
+    assert_eq!(ModelSpec::from_hf_config(&config).unwrap().generation, None);
+    let generation = dir.path().join("generation_config.json");
+    let write = |v: Value| std::fs::write(&generation, v.to_string()).unwrap();
+    write(json!({"bos_token_id": 1, "eos_token_id": [2, 3], "do_sample": true}));
+    assert_eq!(ModelSpec::from_hf_config(&config).unwrap().generation, None);
+    write(json!({
+        "do_sample": true, "temperature": 0.7, "top_p": 0.8, "top_k": 20,
+        "repetition_penalty": 1.05
+    }));
+    let g = ModelSpec::from_hf_config(&config)
+        .unwrap()
+        .generation
+        .unwrap();
+    assert_eq!(
+        (g.temperature, g.top_p, g.top_k, g.repetition_penalty),
+        (Some(0.7), Some(0.8), Some(20), Some(1.05))
+    );
+    assert_eq!(g.source, generation.display().to_string());
+    assert!(g.filters_logits(1000));
+    for (bad, field) in [
+        (json!({"top_p": 1.5}), "top_p"),
+        (json!({"top_p": 0}), "top_p"),
+        (json!({"temperature": -1}), "temperature"),
+        (json!({"top_k": -5}), "top_k"),
+        (json!({"repetition_penalty": "high"}), "repetition_penalty"),
+    ] {
+        write(bad);
+        let e = ModelSpec::from_hf_config(&config).unwrap_err().to_string();
+        assert!(e.contains("generation_config.json"), "{e}");
+        assert!(e.contains(field), "{e}");
+    }
+    write(json!([1, 2]));
+    let e = ModelSpec::from_hf_config(&config).unwrap_err().to_string();
+    assert!(
+        e.contains("generation_config.json") && e.contains("not a JSON object"),
+        "{e}"
+    );
+}
+
+/// Top-p below 1 or top-k below the vocabulary filter the logits, unless decoding is greedy.
+#[test]
+fn which_generation_defaults_filter_the_logits() {
+    let g = |temperature, top_p, top_k| crate::catalog::GenerationDefaults {
+        temperature,
+        top_p,
+        top_k,
+        repetition_penalty: None,
+        source: String::new(),
+    };
+    assert!(g(Some(0.6), Some(0.9), None).filters_logits(1000));
+    assert!(g(None, None, Some(20)).filters_logits(1000));
+    assert!(g(None, Some(0.95), Some(0)).filters_logits(1000));
+    assert!(!g(Some(0.6), Some(1.0), None).filters_logits(1000));
+    assert!(!g(Some(0.6), None, Some(0)).filters_logits(1000));
+    assert!(!g(None, None, Some(1000)).filters_logits(1000));
+    assert!(g(None, None, Some(999)).filters_logits(1000));
+    assert!(!g(Some(0.0), Some(0.9), Some(20)).filters_logits(1000));
+    assert!(!g(Some(1.0), None, None).filters_logits(1000));
 }

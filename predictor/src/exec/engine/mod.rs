@@ -56,6 +56,38 @@ pub struct EngineSettings {
     /// next step while the GPU runs this one, hiding [`EngineCoefficients::cpu_overlap`] of its
     /// CPU time; otherwise none is hidden.
     pub async_scheduling: bool,
+    /// What the sampler does with the requests' logits.
+    pub sampling: SamplingChoice,
+}
+
+/// How the requests are sampled, which decides whether the sampler sorts their logits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum SamplingChoice {
+    /// As vLLM does for requests that set no sampling parameters: the checkpoint's
+    /// `generation_config.json` defaults (the catalog's `[generation]`); filtering when they set
+    /// top-p or top-k.
+    #[default]
+    Auto,
+    /// No top-p/top-k filtering (greedy or temperature-only requests, or vLLM started with
+    /// `--generation-config vllm`).
+    Plain,
+    /// Every request sets top-p or top-k.
+    Filtered,
+}
+
+impl SamplingChoice {
+    /// Whether the sampler filters (sorts) the logits of `model`'s requests.
+    pub fn filters_logits(self, model: &ModelSpec) -> bool {
+        match self {
+            SamplingChoice::Auto => model
+                .generation
+                .as_ref()
+                .is_some_and(|g| g.filters_logits(model.vocab_size)),
+            SamplingChoice::Plain => false,
+            SamplingChoice::Filtered => true,
+        }
+    }
 }
 
 impl Default for EngineSettings {
@@ -65,6 +97,7 @@ impl Default for EngineSettings {
             cuda_graphs: true,
             max_capture_size: None,
             async_scheduling: false,
+            sampling: SamplingChoice::Auto,
         }
     }
 }
@@ -158,6 +191,8 @@ pub struct EngineModel {
     pp_link: Link,
     /// Fraction of the CPU time hidden behind the GPU (0 without asynchronous scheduling).
     cpu_overlap: f64,
+    /// The sampler sorts every sampled request's logits (top-p/top-k filtering).
+    filtered_sampling: bool,
     info: BackendInfo,
 }
 
@@ -223,6 +258,7 @@ impl EngineModel {
             } else {
                 0.0
             },
+            filtered_sampling: settings.sampling.filters_logits(model),
             info: BackendInfo {
                 kind: BackendKind::Engine,
                 source: format!(
@@ -495,6 +531,12 @@ impl ExecutionModel for EngineModel {
                     e * g.vocab_per_gpu * 2.0 + sampled * g.vocab_per_gpu * 4.0,
                 )
                 + self.elem.time_s(0.0, 3.0 * sampled * g.vocab * 4.0)
+                + if self.filtered_sampling {
+                    sampled * g.vocab * self.c.sampler_filter_us_per_mlogit * 1e-12
+                        + self.c.sampler_filter_step_us * 1e-6
+                } else {
+                    0.0
+                }
                 + self.c.step_gpu_us * 1e-6;
             add(&mut out, Op::LmHead, head);
         } else {

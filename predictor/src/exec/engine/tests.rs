@@ -25,6 +25,8 @@ fn ideal() -> EngineCoefficients {
         graph_launch_us: 0.0,
         eager_launch_us: 0.0,
         step_gpu_us: 0.0,
+        sampler_filter_us_per_mlogit: 0.0,
+        sampler_filter_step_us: 0.0,
         cpu_step_us: 0.0,
         cpu_per_request_us: 0.0,
         cpu_overlap: 0.0,
@@ -328,5 +330,64 @@ fn moe_decode_grows_sublinearly_until_every_expert_is_touched() {
     assert_eq!(
         em.stage_time(&decodes(4, 100), 0).ops_ms.get(Op::MlpUpProj),
         0.0
+    );
+}
+
+/// The sampler's filtering costs `sampler_filter_step_us` per step and
+/// `sampler_filter_us_per_mlogit` per million logits of every sampled request, for models whose
+/// generation defaults filter (or `filtered` requests), and nothing otherwise.
+#[test]
+fn top_p_filtering_sorts_every_sampled_requests_logits() {
+    let c = EngineCoefficients {
+        sampler_filter_us_per_mlogit: 40.0,
+        sampler_filter_step_us: 70.0,
+        ..ideal()
+    };
+    let zero = ideal();
+    let cat = Catalog::builtin();
+    let m = cat.model("Qwen/Qwen2.5-7B-Instruct").unwrap();
+    assert!(m.generation.as_ref().unwrap().filters_logits(m.vocab_size));
+    let build = |m: &ModelSpec, c, sampling| {
+        EngineModel::new(
+            m,
+            &cat.device("h100").unwrap(),
+            &cat.node("h100_dgx").unwrap(),
+            Parallelism::new(1, 1),
+            Precision::BF16,
+            EngineSettings {
+                max_num_seqs: 128,
+                sampling,
+                ..Default::default()
+            },
+            c,
+            "test",
+        )
+    };
+    // 12 decodes and a prefill that completes: 13 sampled rows of 152,064 logits.
+    let mut b = decodes(12, 300);
+    b.add_prefill(50, 0);
+    let head = |em: &EngineModel| em.stage_time(&b, 0).ops_ms.get(Op::LmHead);
+    let want = (13.0 * 152_064.0 * 40.0 * 1e-12 + 70e-6) * 1e3;
+    let extra =
+        head(&build(&m, c, SamplingChoice::Auto)) - head(&build(&m, zero, SamplingChoice::Auto));
+    assert!((extra - want).abs() < 1e-9, "{extra} vs {want}");
+    // Plain sampling, or a model without filtering defaults, pays nothing; `filtered` pays.
+    let plain = build(&m, c, SamplingChoice::Plain);
+    assert_eq!(head(&plain), head(&build(&m, zero, SamplingChoice::Auto)));
+    let mut bare = m.clone();
+    bare.generation = None;
+    assert_eq!(
+        head(&build(&bare, c, SamplingChoice::Auto)),
+        head(&build(&bare, zero, SamplingChoice::Auto))
+    );
+    let forced = head(&build(&bare, c, SamplingChoice::Filtered))
+        - head(&build(&bare, zero, SamplingChoice::Filtered));
+    assert!((forced - want).abs() < 1e-9);
+    // Greedy defaults filter nothing.
+    let mut greedy = m.clone();
+    greedy.generation.as_mut().unwrap().temperature = Some(0.0);
+    assert_eq!(
+        head(&build(&greedy, c, SamplingChoice::Auto)),
+        head(&build(&greedy, zero, SamplingChoice::Auto))
     );
 }
