@@ -7,6 +7,7 @@
 //! engine arguments: give them with `vllm bench serve --metadata gpu=h100 tp=2 max_num_seqs=256
 //! …` (keys below), or with the options of `simulator calibrate`.
 
+use predictor::exec::engine::SamplingChoice;
 use serde_json::Value;
 
 use super::measurements::{
@@ -108,6 +109,18 @@ pub fn import_bench(v: &Value, stem: &str, d: &BenchDefaults) -> Result<Experime
         }
     };
     let quantized = text(v, "quantization").is_some_and(|q| q.eq_ignore_ascii_case("fp8"));
+    // `vllm bench serve` asks for greedy decoding (temperature 0) unless given sampling options:
+    // the sampler filters nothing unless the metadata says otherwise.
+    let sampling = match text(v, "sampling") {
+        None | Some("plain") => SamplingChoice::Plain,
+        Some("filtered") => SamplingChoice::Filtered,
+        Some("auto") => SamplingChoice::Auto,
+        Some(other) => {
+            return Err(format!(
+                "metadata `sampling` is {other:?}: give plain, filtered or auto"
+            ))
+        }
+    };
     Ok(Experiment {
         id: stem.to_string(),
         model,
@@ -127,6 +140,7 @@ pub fn import_bench(v: &Value, stem: &str, d: &BenchDefaults) -> Result<Experime
             prefix_caching: true,
             block_size: 16,
             max_model_len: u("max_model_len", d.max_model_len)?,
+            sampling,
         },
         kv_blocks_total_gpu: None,
         workload: MeasuredWorkload {
@@ -186,6 +200,20 @@ mod tests {
             (s.ttft_mean, s.ttft_p90, s.e2e_mean, s.e2e_p90),
             (25.0, Some(28.0), 980.0, Some(1000.0))
         );
+        // Greedy unless the metadata says how the requests were sampled.
+        assert_eq!(e.engine.sampling, SamplingChoice::Plain);
+        let mut v = v;
+        for (given, want) in [
+            ("filtered", SamplingChoice::Filtered),
+            ("auto", SamplingChoice::Auto),
+        ] {
+            v["sampling"] = given.into();
+            let e = import_bench(&v, "run1", &BenchDefaults::default()).unwrap();
+            assert_eq!(e.engine.sampling, want);
+        }
+        v["sampling"] = "nucleus".into();
+        let e = import_bench(&v, "run1", &BenchDefaults::default()).unwrap_err();
+        assert!(e.contains("sampling") && e.contains("filtered"), "{e}");
     }
 
     #[test]

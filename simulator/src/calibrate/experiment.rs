@@ -111,6 +111,7 @@ pub fn to_config(
     cfg.predictor.backend = BackendChoice::Engine;
     cfg.predictor.calibration = shape.calibration.clone();
     cfg.predictor.coefficients = Some(*c);
+    cfg.predictor.sampling = e.engine.sampling;
     cfg.output.batches = false;
     cfg.output.trace = false;
     cfg.output.report = false;

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use predictor::exec::engine::SamplingChoice;
 use serde::{Deserialize, Serialize};
 
 /// Why a measurements file cannot be used.
@@ -115,6 +116,15 @@ pub struct EngineArgs {
     pub block_size: u32,
     /// `max_model_len`.
     pub max_model_len: u32,
+    /// How the requests were sampled: `auto` (they set no sampling parameters, so vLLM applied the
+    /// model's `generation_config.json` defaults), `plain` (greedy or temperature only) or
+    /// `filtered` (top-p or top-k); absent: `auto`.
+    #[serde(default, skip_serializing_if = "is_auto")]
+    pub sampling: SamplingChoice,
+}
+
+fn is_auto(s: &SamplingChoice) -> bool {
+    *s == SamplingChoice::Auto
 }
 
 fn yes() -> bool {
@@ -397,6 +407,7 @@ mod tests {
                 prefix_caching: true,
                 block_size: 16,
                 max_model_len: 4096,
+                sampling: predictor::exec::engine::SamplingChoice::Auto,
             },
             kv_blocks_total_gpu: None,
             workload: MeasuredWorkload {

@@ -27,6 +27,7 @@ fn experiment(id: &str, tp: u32, rates: [f64; 2]) -> Experiment {
             prefix_caching: true,
             block_size: 16,
             max_model_len: 4096,
+            sampling: predictor::exec::engine::SamplingChoice::Auto,
         },
         kv_blocks_total_gpu: None,
         workload: MeasuredWorkload {
