@@ -29,6 +29,9 @@ pub struct EngineCoefficients {
     pub moe_expert_us: f64,
     /// Fraction of peak memory bandwidth reached by attention reading the KV cache (decode).
     pub attention_bandwidth: f64,
+    /// Fixed time of every attention kernel (split-KV reduction, tails, launch inside a graph),
+    /// µs per layer and kind (prefill, decode).
+    pub attention_overhead_us: f64,
     /// Fraction of peak FLOP/s reached by prefill attention (FlashAttention).
     pub attention_compute: f64,
     /// Fraction of peak memory bandwidth reached by fused elementwise kernels (add+RMSNorm,
@@ -96,6 +99,7 @@ impl Default for EngineCoefficients {
             moe_compute: 0.55,
             moe_expert_us: 2.0,
             attention_bandwidth: 0.70,
+            attention_overhead_us: 3.0,
             attention_compute: 0.55,
             elementwise_bandwidth: 0.60,
             kernel_floor_us: 2.0,
@@ -163,6 +167,7 @@ pub const COEFFICIENTS: &[CoefInfo] = &[
     coef!(moe_compute, "fraction", 0.05, 1.0, false),
     coef!(moe_expert_us, "µs", 0.0, 200.0, true),
     coef!(attention_bandwidth, "fraction", 0.05, 1.0, true),
+    coef!(attention_overhead_us, "µs", 0.0, 200.0, true),
     coef!(attention_compute, "fraction", 0.05, 1.0, false),
     coef!(elementwise_bandwidth, "fraction", 0.05, 1.0, false),
     coef!(kernel_floor_us, "µs", 0.0, 50.0, false),

@@ -181,6 +181,8 @@ pub struct EngineModel {
     attn_gemm: Rates,
     /// Fixed time added to each GEMM, s.
     gemm_overhead_s: f64,
+    /// Fixed time of every attention kernel, s.
+    attention_overhead_s: f64,
     moe: Rates,
     attn: Rates,
     elem: Rates,
@@ -228,6 +230,7 @@ impl EngineModel {
                 floor_s,
             },
             gemm_overhead_s: c.gemm_overhead_us * 1e-6,
+            attention_overhead_s: c.attention_overhead_us * 1e-6,
             attn_gemm: Rates {
                 flops: attn_lin * c.gemm_compute,
                 bytes: bw * c.attn_proj_bandwidth,
@@ -344,7 +347,7 @@ impl EngineModel {
                     let flops = 4.0 * g.q_heads * g.head_dim * pairs;
                     let bytes = ctx * g.kv_heads * g.head_dim * 2.0 * g.kv_bytes
                         + 2.0 * c * g.q_heads * g.head_dim * g.act_bytes;
-                    self.attn.time_s(flops, bytes)
+                    self.attn.time_s(flops, bytes) + self.attention_overhead_s
                 }
                 Some(m) => {
                     // Prefill expands the latent of every context token to per-head keys and
@@ -352,7 +355,7 @@ impl EngineModel {
                     let expand = self.gemm_s(ctx, m.kv_lora, g.q_heads * (m.nope + m.v));
                     let flops = 2.0 * g.q_heads * (m.nope + m.rope + m.v) * pairs;
                     let bytes = ctx * g.q_heads * (m.nope + m.rope + m.v) * g.act_bytes;
-                    expand + self.attn.time_s(flops, bytes)
+                    expand + self.attn.time_s(flops, bytes) + self.attention_overhead_s
                 }
             };
         }
@@ -364,7 +367,7 @@ impl EngineModel {
                     let flops = 4.0 * g.q_heads * g.head_dim * kv;
                     let bytes = kv * g.kv_heads * g.head_dim * 2.0 * g.kv_bytes
                         + 2.0 * n * g.q_heads * g.head_dim * g.act_bytes;
-                    self.attn.time_s(flops, bytes)
+                    self.attn.time_s(flops, bytes) + self.attention_overhead_s
                 }
                 Some(m) => {
                     // Absorbed: queries move into the latent space, attention reads the latent
@@ -373,7 +376,7 @@ impl EngineModel {
                         + self.gemm_s(n, m.kv_lora, g.q_heads * m.v);
                     let flops = 2.0 * g.q_heads * (2.0 * m.kv_lora + m.rope) * kv;
                     let bytes = kv * (m.kv_lora + m.rope) * g.kv_bytes;
-                    absorb + self.attn.time_s(flops, bytes)
+                    absorb + self.attn.time_s(flops, bytes) + self.attention_overhead_s
                 }
             };
         }

@@ -14,6 +14,7 @@ fn ideal() -> EngineCoefficients {
         moe_compute: 1.0,
         moe_expert_us: 0.0,
         attention_bandwidth: 1.0,
+        attention_overhead_us: 0.0,
         attention_compute: 1.0,
         elementwise_bandwidth: 1.0,
         kernel_floor_us: 0.0,
