@@ -59,10 +59,11 @@ pub struct EngineCoefficients {
     /// the synchronisation that returns the sampled tokens), µs: paid on the last pipeline stage
     /// whatever the launch mode, and never hidden by asynchronous scheduling.
     pub step_gpu_us: f64,
-    /// GPU time of the sampler's top-p/top-k filtering (a sort of each sampled request's logits),
-    /// µs per million logits; paid only when the requests filter (the checkpoint's generation
-    /// defaults, [`crate::catalog::GenerationDefaults`]).
-    pub sampler_filter_us_per_mlogit: f64,
+    /// Memory traffic of the sampler's top-p/top-k filtering (a multi-pass sort of each sampled
+    /// request's logits with their indices), bytes per logit at the GPU's peak bandwidth; paid
+    /// only when the requests filter (the checkpoint's generation defaults,
+    /// [`crate::catalog::GenerationDefaults`]).
+    pub sampler_filter_bytes_per_logit: f64,
     /// GPU time of the sampler's top-p/top-k filtering per step, whatever the batch (the sort's
     /// passes and launches), µs; paid only when the requests filter.
     pub sampler_filter_step_us: f64,
@@ -112,7 +113,7 @@ impl Default for EngineCoefficients {
             graph_launch_us: 20.0,
             eager_launch_us: 5.0,
             step_gpu_us: 300.0,
-            sampler_filter_us_per_mlogit: 20.0,
+            sampler_filter_bytes_per_logit: 50.0,
             sampler_filter_step_us: 100.0,
             cpu_step_us: 600.0,
             cpu_per_request_us: 10.0,
@@ -180,13 +181,7 @@ pub const COEFFICIENTS: &[CoefInfo] = &[
     coef!(graph_launch_us, "µs", 0.0, 5000.0, false),
     coef!(eager_launch_us, "µs", 0.0, 200.0, false),
     coef!(step_gpu_us, "µs", 0.0, 100_000.0, true),
-    coef!(
-        sampler_filter_us_per_mlogit,
-        "µs per million logits",
-        0.0,
-        10_000.0,
-        true
-    ),
+    coef!(sampler_filter_bytes_per_logit, "bytes", 0.0, 10_000.0, true),
     coef!(sampler_filter_step_us, "µs", 0.0, 100_000.0, true),
     coef!(cpu_step_us, "µs", 0.0, 100_000.0, false),
     coef!(cpu_per_request_us, "µs", 0.0, 1000.0, false),

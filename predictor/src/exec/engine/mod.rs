@@ -181,6 +181,8 @@ pub struct EngineModel {
     attn_gemm: Rates,
     /// Fixed time added to each GEMM, s.
     gemm_overhead_s: f64,
+    /// The GPU's peak memory bandwidth, bytes/s.
+    bandwidth: f64,
     /// Fixed time of every attention kernel, s.
     attention_overhead_s: f64,
     moe: Rates,
@@ -231,6 +233,7 @@ impl EngineModel {
             },
             gemm_overhead_s: c.gemm_overhead_us * 1e-6,
             attention_overhead_s: c.attention_overhead_us * 1e-6,
+            bandwidth: bw,
             attn_gemm: Rates {
                 flops: attn_lin * c.gemm_compute,
                 bytes: bw * c.attn_proj_bandwidth,
@@ -535,7 +538,7 @@ impl ExecutionModel for EngineModel {
                 )
                 + self.elem.time_s(0.0, 3.0 * sampled * g.vocab * 4.0)
                 + if self.filtered_sampling {
-                    sampled * g.vocab * self.c.sampler_filter_us_per_mlogit * 1e-12
+                    sampled * g.vocab * self.c.sampler_filter_bytes_per_logit / self.bandwidth
                         + self.c.sampler_filter_step_us * 1e-6
                 } else {
                     0.0

@@ -26,7 +26,7 @@ fn ideal() -> EngineCoefficients {
         graph_launch_us: 0.0,
         eager_launch_us: 0.0,
         step_gpu_us: 0.0,
-        sampler_filter_us_per_mlogit: 0.0,
+        sampler_filter_bytes_per_logit: 0.0,
         sampler_filter_step_us: 0.0,
         cpu_step_us: 0.0,
         cpu_per_request_us: 0.0,
@@ -335,12 +335,12 @@ fn moe_decode_grows_sublinearly_until_every_expert_is_touched() {
 }
 
 /// The sampler's filtering costs `sampler_filter_step_us` per step and
-/// `sampler_filter_us_per_mlogit` per million logits of every sampled request, for models whose
+/// `sampler_filter_bytes_per_logit` of traffic per logit of every sampled request, for models whose
 /// generation defaults filter (or `filtered` requests), and nothing otherwise.
 #[test]
 fn top_p_filtering_sorts_every_sampled_requests_logits() {
     let c = EngineCoefficients {
-        sampler_filter_us_per_mlogit: 40.0,
+        sampler_filter_bytes_per_logit: 40.0,
         sampler_filter_step_us: 70.0,
         ..ideal()
     };
@@ -368,7 +368,7 @@ fn top_p_filtering_sorts_every_sampled_requests_logits() {
     let mut b = decodes(12, 300);
     b.add_prefill(50, 0);
     let head = |em: &EngineModel| em.stage_time(&b, 0).ops_ms.get(Op::LmHead);
-    let want = (13.0 * 152_064.0 * 40.0 * 1e-12 + 70e-6) * 1e3;
+    let want = (13.0 * 152_064.0 * 40.0 / BW + 70e-6) * 1e3;
     let extra =
         head(&build(&m, c, SamplingChoice::Auto)) - head(&build(&m, zero, SamplingChoice::Auto));
     assert!((extra - want).abs() < 1e-9, "{extra} vs {want}");
