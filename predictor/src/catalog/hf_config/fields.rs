@@ -8,6 +8,19 @@ use serde_json::{Map, Number, Value};
 
 use crate::catalog::CatalogError;
 
+/// The top-level object of the JSON `text` of the file at `path`; an error naming the file when
+/// the text is not JSON or not an object.
+pub(super) fn json_object(text: &str, path: &Path) -> Result<Map<String, Value>, CatalogError> {
+    let parse_err = |why: String| CatalogError::Parse {
+        path: path.to_path_buf(),
+        why,
+    };
+    match serde_json::from_str(text).map_err(|e| parse_err(format!("not valid JSON: {e}")))? {
+        Value::Object(map) => Ok(map),
+        _ => Err(parse_err("not a JSON object".into())),
+    }
+}
+
 /// One object of a `config.json`, with where it sits (for error messages).
 #[derive(Clone)]
 pub(super) struct Fields<'a> {

@@ -3,9 +3,7 @@
 
 use std::path::Path;
 
-use serde_json::Value;
-
-use super::fields::Fields;
+use super::fields::{json_object, Fields};
 use crate::catalog::{CatalogError, GenerationDefaults};
 
 /// The file vLLM reads the defaults from, beside `config.json`.
@@ -27,16 +25,8 @@ pub(super) fn read_beside(config: &Path) -> Result<Option<GenerationDefaults>, C
 
 /// Reads the text of a `generation_config.json`; `path` names it in errors and in `source`.
 pub(super) fn parse(text: &str, path: &Path) -> Result<Option<GenerationDefaults>, CatalogError> {
-    let parse_err = |why: String| CatalogError::Parse {
-        path: path.to_path_buf(),
-        why,
-    };
-    let json: Value =
-        serde_json::from_str(text).map_err(|e| parse_err(format!("not valid JSON: {e}")))?;
-    let Value::Object(map) = &json else {
-        return Err(parse_err("not a JSON object".into()));
-    };
-    let f = Fields::of_file(map, path, format!("the {FILE_NAME} beside a config.json"));
+    let map = json_object(text, path)?;
+    let f = Fields::of_file(&map, path, format!("the {FILE_NAME} beside a config.json"));
     let g = GenerationDefaults {
         temperature: f.opt_f64("temperature")?,
         top_p: f.opt_f64("top_p")?,
@@ -51,6 +41,9 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Option<GenerationDefaults
     {
         return Ok(None);
     }
-    g.validate().map_err(parse_err)?;
+    g.validate().map_err(|why| CatalogError::Parse {
+        path: path.to_path_buf(),
+        why,
+    })?;
     Ok(Some(g))
 }

@@ -93,11 +93,7 @@ impl ModelSpec {
             path: path.to_path_buf(),
             why,
         };
-        let json: Value =
-            serde_json::from_str(text).map_err(|e| parse_err(format!("not valid JSON: {e}")))?;
-        let Value::Object(map) = &json else {
-            return Err(parse_err("not a JSON object".into()));
-        };
+        let map = &fields::json_object(text, path)?;
         let arch = match map.get("architectures") {
             Some(Value::Array(a)) if !a.is_empty() => a[0].as_str().ok_or_else(|| {
                 parse_err(format!("field `architectures` holds {}, not a name", a[0]))
