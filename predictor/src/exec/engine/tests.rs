@@ -392,3 +392,30 @@ fn top_p_filtering_sorts_every_sampled_requests_logits() {
         head(&build(&greedy, zero, SamplingChoice::Auto))
     );
 }
+
+/// `attention_overhead_us` is added once per attention kernel: per layer, to the decode attention
+/// of a decode step and to both kinds in a mixed step.
+#[test]
+fn attention_overhead_is_paid_per_layer_and_kernel() {
+    let c = EngineCoefficients {
+        attention_overhead_us: 5.0,
+        ..ideal()
+    };
+    let (_, base) = model_on("meta-llama/Llama-2-7b-hf", 1, ideal());
+    let (_, em) = model_on("meta-llama/Llama-2-7b-hf", 1, c);
+    let mut mixed = decodes(3, 500);
+    mixed.add_prefill(64, 0);
+    for (b, prefill) in [(decodes(8, 500), 0.0), (mixed, 1.0)] {
+        let with = em.stage_time(&b, 0).ops_ms;
+        let without = base.stage_time(&b, 0).ops_ms;
+        let d = with.get(Op::AttnDecode) - without.get(Op::AttnDecode);
+        let p = with.get(Op::AttnPrefill) - without.get(Op::AttnPrefill);
+        assert!((d - 32.0 * 5e-3).abs() < 1e-12, "{d}");
+        assert!((p - prefill * 32.0 * 5e-3).abs() < 1e-12, "{p}");
+        let total = with.total_ms() - without.total_ms();
+        assert!(
+            (total - (1.0 + prefill) * 32.0 * 5e-3).abs() < 1e-9,
+            "{total}"
+        );
+    }
+}
