@@ -7,6 +7,7 @@
 //! engine arguments: give them with `vllm bench serve --metadata gpu=h100 tp=2 max_num_seqs=256
 //! …` (keys below), or with the options of `simulator calibrate`.
 
+use clap::ValueEnum;
 use predictor::exec::engine::SamplingChoice;
 use serde_json::Value;
 
@@ -112,14 +113,9 @@ pub fn import_bench(v: &Value, stem: &str, d: &BenchDefaults) -> Result<Experime
     // `vllm bench serve` asks for greedy decoding (temperature 0) unless given sampling options:
     // the sampler filters nothing unless the metadata says otherwise.
     let sampling = match text(v, "sampling") {
-        None | Some("plain") => SamplingChoice::Plain,
-        Some("filtered") => SamplingChoice::Filtered,
-        Some("auto") => SamplingChoice::Auto,
-        Some(other) => {
-            return Err(format!(
-                "metadata `sampling` is {other:?}: give plain, filtered or auto"
-            ))
-        }
+        None => SamplingChoice::Plain,
+        Some(s) => SamplingChoice::from_str(s, false)
+            .map_err(|_| format!("metadata `sampling` is {s:?}: give plain, filtered or auto"))?,
     };
     Ok(Experiment {
         id: stem.to_string(),

@@ -312,6 +312,11 @@ impl EngineModel {
         self.attn_gemm.time_s(f, b) + self.gemm_overhead_s
     }
 
+    /// One attention kernel: its roofline time and the fixed time of every attention kernel.
+    fn attn_kernel_s(&self, flops: f64, bytes: f64) -> f64 {
+        self.attn.time_s(flops, bytes) + self.attention_overhead_s
+    }
+
     fn elem_s(&self, elements: f64) -> f64 {
         self.elem.time_s(0.0, elements * self.geo.act_bytes)
     }
@@ -350,7 +355,7 @@ impl EngineModel {
                     let flops = 4.0 * g.q_heads * g.head_dim * pairs;
                     let bytes = ctx * g.kv_heads * g.head_dim * 2.0 * g.kv_bytes
                         + 2.0 * c * g.q_heads * g.head_dim * g.act_bytes;
-                    self.attn.time_s(flops, bytes) + self.attention_overhead_s
+                    self.attn_kernel_s(flops, bytes)
                 }
                 Some(m) => {
                     // Prefill expands the latent of every context token to per-head keys and
@@ -358,7 +363,7 @@ impl EngineModel {
                     let expand = self.gemm_s(ctx, m.kv_lora, g.q_heads * (m.nope + m.v));
                     let flops = 2.0 * g.q_heads * (m.nope + m.rope + m.v) * pairs;
                     let bytes = ctx * g.q_heads * (m.nope + m.rope + m.v) * g.act_bytes;
-                    expand + self.attn.time_s(flops, bytes) + self.attention_overhead_s
+                    expand + self.attn_kernel_s(flops, bytes)
                 }
             };
         }
@@ -370,7 +375,7 @@ impl EngineModel {
                     let flops = 4.0 * g.q_heads * g.head_dim * kv;
                     let bytes = kv * g.kv_heads * g.head_dim * 2.0 * g.kv_bytes
                         + 2.0 * n * g.q_heads * g.head_dim * g.act_bytes;
-                    self.attn.time_s(flops, bytes) + self.attention_overhead_s
+                    self.attn_kernel_s(flops, bytes)
                 }
                 Some(m) => {
                     // Absorbed: queries move into the latent space, attention reads the latent
@@ -379,7 +384,7 @@ impl EngineModel {
                         + self.gemm_s(n, m.kv_lora, g.q_heads * m.v);
                     let flops = 2.0 * g.q_heads * (2.0 * m.kv_lora + m.rope) * kv;
                     let bytes = kv * (m.kv_lora + m.rope) * g.kv_bytes;
-                    absorb + self.attn.time_s(flops, bytes) + self.attention_overhead_s
+                    absorb + self.attn_kernel_s(flops, bytes)
                 }
             };
         }
