@@ -4,7 +4,7 @@
 #   ./scripts/calibrate.sh            # h100, then a100 and l40s from it, then the CI subset
 #   ./scripts/calibrate.sh --cv       # also leave-one-family-out cross-validation on h100: the
 #                                     # same two-step fit once per held-out family (7 more H100
-#                                     # fits, about 35 min on 2 cores)
+#                                     # fits, about 8 min on 2 cores), written to h100.cv.{md,csv}
 #
 # Writes data/calibration/vllm-0.15.1/{h100,a100,l40s,ci-subset}.toml with their .md/.csv tables
 # (docs/calibration.md). Deterministic: the same inputs give the same files.
@@ -21,12 +21,15 @@ if [ "${1:-}" = "--cv" ]; then cv=(--cross-validate); fi
 # From the priors: 200 Nelder-Mead iterations over 60-s stages (each at least 8 mean E2E
 # latencies), then at most 60 more in which the experiments whose 60-s stages misrepresent their whole
 # stages (queues near capacity, cold prefix caches) are simulated whole (--refine-iters).
-"$bin" calibrate --measurements "$meas" --device h100 --max-iters 200 --out "$dir/h100.toml" \
+"$bin" calibrate --measurements "$meas" --device h100 --out "$dir/h100.toml" \
   "${cv[@]}"
 # Two or three experiments per GPU: fit the coefficients that move most from H100 (A100's
 # experiments include Mixtral, so its MoE kernel efficiency too).
 "$bin" calibrate --measurements "$meas" --device a100 --start "$dir/h100.toml" \
-  --fit gemm_bandwidth,moe_bandwidth,step_gpu_us,frontend_ms --out "$dir/a100.toml"
+  --fit gemm_bandwidth,step_gpu_us,frontend_ms,sampler_filter_bytes_per_logit --out "$dir/a100.toml"
 "$bin" calibrate --measurements "$meas" --device l40s --start "$dir/h100.toml" \
-  --fit gemm_bandwidth,step_gpu_us,frontend_ms --out "$dir/l40s.toml"
+  --fit gemm_bandwidth,step_gpu_us,frontend_ms,sampler_filter_bytes_per_logit --out "$dir/l40s.toml"
 "$(dirname "$0")/check-calibration.sh" --write
+if [ ${#cv[@]} -eq 0 ] && [ -e "$dir/h100.cv.md" ]; then
+  echo "calibrate: $dir/h100.cv.{md,csv} were not regenerated; run with --cv if the model changed" >&2
+fi

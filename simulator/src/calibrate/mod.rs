@@ -59,19 +59,22 @@ pub struct CalibrateArgs {
     /// Start from this calibration's coefficients [default: the model's priors]
     #[arg(long, value_name = "FILE.toml")]
     pub start: Option<PathBuf>,
-    /// Coefficients to fit, comma-separated [default: the fitted ones of design.md §4.5: gemm_bandwidth, gemm_overhead_us, attn_proj_bandwidth, moe_bandwidth, moe_expert_us, attention_bandwidth, allreduce_latency_us, allreduce_latency_per_gpu_us, step_gpu_us, frontend_ms]
+    /// Coefficients to fit, comma-separated [default: every coefficient marked "fitted" in the table of docs/calibration.md]
     #[arg(long, value_name = "NAMES")]
     pub fit: Option<String>,
     /// Only the experiments whose id contains one of these comma-separated strings
     #[arg(long, value_name = "IDS")]
     pub experiments: Option<String>,
-    /// Largest number of optimizer iterations [default: 150]
+    /// Optimizer of the fits: lm (Levenberg–Marquardt, one simulation per fitted coefficient and iteration) or nelder-mead
+    #[arg(long, value_enum, default_value_t = fit::Optimizer::Lm)]
+    pub optimizer: fit::Optimizer,
+    /// Largest number of optimizer iterations [default: 20 with lm, 150 with nelder-mead]
     #[arg(long, value_name = "N")]
     pub max_iters: Option<u64>,
     /// Simulated seconds of each load stage while fitting, at least 8 mean E2E latencies [default: 60]
     #[arg(long, value_name = "SECONDS")]
     pub fit_stage_s: Option<f64>,
-    /// Iterations of a second fit, from the first one's result, in which the experiments whose shortened stages misrepresent their whole stages (mean E2E off by more than 2 %, mean TTFT by more than 5 %, at the first fit's coefficients: queues near capacity, cold caches) are simulated whole; 0: no second fit [default: 60]
+    /// Iterations of a second fit, from the first one's result, in which the experiments whose shortened stages misrepresent their whole stages (mean E2E off by more than 2 %, mean TTFT by more than 5 %, at the first fit's coefficients: queues near capacity, cold caches) are simulated whole; 0: no second fit [default: 8 with lm, 60 with nelder-mead]
     #[arg(long, value_name = "N")]
     pub refine_iters: Option<u64>,
     /// Simulated seconds of each load stage in the final table [default: the whole stage]
@@ -281,10 +284,14 @@ fn fit_all(
     start: EngineCoefficients,
     fitted: &[&'static predictor::exec::engine::coeffs::CoefInfo],
     shape: &SimShape,
-    max_iters: u64,
-    refine: bool,
+    pass: Pass,
     progress: &ProgressBar,
 ) -> Result<(EngineCoefficients, f64)> {
+    let Pass {
+        max_iters,
+        refine,
+        optimizer,
+    } = pass;
     let start = fit_memory(exps, &start);
     let on_eval = |k: u64| progress.set_position(k);
     let problem = Problem {
@@ -296,12 +303,23 @@ fn fit_all(
         progress: &on_eval,
         evaluations: AtomicU64::new(0),
     };
-    let found = if refine {
-        fit::refine(problem, max_iters)
-    } else {
-        fit::fit(problem, max_iters)
+    let found = match (optimizer, refine) {
+        (fit::Optimizer::Lm, _) => fit::levenberg_marquardt(problem, max_iters),
+        (fit::Optimizer::NelderMead, true) => fit::refine(problem, max_iters),
+        (fit::Optimizer::NelderMead, false) => fit::fit(problem, max_iters),
     };
     found.map_err(|e| anyhow::anyhow!("the fit failed: {e}"))
+}
+
+/// One optimizer run of [`fit_all`].
+#[derive(Debug, Clone, Copy)]
+struct Pass {
+    /// Largest number of iterations.
+    max_iters: u64,
+    /// The second fit, from a converged point (with Nelder–Mead: a smaller simplex, no restarts).
+    refine: bool,
+    /// The optimizer.
+    optimizer: fit::Optimizer,
 }
 
 /// Optimizer iterations of the two fits of [`fit_refined`].
@@ -311,6 +329,20 @@ struct Iterations {
     first: u64,
     /// The second fit (0: none).
     refine: u64,
+    /// The optimizer of both.
+    optimizer: fit::Optimizer,
+}
+
+impl Iterations {
+    /// Simulations of a fit of `iters` iterations of `fitted` coefficients, for progress bars
+    /// (an estimate: Nelder–Mead takes one or two per iteration, Levenberg–Marquardt one per
+    /// coefficient and one or more for the step).
+    fn evaluations(&self, iters: u64, fitted: usize) -> u64 {
+        match self.optimizer {
+            fit::Optimizer::Lm => iters * (fitted as u64 + 2) + 1,
+            fit::Optimizer::NelderMead => iters * 2,
+        }
+    }
 }
 
 /// What [`fit_refined`] found.
@@ -324,7 +356,7 @@ struct Refined {
 /// Fits over shortened stages; then, when `iters.refine` > 0 and some experiments' shortened
 /// stages misrepresent their whole ones at the first fit's coefficients
 /// ([`fit::shortened_stages_differ`]), fits again from there with those experiments simulated
-/// whole ([`fit::refine`]: one Nelder–Mead run from a small simplex). Whole stages cost up to 20
+/// whole (with Nelder–Mead, [`fit::refine`]: one run from a small simplex). Whole stages cost up to 20
 /// times as much, so only the experiments that need them pay.
 fn fit_refined(
     exps: &[Prepared],
@@ -336,8 +368,19 @@ fn fit_refined(
     what: &str,
 ) -> Result<Refined> {
     use rayon::prelude::*;
-    let pb = bar(quiet, iters.first * 2, what);
-    let (c, loss) = fit_all(exps, start, fitted, shape, iters.first, false, &pb)?;
+    let pb = bar(quiet, iters.evaluations(iters.first, fitted.len()), what);
+    let (c, loss) = fit_all(
+        exps,
+        start,
+        fitted,
+        shape,
+        Pass {
+            max_iters: iters.first,
+            refine: false,
+            optimizer: iters.optimizer,
+        },
+        &pb,
+    )?;
     pb.finish_and_clear();
     let mut out = Refined {
         coefficients: c,
@@ -373,8 +416,23 @@ fn fit_refined(
         .filter(|p| p.whole)
         .map(|p| p.exp.id.clone())
         .collect();
-    let pb = bar(quiet, iters.refine * 2, &format!("{what} (whole stages)"));
-    let (c, loss) = fit_all(&refined, c, fitted, shape, iters.refine, true, &pb)?;
+    let pb = bar(
+        quiet,
+        iters.evaluations(iters.refine, fitted.len()),
+        &format!("{what} (whole stages)"),
+    );
+    let (c, loss) = fit_all(
+        &refined,
+        c,
+        fitted,
+        shape,
+        Pass {
+            max_iters: iters.refine,
+            refine: true,
+            optimizer: iters.optimizer,
+        },
+        &pb,
+    )?;
     pb.finish_and_clear();
     out.coefficients = c;
     out.loss = loss;
@@ -497,9 +555,11 @@ pub fn main(a: &CalibrateArgs) -> Result<()> {
         );
         return Ok(());
     }
+    let lm = a.optimizer == fit::Optimizer::Lm;
     let iters = Iterations {
-        first: a.max_iters.unwrap_or(150),
-        refine: a.refine_iters.unwrap_or(60),
+        first: a.max_iters.unwrap_or(if lm { 20 } else { 150 }),
+        refine: a.refine_iters.unwrap_or(if lm { 8 } else { 60 }),
+        optimizer: a.optimizer,
     };
     let started = std::time::Instant::now();
     let fitted_run = fit_refined(exps, start, &fitted, &fit_shape, iters, a.quiet, "fitting")?;
@@ -577,10 +637,11 @@ pub fn main(a: &CalibrateArgs) -> Result<()> {
             iters,
             a.quiet,
         )?;
+        let (cv, folds) = cv;
         let path = a.out.with_extension("cv.md");
         files.add(
             path.clone(),
-            cv.markdown("Leave-one-family-out cross-validation"),
+            cv.markdown("Leave-one-family-out cross-validation") + &folds_markdown(&folds, &fitted),
         );
         files.add(a.out.with_extension("cv.csv"), cv.csv());
         let (e2e, ttft, n) = cv.mean_abs_errors();
@@ -607,7 +668,46 @@ pub fn main(a: &CalibrateArgs) -> Result<()> {
     Ok(())
 }
 
+/// The coefficients fitted in each fold of a cross-validation, by held-out family.
+type Folds = Vec<(String, EngineCoefficients)>;
+
+/// A Markdown section listing the `fitted` coefficients of each fold: how much the data of the
+/// other families moves each one.
+fn folds_markdown(
+    folds: &Folds,
+    fitted: &[&'static predictor::exec::engine::coeffs::CoefInfo],
+) -> String {
+    use std::fmt::Write;
+    let mut s = String::from(
+        "\n## Coefficients of each fold\n\nFitted without the held-out family.\n\n| held out |",
+    );
+    for info in fitted {
+        let _ = write!(s, " `{}` ({}) |", info.name, info.unit);
+    }
+    s.push_str("\n|---|");
+    s.push_str(&"---|".repeat(fitted.len()));
+    s.push('\n');
+    for (family, c) in folds {
+        let _ = write!(s, "| {family} |");
+        for info in fitted {
+            let _ = write!(s, " {} |", significant((info.get)(c)));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// `v` with four significant digits.
+fn significant(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let digits = (3 - v.abs().log10().floor() as i32).max(0) as usize;
+    format!("{v:.digits$}")
+}
+
 /// Fits once per model family with that family held out, and evaluates the held-out family.
+/// Returns the held-out rows and each fold's coefficients.
 fn cross_validate(
     exps: &[Prepared],
     start: EngineCoefficients,
@@ -616,10 +716,11 @@ fn cross_validate(
     eval_shape: &SimShape,
     iters: Iterations,
     quiet: bool,
-) -> Result<Table> {
+) -> Result<(Table, Folds)> {
     let families: std::collections::BTreeSet<String> =
         exps.iter().map(|p| p.exp.family()).collect();
     let mut rows = Vec::new();
+    let mut folds = Vec::new();
     for fam in &families {
         let (test, train): (Vec<Prepared>, Vec<Prepared>) =
             exps.iter().cloned().partition(|p| &p.exp.family() == fam);
@@ -636,8 +737,9 @@ fn cross_validate(
             &format!("held out {fam}"),
         )?;
         rows.extend(evaluate(&test, &run.coefficients, eval_shape).rows);
+        folds.push((fam.clone(), run.coefficients));
     }
-    Ok(Table { rows })
+    Ok((Table { rows }, folds))
 }
 
 /// Weights per GPU of an experiment's layout and the model's total parameters, for reports.

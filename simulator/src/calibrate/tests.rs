@@ -56,6 +56,17 @@ fn experiment(id: &str, tp: u32, rates: [f64; 2]) -> Experiment {
 
 #[test]
 fn recovers_known_coefficients_from_synthetic_measurements() {
+    recovers_with(fit::Optimizer::NelderMead);
+}
+
+#[test]
+fn levenberg_marquardt_recovers_known_coefficients_from_synthetic_measurements() {
+    recovers_with(fit::Optimizer::Lm);
+}
+
+/// Measurements synthesised by the simulator with known coefficients, fitted back from the priors
+/// with `optimizer`: each coefficient within 2 %.
+fn recovers_with(optimizer: fit::Optimizer) {
     let truth = EngineCoefficients {
         gemm_bandwidth: 0.66,
         // Large enough to be identified on these short stages: at 420 µs (3-10 % of a step) the
@@ -108,7 +119,10 @@ fn recovers_known_coefficients_from_synthetic_measurements() {
         progress: &progress,
         evaluations: AtomicU64::new(0),
     };
-    let (c, loss) = fit::fit(problem, 300).unwrap();
+    let (c, loss) = match optimizer {
+        fit::Optimizer::NelderMead => fit::fit(problem, 300).unwrap(),
+        fit::Optimizer::Lm => fit::levenberg_marquardt(problem, 30).unwrap(),
+    };
     for (name, got, want) in [
         ("gemm_bandwidth", c.gemm_bandwidth, truth.gemm_bandwidth),
         ("step_gpu_us", c.step_gpu_us, truth.step_gpu_us),
@@ -116,7 +130,7 @@ fn recovers_known_coefficients_from_synthetic_measurements() {
     ] {
         assert!(
             (got / want - 1.0).abs() < 0.02,
-            "{name}: recovered {got}, true {want} (loss {loss})"
+            "{optimizer:?}: {name}: recovered {got}, true {want} (loss {loss})"
         );
     }
 }
@@ -198,4 +212,33 @@ fn a_prepared_experiment_marked_whole_ignores_the_stage_cap() {
     );
     p.whole = true;
     assert_eq!(p.simulate(&c, &short).unwrap(), full);
+}
+
+/// The cross-validation report lists each fold's fitted coefficients, one row per held-out
+/// family, one column per fitted coefficient, with four significant digits.
+#[test]
+fn folds_table_has_a_row_per_family_and_a_column_per_fitted_coefficient() {
+    let fitted = fit::parse_fitted("gemm_bandwidth,frontend_ms,step_gpu_us").unwrap();
+    let a = EngineCoefficients {
+        gemm_bandwidth: 0.812345,
+        frontend_ms: 9.87654,
+        step_gpu_us: 238.78,
+        ..Default::default()
+    };
+    let b = EngineCoefficients {
+        step_gpu_us: 0.0,
+        ..a
+    };
+    let md = super::folds_markdown(&vec![("mixtral".into(), a), ("qwen3".into(), b)], &fitted);
+    let lines: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
+    assert_eq!(lines.len(), 4, "{md}");
+    assert_eq!(
+        lines[0],
+        "| held out | `gemm_bandwidth` (fraction) | `frontend_ms` (ms) | `step_gpu_us` (µs) |"
+    );
+    assert_eq!(lines[1], "|---|---|---|---|");
+    assert_eq!(lines[2], "| mixtral | 0.8123 | 9.877 | 238.8 |");
+    assert_eq!(lines[3], "| qwen3 | 0.8123 | 9.877 | 0 |");
+    assert_eq!(super::significant(12345.6), "12346");
+    assert_eq!(super::significant(0.00123456), "0.001235");
 }

@@ -241,7 +241,7 @@ impl EngineModel {
             },
             moe: Rates {
                 flops: lin * c.moe_compute,
-                bytes: bw * c.moe_bandwidth,
+                bytes: bw * (c.gemm_bandwidth * c.moe_bandwidth_ratio).min(1.0),
                 floor_s,
             },
             attn: Rates {

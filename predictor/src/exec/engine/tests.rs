@@ -10,7 +10,7 @@ fn ideal() -> EngineCoefficients {
         gemm_compute: 1.0,
         gemm_overhead_us: 0.0,
         attn_proj_bandwidth: 1.0,
-        moe_bandwidth: 1.0,
+        moe_bandwidth_ratio: 1.0,
         moe_compute: 1.0,
         moe_expert_us: 0.0,
         attention_bandwidth: 1.0,
