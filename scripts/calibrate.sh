@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Regenerates the shipped engine-model calibrations from the committed measurements:
 #
-#   ./scripts/calibrate.sh            # h100, then a100 and l40s from it, then the CI subset
-#   ./scripts/calibrate.sh --cv       # also leave-one-family-out cross-validation on h100: the
-#                                     # same two-step fit once per held-out family (7 more H100
-#                                     # fits, about 8 min on 2 cores), written to h100.cv.{md,csv}
+#   ./scripts/calibrate.sh            # h100 with its leave-one-family-out cross-validation (the
+#                                     # same two-step fit once per held-out family, written to
+#                                     # h100.cv.{md,csv}), then a100 and l40s from it, then the CI
+#                                     # subset: about 9 min on 2 cores
+#   ./scripts/calibrate.sh --no-cv    # the same without the cross-validation (about 2.5 min); the
+#                                     # committed h100.cv.{md,csv} are then removed, being stale
 #
 # Writes data/calibration/vllm-0.15.1/{h100,a100,l40s,ci-subset}.toml with their .md/.csv tables
 # (docs/calibration.md). Deterministic: the same inputs give the same files.
@@ -15,8 +17,12 @@ cargo build --release -p simulator --bin simulator >&2
 bin="${CARGO_TARGET_DIR:-$root/target}/release/simulator"
 meas=data/calibration/vllm-0.15.1-measured.json
 dir=data/calibration/vllm-0.15.1
-cv=()
-if [ "${1:-}" = "--cv" ]; then cv=(--cross-validate); fi
+cv=(--cross-validate)
+case "${1:-}" in
+  "") ;;
+  --no-cv) cv=() ;;
+  *) echo "calibrate.sh: unknown option ${1}; use --no-cv or nothing" >&2; exit 2 ;;
+esac
 
 # From the priors: 200 Nelder-Mead iterations over 60-s stages (each at least 8 mean E2E
 # latencies), then at most 60 more in which the experiments whose 60-s stages misrepresent their whole
@@ -30,6 +36,3 @@ if [ "${1:-}" = "--cv" ]; then cv=(--cross-validate); fi
 "$bin" calibrate --measurements "$meas" --device l40s --start "$dir/h100.toml" \
   --fit gemm_bandwidth,step_gpu_us,frontend_ms,sampler_filter_bytes_per_logit --out "$dir/l40s.toml"
 "$(dirname "$0")/check-calibration.sh" --write
-if [ ${#cv[@]} -eq 0 ] && [ -e "$dir/h100.cv.md" ]; then
-  echo "calibrate: $dir/h100.cv.{md,csv} were not regenerated; run with --cv if the model changed" >&2
-fi

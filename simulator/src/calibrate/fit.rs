@@ -144,29 +144,6 @@ pub fn pairs(m: &MeasuredStage, s: &super::experiment::SimStage) -> [Option<(f64
     ]
 }
 
-/// The loss of one simulated experiment over its non-overloaded stages, and the stage count.
-pub fn experiment_loss(p: &Prepared, sim: &Result<SimResult, String>) -> (f64, usize) {
-    let mut loss = 0.0;
-    let mut n = 0;
-    for (i, (m, over)) in p.stages.iter().enumerate() {
-        if *over {
-            continue;
-        }
-        n += 1;
-        let Ok(sim) = sim else {
-            loss += FAILED;
-            continue;
-        };
-        for ((_, w), pair) in WEIGHTS.iter().zip(pairs(m, &sim.stages[i])) {
-            if let Some((meas, simv)) = pair {
-                let r = if simv > 0.0 { (simv / meas).ln() } else { 5.0 };
-                loss += w * pseudo_huber(r);
-            }
-        }
-    }
-    (loss, n)
-}
-
 /// A coefficient in the optimizer's unbounded coordinate: logit for fractions, `ln(1 + v)` for
 /// the others.
 fn to_x(info: &CoefInfo, v: f64) -> f64 {
@@ -234,14 +211,7 @@ impl Problem<'_> {
 
     /// The mean loss per stage of coefficients `c`.
     pub fn loss(&self, c: &EngineCoefficients) -> f64 {
-        let sims = self.simulate_all(c);
-        let (mut total, mut n) = (0.0, 0usize);
-        for (p, s) in self.experiments.iter().zip(&sims) {
-            let (l, k) = experiment_loss(p, s);
-            total += l;
-            n += k;
-        }
-        total / n.max(1) as f64
+        self.residuals_of(&self.simulate_all(c)).loss()
     }
 }
 
@@ -250,15 +220,8 @@ impl CostFunction for Problem<'_> {
     type Output = f64;
 
     fn cost(&self, x: &Vec<f64>) -> Result<f64, ArgminError> {
-        let c = self.coefficients(x);
-        let x0 = self.x0();
-        let prior: f64 = x.iter().zip(&x0).map(|(a, b)| (a - b).powi(2)).sum();
-        let loss = self.loss(&c) + self.prior_weight * prior;
-        let k = self
-            .evaluations
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        (self.progress)(k + 1);
-        Ok(loss)
+        let res = self.residuals(&self.coefficients(x));
+        Ok(self.objective(x, &res))
     }
 }
 
@@ -298,7 +261,7 @@ fn pseudo_huber(r: f64) -> f64 {
 
 impl Residuals {
     /// The mean loss per stage: the weighted pseudo-Huber penalties, and [`FAILED`] per failed
-    /// stage (the same as [`experiment_loss`] summed).
+    /// stage.
     pub fn loss(&self) -> f64 {
         let penalties: f64 = self
             .r
@@ -311,9 +274,18 @@ impl Residuals {
 }
 
 impl Problem<'_> {
-    /// The residuals of coefficients `c`.
+    /// The residuals of coefficients `c` (one evaluation, counted for the progress report).
     pub fn residuals(&self, c: &EngineCoefficients) -> Residuals {
-        let sims = self.simulate_all(c);
+        let out = self.residuals_of(&self.simulate_all(c));
+        let k = self
+            .evaluations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (self.progress)(k + 1);
+        out
+    }
+
+    /// The residuals of the simulations `sims` of every experiment, in order.
+    fn residuals_of(&self, sims: &[Result<SimResult, String>]) -> Residuals {
         let mut out = Residuals {
             r: Vec::new(),
             w: Vec::new(),
@@ -321,7 +293,7 @@ impl Problem<'_> {
             stages: 0,
             failed_stages: 0,
         };
-        for (p, sim) in self.experiments.iter().zip(&sims) {
+        for (p, sim) in self.experiments.iter().zip(sims) {
             for (i, (m, over)) in p.stages.iter().enumerate() {
                 if *over {
                     continue;
@@ -349,10 +321,6 @@ impl Problem<'_> {
                 }
             }
         }
-        let k = self
-            .evaluations
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        (self.progress)(k + 1);
         out
     }
 
