@@ -208,9 +208,18 @@ fn complete_coefficients<'de, D: serde::Deserializer<'de>>(
 ) -> Result<Option<EngineCoefficients>, D::Error> {
     use serde::de::Error;
     let table = toml::Table::deserialize(d)?;
-    let coefficients: EngineCoefficients = toml::Value::Table(table.clone())
-        .try_into()
-        .map_err(|e: toml::de::Error| D::Error::custom(e.message()))?;
+    let coefficients: EngineCoefficients =
+        toml::Value::Table(table.clone())
+            .try_into()
+            .map_err(|e: toml::de::Error| {
+                let message = e.message();
+                D::Error::custom(
+                    match predictor::exec::engine::coeffs::renamed_hint(message) {
+                        Some(hint) => format!("{message}; {hint}"),
+                        None => message.to_string(),
+                    },
+                )
+            })?;
     let missing: Vec<&str> = predictor::exec::engine::coeffs::COEFFICIENTS
         .iter()
         .map(|c| c.name)
@@ -831,6 +840,13 @@ mod tests {
         let unknown = text.replace("frontend_ms = ", "front_end_ms = ");
         let e = SimConfig::from_toml(&unknown).unwrap_err().to_string();
         assert!(e.contains("front_end_ms"), "{e}");
+        // a replaced key says how to convert it
+        let old = text.replace("moe_bandwidth_ratio = ", "moe_bandwidth = ");
+        let e = SimConfig::from_toml(&old).unwrap_err().to_string();
+        assert!(
+            e.contains("moe_bandwidth_ratio = moe_bandwidth / gemm_bandwidth"),
+            "{e}"
+        );
         // TOML's nan reaches the range check, which names the key
         let nan = SimConfig::from_toml(&text.replace("cpu_step_us = 600.0", "cpu_step_us = nan"))
             .unwrap();

@@ -87,12 +87,18 @@ pub enum CalibrationError {
 impl Calibration {
     /// Parses a calibration file's text (`path` names it in errors) and checks every value.
     pub fn parse(path: &str, text: &str) -> Result<Self, CalibrationError> {
-        let c: Calibration = toml::from_str(text).map_err(|e| CalibrationError::Invalid {
-            path: path.to_string(),
-            why: format!(
-                "{}\na calibration file has [calibration] (engine, device, fitted_on, command, stages, e2e_mean_abs_error, ttft_mean_abs_error), an optional [engine] and [coefficients]; `simulator calibrate` writes one (docs/calibration.md)",
-                e.to_string().trim_end()
-            ),
+        let c: Calibration = toml::from_str(text).map_err(|e| {
+            let message = e.to_string();
+            CalibrationError::Invalid {
+                path: path.to_string(),
+                why: format!(
+                    "{}\n{}",
+                    message.trim_end(),
+                    super::coeffs::renamed_hint(&message).unwrap_or(
+                        "a calibration file has [calibration] (engine, device, fitted_on, command, stages, e2e_mean_abs_error, ttft_mean_abs_error), an optional [engine] and [coefficients]; `simulator calibrate` writes one (docs/calibration.md)"
+                    )
+                ),
+            }
         })?;
         c.coefficients
             .validate()
@@ -188,6 +194,16 @@ mod tests {
         let text = c.to_toml();
         assert_eq!(Calibration::parse("x.toml", &text).unwrap(), c);
         assert_eq!(c.name(), "vllm-0.15.1/h100");
+        // a file written before `moe_bandwidth` was replaced: the error says how to convert it
+        let old = text.replace("moe_bandwidth_ratio = ", "moe_bandwidth = ");
+        let e = Calibration::parse("old.toml", &old)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("old.toml")
+                && e.contains("moe_bandwidth_ratio = moe_bandwidth / gemm_bandwidth"),
+            "{e}"
+        );
         let bad = text.replace("gemm_bandwidth = 0.8", "gemm_bandwidth = -1.0");
         let e = Calibration::parse("x.toml", &bad).unwrap_err().to_string();
         assert!(

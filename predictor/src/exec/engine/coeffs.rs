@@ -195,6 +195,20 @@ pub const COEFFICIENTS: &[CoefInfo] = &[
     coef!(multimodal_reserve_gib, "GiB", 0.0, 64.0, false),
 ];
 
+/// Coefficients that were replaced, each with how to convert a file that still has it.
+pub const RENAMED: &[(&str, &str)] = &[(
+    "moe_bandwidth",
+    "`moe_bandwidth` was replaced by `moe_bandwidth_ratio` (December 2026), the MoE kernel's bandwidth as a multiple of `gemm_bandwidth`: write moe_bandwidth_ratio = moe_bandwidth / gemm_bandwidth, or 1 to let it follow gemm_bandwidth",
+)];
+
+/// How to convert a file whose parse error `message` names a replaced coefficient ([`RENAMED`]).
+pub fn renamed_hint(message: &str) -> Option<&'static str> {
+    RENAMED
+        .iter()
+        .find(|(old, _)| message.contains(&format!("unknown field `{old}`")))
+        .map(|(_, hint)| *hint)
+}
+
 /// The coefficient named `name`.
 pub fn coef_info(name: &str) -> Option<&'static CoefInfo> {
     COEFFICIENTS.iter().find(|c| c.name == name)
@@ -243,5 +257,17 @@ mod tests {
         assert!(why.contains("NaN"), "{why}");
         bad.gemm_bandwidth = 1.5;
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn a_replaced_coefficient_gets_its_conversion() {
+        let e = toml::from_str::<EngineCoefficients>("moe_bandwidth = 0.8\n").unwrap_err();
+        let hint = renamed_hint(&e.to_string()).expect("a hint for moe_bandwidth");
+        assert!(hint.contains("moe_bandwidth_ratio = moe_bandwidth / gemm_bandwidth"));
+        for (old, _) in RENAMED {
+            assert!(coef_info(old).is_none(), "{old} is still a coefficient");
+        }
+        let other = toml::from_str::<EngineCoefficients>("nope = 1\n").unwrap_err();
+        assert_eq!(renamed_hint(&other.to_string()), None);
     }
 }
