@@ -246,8 +246,6 @@ pub struct Residuals {
     pub r: Vec<f64>,
     /// Weight of each entry (0 where the metric is missing or the experiment failed).
     pub w: Vec<f64>,
-    /// Whether the experiment of each entry failed to simulate.
-    pub failed: Vec<bool>,
     /// Non-overloaded stages.
     pub stages: usize,
     /// Failed non-overloaded stages.
@@ -289,7 +287,6 @@ impl Problem<'_> {
         let mut out = Residuals {
             r: Vec::new(),
             w: Vec::new(),
-            failed: Vec::new(),
             stages: 0,
             failed_stages: 0,
         };
@@ -304,7 +301,6 @@ impl Problem<'_> {
                     for _ in WEIGHTS {
                         out.r.push(0.0);
                         out.w.push(0.0);
-                        out.failed.push(true);
                     }
                     continue;
                 };
@@ -317,7 +313,6 @@ impl Problem<'_> {
                     };
                     out.r.push(r);
                     out.w.push(w);
-                    out.failed.push(false);
                 }
             }
         }
@@ -380,8 +375,9 @@ pub fn levenberg_marquardt(
                 continue;
             }
             let omega = res.w[i] / (1.0 + (res.r[i] / DELTA).powi(2)).sqrt() / n;
+            // An entry weighed here has weight 0 in a column only where that simulation failed.
             for (j, col) in columns.iter().enumerate() {
-                row[j] = if col.failed[i] {
+                row[j] = if col.w[i] == 0.0 {
                     0.0
                 } else {
                     (col.r[i] - res.r[i]) / JACOBIAN_STEP
@@ -608,7 +604,6 @@ mod tests {
         let res = Residuals {
             r: vec![0.1, -0.2, 0.0, 0.0],
             w: vec![1.0, 0.5, 0.0, 0.0],
-            failed: vec![false, false, true, true],
             stages: 2,
             failed_stages: 1,
         };

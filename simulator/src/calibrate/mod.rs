@@ -284,14 +284,11 @@ fn fit_all(
     start: EngineCoefficients,
     fitted: &[&'static predictor::exec::engine::coeffs::CoefInfo],
     shape: &SimShape,
-    pass: Pass,
+    iters: Iterations,
+    refine: bool,
     progress: &ProgressBar,
 ) -> Result<(EngineCoefficients, f64)> {
-    let Pass {
-        max_iters,
-        refine,
-        optimizer,
-    } = pass;
+    let max_iters = iters.of(refine);
     let start = fit_memory(exps, &start);
     let on_eval = |k: u64| progress.set_position(k);
     let problem = Problem {
@@ -303,23 +300,12 @@ fn fit_all(
         progress: &on_eval,
         evaluations: AtomicU64::new(0),
     };
-    let found = match (optimizer, refine) {
+    let found = match (iters.optimizer, refine) {
         (fit::Optimizer::Lm, _) => fit::levenberg_marquardt(problem, max_iters),
         (fit::Optimizer::NelderMead, true) => fit::refine(problem, max_iters),
         (fit::Optimizer::NelderMead, false) => fit::fit(problem, max_iters),
     };
     found.map_err(|e| anyhow::anyhow!("the fit failed: {e}"))
-}
-
-/// One optimizer run of [`fit_all`].
-#[derive(Debug, Clone, Copy)]
-struct Pass {
-    /// Largest number of iterations.
-    max_iters: u64,
-    /// The second fit, from a converged point (with Nelder–Mead: a smaller simplex, no restarts).
-    refine: bool,
-    /// The optimizer.
-    optimizer: fit::Optimizer,
 }
 
 /// Optimizer iterations of the two fits of [`fit_refined`].
@@ -334,10 +320,20 @@ struct Iterations {
 }
 
 impl Iterations {
-    /// Simulations of a fit of `iters` iterations of `fitted` coefficients, for progress bars
-    /// (an estimate: Nelder–Mead takes one or two per iteration, Levenberg–Marquardt one per
+    /// The iterations of the second fit (`refine`) or of the first.
+    fn of(&self, refine: bool) -> u64 {
+        if refine {
+            self.refine
+        } else {
+            self.first
+        }
+    }
+
+    /// Simulations of the first or second fit of `fitted` coefficients, for progress bars (an
+    /// estimate: Nelder–Mead takes one or two per iteration, Levenberg–Marquardt one per
     /// coefficient and one or more for the step).
-    fn evaluations(&self, iters: u64, fitted: usize) -> u64 {
+    fn evaluations(&self, refine: bool, fitted: usize) -> u64 {
+        let iters = self.of(refine);
         match self.optimizer {
             fit::Optimizer::Lm => iters * (fitted as u64 + 2) + 1,
             fit::Optimizer::NelderMead => iters * 2,
@@ -368,19 +364,8 @@ fn fit_refined(
     what: &str,
 ) -> Result<Refined> {
     use rayon::prelude::*;
-    let pb = bar(quiet, iters.evaluations(iters.first, fitted.len()), what);
-    let (c, loss) = fit_all(
-        exps,
-        start,
-        fitted,
-        shape,
-        Pass {
-            max_iters: iters.first,
-            refine: false,
-            optimizer: iters.optimizer,
-        },
-        &pb,
-    )?;
+    let pb = bar(quiet, iters.evaluations(false, fitted.len()), what);
+    let (c, loss) = fit_all(exps, start, fitted, shape, iters, false, &pb)?;
     pb.finish_and_clear();
     let mut out = Refined {
         coefficients: c,
@@ -418,21 +403,10 @@ fn fit_refined(
         .collect();
     let pb = bar(
         quiet,
-        iters.evaluations(iters.refine, fitted.len()),
+        iters.evaluations(true, fitted.len()),
         &format!("{what} (whole stages)"),
     );
-    let (c, loss) = fit_all(
-        &refined,
-        c,
-        fitted,
-        shape,
-        Pass {
-            max_iters: iters.refine,
-            refine: true,
-            optimizer: iters.optimizer,
-        },
-        &pb,
-    )?;
+    let (c, loss) = fit_all(&refined, c, fitted, shape, iters, true, &pb)?;
     pb.finish_and_clear();
     out.coefficients = c;
     out.loss = loss;
@@ -628,7 +602,7 @@ pub fn main(a: &CalibrateArgs) -> Result<()> {
     }
     let mut cv_note = None;
     if a.cross_validate {
-        let cv = cross_validate(
+        let (cv, folds) = cross_validate(
             exps,
             start,
             &fitted,
@@ -637,7 +611,6 @@ pub fn main(a: &CalibrateArgs) -> Result<()> {
             iters,
             a.quiet,
         )?;
-        let (cv, folds) = cv;
         let path = a.out.with_extension("cv.md");
         files.add(
             path.clone(),
@@ -690,20 +663,11 @@ fn folds_markdown(
     for (family, c) in folds {
         let _ = write!(s, "| {family} |");
         for info in fitted {
-            let _ = write!(s, " {} |", significant((info.get)(c)));
+            let _ = write!(s, " {} |", crate::report::html::num((info.get)(c)));
         }
         s.push('\n');
     }
     s
-}
-
-/// `v` with four significant digits.
-fn significant(v: f64) -> String {
-    if v == 0.0 || !v.is_finite() {
-        return format!("{v}");
-    }
-    let digits = (3 - v.abs().log10().floor() as i32).max(0) as usize;
-    format!("{v:.digits$}")
 }
 
 /// Fits once per model family with that family held out, and evaluates the held-out family.

